@@ -1,0 +1,19 @@
+"""Artifact I/O shared by every stage: one trajectory reader and writer, one table
+writer, atomic writes and provenance."""
+
+from cgpipe.io.atomic import atomic_output
+from cgpipe.io.provenance import Provenance, read_provenance, sha256sum
+from cgpipe.io.tables import read_table, write_table
+from cgpipe.io.trajectory import TrajectoryData, read_trajectory, write_trajectory
+
+__all__ = [
+    "Provenance",
+    "TrajectoryData",
+    "atomic_output",
+    "read_provenance",
+    "read_table",
+    "read_trajectory",
+    "sha256sum",
+    "write_table",
+    "write_trajectory",
+]
