@@ -138,9 +138,20 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
         import torch
 
         text = torch.load(path, map_location="cpu", weights_only=True).get(keys.PROVENANCE)
-    elif suffix in (".html", ".png", ".json"):
-        sidecar = path.with_name(path.name + ".provenance.json")
-        text = sidecar.read_text() if sidecar.exists() else None
+    elif suffix == ".png":
+        from PIL import Image
+
+        with Image.open(path) as image:
+            text = image.text.get(keys.PARQUET_PROVENANCE_KEY.decode())
+    elif suffix == ".html":
+        import re
+
+        found = re.search(
+            r'<script type="application/json" id="provenance">(.*?)</script>',
+            path.read_text(),
+            re.DOTALL,
+        )
+        text = found.group(1) if found else None
     else:
         raise ValueError(f"{path}: no provenance reader for files ending in {suffix!r}")
     if text is None:

@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 import time
-import zlib
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ import openmm.unit as unit
 from tqdm import tqdm
 
 from cgpipe.io import Provenance, TrajectoryData, write_trajectory
+from cgpipe.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -69,12 +69,6 @@ def choose_platform(name: str | None = None) -> openmm.Platform:
     raise RuntimeError("no OpenMM platform available")
 
 
-def trajectory_seed(master_seed: int, system: str, index: int) -> int:
-    """A per-trajectory seed in [1, 2**31 - 1] (OpenMM treats 0 as 'pick at random')."""
-    state = np.random.SeedSequence([master_seed, zlib.crc32(system.encode()), index])
-    return int(state.generate_state(1)[0] % (2**31 - 2)) + 1
-
-
 def generate_trajectory(
     structure: str,
     output: str | os.PathLike[str],
@@ -112,7 +106,7 @@ def generate_trajectory(
         )
     except ValueError as error:
         raise ValueError(f"{path}: force field {params['forcefield']} cannot build it: {error}") from error
-    seed = trajectory_seed(master_seed, system, index)
+    seed = derive_seed(master_seed, "reference", system, index)
     integrator = openmm.LangevinMiddleIntegrator(
         temperature * unit.kelvin,
         params["friction"] / unit.picosecond,

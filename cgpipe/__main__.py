@@ -1,0 +1,3 @@
+from cgpipe.cli import app
+
+app(prog_name="cgpipe")

@@ -1,0 +1,212 @@
+"""The ``cgpipe`` command line: one command per workflow stage.
+
+Every Snakemake rule calls one of these, and each runs without Snakemake too. The
+``--config`` option takes a YAML file or a JSON object (as the workflow passes a rule's
+sections); missing keys take the schema's defaults.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cgpipe.config import load_config
+from cgpipe.seeds import derive_seed
+
+app = typer.Typer(
+    help="Machine-learned coarse-grained force fields: one command per workflow stage.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+ConfigOption = Annotated[str, typer.Option("--config", help="YAML file or JSON object.")]
+ThreadsOption = Annotated[int, typer.Option(help="CPU threads.")]
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def reference(
+    structure: Annotated[str, typer.Option(help="PDB/mmCIF path or package:relative/path.")],
+    system: Annotated[str, typer.Option(help="System name.")],
+    index: Annotated[int, typer.Option(help="Trajectory number.")],
+    output: Annotated[Path, typer.Option(help="Trajectory HDF5 to write.")],
+    config: ConfigOption = "{}",
+    threads: ThreadsOption = 1,
+    platform: Annotated[str | None, typer.Option(help="OpenMM platform (default: fastest).")] = None,
+) -> None:
+    """Generate one all-atom reference trajectory with positions and forces."""
+    from cgpipe.reference import generate_trajectory
+
+    cfg = load_config(config)
+    generate_trajectory(
+        structure, output, system=system, index=index, temperature=cfg["temperature"],
+        params=cfg["reference"], master_seed=cfg["seed"], threads=threads, platform_name=platform,
+    )
+
+
+@app.command()
+def mapping(
+    reference: Annotated[Path, typer.Option(help="A reference trajectory (for its topology).")],
+    name: Annotated[str, typer.Option("--mapping", help="Mapping name (backbone, calpha).")],
+    output: Annotated[Path, typer.Option(help="Mapping Parquet to write.")],
+    config: ConfigOption = "{}",
+) -> None:
+    """Build a CG mapping on the reference topology."""
+    from cgpipe.io import Provenance, read_trajectory
+    from cgpipe.mapping import build_fixed_mapping, write_mapping
+
+    cfg = load_config(config)
+    topology = read_trajectory(reference, stride=10**9).topology
+    built = build_fixed_mapping(name, topology, cfg["mapping"]["hydrogens_follow_heavy_atom"])
+    write_mapping(output, built, Provenance("mapping", {"mapping": name, **cfg["mapping"]}, [reference]))
+
+
+@app.command()
+def forces(
+    references: Annotated[list[Path], typer.Argument(help="Reference trajectories, in order.")],
+    mapping_path: Annotated[Path, typer.Option("--mapping", help="Mapping Parquet.")],
+    output: Annotated[Path, typer.Option(help="CG HDF5 to write.")],
+    config: ConfigOption = "{}",
+) -> None:
+    """Project all-atom positions and forces to CG, every trajectory into one file."""
+    from cgpipe.forces import project
+    from cgpipe.io import Provenance, TrajectoryData, read_trajectory, write_trajectory
+    from cgpipe.mapping import read_mapping
+
+    cfg = load_config(config)
+    mapped = read_mapping(mapping_path)
+    parts = []
+    for path in references:
+        try:
+            parts.append(project(read_trajectory(path), mapped))
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from error
+    combined = TrajectoryData.concatenate(parts)
+    provenance = Provenance(
+        "forces", {**cfg["forces"], "trajectories": [str(p) for p in references]},
+        [mapping_path, *references],
+    )
+    write_trajectory(output, combined, provenance)
+
+
+@app.command()
+def train(
+    cg: Annotated[Path, typer.Option(help="CG HDF5 with forces.")],
+    mapping_path: Annotated[Path, typer.Option("--mapping", help="Mapping Parquet.")],
+    model: Annotated[str, typer.Option(help="Model name (cgschnet, prior).")],
+    fold: Annotated[int, typer.Option(help="Cross-validation fold.")],
+    output_dir: Annotated[Path, typer.Option(help="Folder for model.pt and losses.parquet.")],
+    config: ConfigOption = "{}",
+    threads: ThreadsOption = 1,
+) -> None:
+    """Train one model on one cross-validation fold by force matching."""
+    from cgpipe.train import train_fold
+
+    cfg = load_config(config)
+    train_fold(
+        cg, mapping_path, output_dir, model_name=model, fold=fold, temperature=cfg["temperature"],
+        params=cfg["train"], seed=derive_seed(cfg["seed"], "train", cg.parent.name, cg.stem, model, fold),
+        threads=threads,
+    )
+
+
+@app.command()
+def simulate(
+    model_path: Annotated[Path, typer.Option("--model-file", help="Model checkpoint.")],
+    cg: Annotated[Path, typer.Option(help="CG HDF5 (held-out frames start the replicas).")],
+    mapping_path: Annotated[Path, typer.Option("--mapping", help="Mapping Parquet.")],
+    fold: Annotated[int, typer.Option(help="Cross-validation fold of the model.")],
+    output_dir: Annotated[Path, typer.Option(help="Folder for traj.h5 and health.parquet.")],
+    config: ConfigOption = "{}",
+    threads: ThreadsOption = 1,
+) -> None:
+    """Run batched Langevin replicas with a trained model."""
+    from cgpipe.simulate import simulate_fold
+
+    cfg = load_config(config)
+    simulate_fold(
+        model_path, cg, mapping_path, output_dir, fold=fold, n_folds=cfg["train"]["n_folds"],
+        temperature=cfg["temperature"], params=cfg["simulate"],
+        seed=derive_seed(
+            cfg["seed"], "simulate", cg.parent.name, cg.stem, model_path.parent.parent.name, fold
+        ),
+        threads=threads,
+    )
+
+
+@app.command()
+def backmap(
+    references: Annotated[list[Path], typer.Argument(help="Reference trajectories, in order.")],
+    simulation: Annotated[Path, typer.Option(help="CG trajectory to backmap.")],
+    mapping_path: Annotated[Path, typer.Option("--mapping", help="Mapping Parquet.")],
+    fold: Annotated[int, typer.Option(help="Cross-validation fold (templates from its training set).")],
+    output_dir: Annotated[Path, typer.Option(help="Folder for traj.h5 and backmap.parquet.")],
+    config: ConfigOption = "{}",
+) -> None:
+    """Map a CG trajectory back to all atoms."""
+    from cgpipe.backmap import backmap_fold
+
+    cfg = load_config(config)
+    backmap_fold(
+        simulation, [str(p) for p in references], mapping_path, output_dir, fold=fold,
+        n_folds=cfg["train"]["n_folds"], params=cfg["backmap"],
+    )
+
+
+@app.command()
+def evaluate(
+    cg: Annotated[Path, typer.Option(help="CG HDF5 of the reference.")],
+    system: Annotated[str, typer.Option(help="System name.")],
+    mapping_name: Annotated[str, typer.Option("--mapping", help="Mapping name.")],
+    model: Annotated[str, typer.Option(help="Model name.")],
+    train_dir: Annotated[list[Path], typer.Option(help="Per fold, in order: training folder.")],
+    simulate_dir: Annotated[list[Path], typer.Option(help="Per fold: simulation folder.")],
+    backmap_dir: Annotated[list[Path], typer.Option(help="Per fold: backmapping folder.")],
+    output_dir: Annotated[Path, typer.Option(help="Folder for metrics.parquet and fes.png.")],
+    config: ConfigOption = "{}",
+) -> None:
+    """Score every fold of one model against the reference."""
+    from cgpipe.evaluate import evaluate_model
+
+    cfg = load_config(config)
+    if not len(train_dir) == len(simulate_dir) == len(backmap_dir):
+        raise typer.BadParameter("give one --train-dir, --simulate-dir and --backmap-dir per fold")
+    folds = [
+        {
+            "model": str(t / "model.pt"),
+            "traj": str(s / "traj.h5"),
+            "health": str(s / "health.parquet"),
+            "backmap": str(b / "backmap.parquet"),
+        }
+        for t, s, b in zip(train_dir, simulate_dir, backmap_dir, strict=True)
+    ]
+    evaluate_model(
+        cg, folds, output_dir, system=system, mapping=mapping_name, model_name=model,
+        n_folds=cfg["train"]["n_folds"], temperature=cfg["temperature"], params=cfg["evaluate"],
+    )
+
+
+@app.command()
+def report(
+    output: Annotated[Path, typer.Option(help="HTML page to write.")],
+    metrics: Annotated[list[Path], typer.Option(help="metrics.parquet of each model.")],
+    fes: Annotated[list[Path], typer.Option(help="fes.png of each model, same order.")],
+) -> None:
+    """Write the self-contained HTML report."""
+    from cgpipe.report import write_report
+
+    write_report(output, [str(m) for m in metrics], [str(f) for f in fes])
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,156 @@
+"""The evaluation stage for one model: metrics table and free-energy surface plot."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mdtraj as md  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from cgpipe import keys  # noqa: E402
+from cgpipe.evaluate.divergence import (  # noqa: E402
+    free_energy,
+    histogram_2d,
+    js_divergence,
+    kl_divergence,
+)
+from cgpipe.io import (  # noqa: E402
+    Provenance,
+    TrajectoryData,
+    atomic_output,
+    read_table,
+    read_trajectory,
+    write_table,
+)
+from cgpipe.models import CGModel, load_model  # noqa: E402
+from cgpipe.train.folds import split_frames  # noqa: E402
+from cgpipe.train.force_matching import force_rmse  # noqa: E402
+from cgpipe.units import thermal_energy  # noqa: E402
+
+_HELDOUT_FRAMES = 5000
+
+
+def phi_psi(data: TrajectoryData) -> np.ndarray:
+    """[n_frames, 2] (phi, psi) in rad of the first residue with both angles defined.
+
+    Works on all-atom and on CG topologies that keep the backbone atoms' names.
+    """
+    trajectory = data.to_mdtraj()
+    phi_atoms, phi = md.compute_phi(trajectory)
+    psi_atoms, psi = md.compute_psi(trajectory)
+    if not len(phi_atoms) or not len(psi_atoms):
+        raise ValueError("the topology has no phi/psi dihedral (backbone atoms C, N, CA, C, N)")
+    # phi of residue i is (C[i-1], N[i], CA[i], C[i]); psi of residue i is (N[i], CA[i], C[i], N[i+1]).
+    phi_by_ca = {int(a[2]): k for k, a in enumerate(phi_atoms)}
+    for k, atoms in enumerate(psi_atoms):
+        if int(atoms[1]) in phi_by_ca:
+            return np.stack([phi[:, phi_by_ca[int(atoms[1])]], psi[:, k]], axis=1)
+    raise ValueError("no residue has both phi and psi defined")
+
+
+def _heldout_rmse(model: CGModel, reference: TrajectoryData, frames: np.ndarray) -> float:
+    positions = torch.as_tensor(reference.coordinates[frames], dtype=torch.float32)
+    forces = torch.as_tensor(reference.forces[frames], dtype=torch.float32)
+    return force_rmse(model, positions, forces)
+
+
+def _plot_fes(
+    path: Path, panels: list[tuple[str, np.ndarray]], kT: float, title: str, provenance: Provenance
+) -> None:
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    extent = (-180, 180, -180, 180)
+    levels = np.linspace(0, 8 * kT, 17)
+    for axis, (label, histogram) in zip(axes[0], panels, strict=True):
+        energy = free_energy(histogram, kT)
+        image = axis.imshow(
+            np.clip(energy, 0, levels[-1]).T, origin="lower", extent=extent, cmap="viridis_r",
+            vmin=0, vmax=levels[-1], interpolation="nearest",
+        )
+        axis.set_title(label, fontsize=9)
+        axis.set_xlabel("φ (deg)")
+        axis.set_xticks([-180, -90, 0, 90, 180])
+        axis.set_yticks([-180, -90, 0, 90, 180])
+    axes[0][0].set_ylabel("ψ (deg)")
+    figure.colorbar(image, ax=axes[0].tolist(), label="free energy (kJ/mol)", shrink=0.8)
+    figure.suptitle(title, fontsize=10)
+    with atomic_output(path) as tmp:
+        figure.savefig(
+            tmp, format="png", dpi=110, bbox_inches="tight",
+            metadata={keys.PARQUET_PROVENANCE_KEY.decode(): provenance.to_json()},
+        )
+    plt.close(figure)
+
+
+def evaluate_model(
+    cg_path: str | os.PathLike[str],
+    fold_dirs: list[dict[str, str]],
+    output_dir: str | os.PathLike[str],
+    *,
+    system: str,
+    mapping: str,
+    model_name: str,
+    n_folds: int,
+    temperature: float,
+    params: dict[str, Any],
+) -> pd.DataFrame:
+    """Score every fold of one model; write ``metrics.parquet`` and ``fes.png``.
+
+    ``fold_dirs[k]`` names fold k's ``model``, ``traj`` (CG simulation), ``health``
+    and ``backmap`` artifacts.
+    """
+    kT = thermal_energy(temperature)
+    bins, pseudo = params["bins"], params["pseudo_count"]
+    reference = read_trajectory(cg_path)
+    reference_angles = phi_psi(reference)
+    p_reference = histogram_2d(reference_angles, bins, pseudo)
+    labels = reference.trajectories
+    first_half = np.isin(reference.trajectory_index, labels[: max(1, len(labels) // 2)])
+    p_first = histogram_2d(reference_angles[first_half], bins, pseudo)
+    p_second = histogram_2d(reference_angles[~first_half], bins, pseudo)
+
+    rows: list[tuple[str, str, float]] = []
+    if (~first_half).any():
+        rows.append((keys.ALL_FOLDS, keys.JS_PHI_PSI_REFERENCE_HALVES, js_divergence(p_first, p_second)))
+        rows.append((keys.ALL_FOLDS, keys.KL_PHI_PSI_REFERENCE_HALVES, kl_divergence(p_first, p_second)))
+    panels = [(f"reference ({reference.n_frames} frames)", p_reference)]
+    inputs: list[str] = [os.fspath(cg_path)]
+    for fold, paths in enumerate(fold_dirs):
+        name = f"fold{fold}"
+        inputs += list(paths.values())
+        simulation = read_trajectory(paths["traj"])
+        if simulation.n_frames:
+            p_model = histogram_2d(phi_psi(simulation), bins, pseudo)
+            rows.append((name, keys.JS_PHI_PSI, js_divergence(p_reference, p_model)))
+            rows.append((name, keys.KL_PHI_PSI, kl_divergence(p_reference, p_model)))
+            panels.append((f"{model_name} {name}", p_model))
+        model = load_model(paths["model"])
+        _, held_out = split_frames(reference.trajectory_index, n_folds, fold)
+        held_out = held_out[np.linspace(0, len(held_out) - 1, min(len(held_out), _HELDOUT_FRAMES)).astype(int)]
+        rows.append((name, keys.FORCE_RMSE_HELDOUT, _heldout_rmse(model, reference, held_out)))
+        prior_only = CGModel(model.hparams["bead_types"], model.hparams["prior"], None)
+        rows.append((name, keys.FORCE_RMSE_HELDOUT_PRIOR, _heldout_rmse(prior_only, reference, held_out)))
+        health = read_table(paths["health"])
+        rows.append((name, keys.STABLE_FRACTION, float(health[keys.STABLE].mean())))
+        rows.append((name, keys.BACKMAP_CG_RMSD, float(read_table(paths["backmap"])["cg_rmsd"].mean())))
+
+    table = pd.DataFrame(rows, columns=[keys.FOLD, keys.METRIC, keys.VALUE])
+    table.insert(0, keys.MODEL, model_name)
+    table.insert(0, keys.MAPPING, mapping)
+    table.insert(0, keys.SYSTEM, system)
+    output_dir = Path(output_dir)
+    provenance = Provenance(
+        stage="evaluate",
+        config={"model": model_name, "n_folds": n_folds, "temperature": temperature, **params},
+        inputs=inputs,
+    )
+    write_table(output_dir / "metrics.parquet", table, provenance)
+    _plot_fes(output_dir / "fes.png", panels, kT, f"{system} / {mapping} / {model_name}: φ/ψ free energy", provenance)
+    return table

@@ -1,0 +1,43 @@
+"""Rigid-body superposition (Kabsch) on batches of frames."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def kabsch(mobile: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rotations and translations that best superimpose ``mobile`` on ``target``.
+
+    Parameters
+    ----------
+    mobile, target
+        [n_frames, n_points, 3].
+
+    Returns
+    -------
+    rotation, translation
+        [n_frames, 3, 3] and [n_frames, 3] such that ``mobile @ R^T + t`` fits ``target``
+        with the least squared deviation (proper rotations only, det R = +1).
+    """
+    mobile_centre = mobile.mean(axis=1, keepdims=True)
+    target_centre = target.mean(axis=1, keepdims=True)
+    covariance = np.einsum("fpi,fpj->fij", mobile - mobile_centre, target - target_centre)
+    u, _, vt = np.linalg.svd(covariance)
+    sign = np.sign(np.linalg.det(np.einsum("fij,fjk->fik", u, vt)))
+    correction = np.ones((len(mobile), 3))
+    correction[:, 2] = sign
+    rotation = np.einsum("fji,fj,fkj->fik", vt, correction, u)
+    translation = target_centre[:, 0] - np.einsum("fij,fj->fi", rotation, mobile_centre[:, 0])
+    return rotation, translation
+
+
+def superpose(
+    points: np.ndarray, rotation: np.ndarray, translation: np.ndarray
+) -> np.ndarray:
+    """Apply per-frame rigid transforms to points [n_frames, n_points, 3]."""
+    return np.einsum("fij,fpj->fpi", rotation, points) + translation[:, None, :]
+
+
+def rmsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """[n_frames] root-mean-square deviation between point sets [n_frames, n_points, 3]."""
+    return np.sqrt(((a - b) ** 2).sum(axis=-1).mean(axis=-1))

@@ -1,0 +1,95 @@
+"""The HTML report: one self-contained page across systems, mappings and models.
+
+Plots are embedded as base64 PNG, so the page can be mailed or archived alone. Each
+model gets its free-energy surfaces side by side (reference and every fold) and a
+table of metrics per fold with their mean and standard deviation across folds.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from cgpipe import keys
+from cgpipe.io import Provenance, atomic_output, read_table
+
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
+h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
+table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
+th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+img { max-width: 100%; } .note { color: #555; font-size: 0.9rem; }
+"""
+
+_NOTES = {
+    keys.JS_PHI_PSI: "Jensen-Shannon divergence (nats) of φ/ψ, CG vs all-atom reference",
+    keys.KL_PHI_PSI: "KL divergence D(ref ‖ CG) (nats) of φ/ψ",
+    keys.JS_PHI_PSI_REFERENCE_HALVES: "JS between two halves of the reference: the sampling noise floor",
+    keys.KL_PHI_PSI_REFERENCE_HALVES: "KL between two halves of the reference",
+    keys.FORCE_RMSE_HELDOUT: "force RMSE on held-out trajectories (kJ/mol/nm per component)",
+    keys.FORCE_RMSE_HELDOUT_PRIOR: "the same for the prior alone",
+    keys.STABLE_FRACTION: "fraction of CG replicas that never failed",
+    keys.BACKMAP_CG_RMSD: "mean CG-space RMSD (nm) of backmapped frames",
+}
+
+
+def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per metric: the value of every fold, and mean and std across folds."""
+    wide = metrics.pivot_table(index=keys.METRIC, columns=keys.FOLD, values=keys.VALUE, aggfunc="first")
+    folds = [c for c in wide.columns if c != keys.ALL_FOLDS]
+    wide["mean"] = wide[folds].mean(axis=1)
+    wide["std"] = wide[folds].std(axis=1, ddof=1)
+    if keys.ALL_FOLDS in wide.columns:
+        fold_independent = wide[keys.ALL_FOLDS].notna()
+        wide.loc[fold_independent, "mean"] = wide.loc[fold_independent, keys.ALL_FOLDS]
+        wide = wide.drop(columns=keys.ALL_FOLDS)
+    wide.insert(0, "description", [_NOTES.get(m, "") for m in wide.index])
+    return wide
+
+
+def _image(path: Path) -> str:
+    encoded = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{encoded}">'
+
+
+def write_report(
+    output: str | os.PathLike[str],
+    metrics_paths: list[str],
+    fes_paths: list[str],
+) -> None:
+    """Write the report page from every model's metrics table and FES plot (same order)."""
+    if len(metrics_paths) != len(fes_paths):
+        raise ValueError("need one FES plot per metrics table")
+    sections = []
+    for metrics_path, fes_path in zip(metrics_paths, fes_paths, strict=True):
+        metrics = read_table(metrics_path)
+        missing = set(keys.METRIC_COLUMNS) - set(metrics.columns)
+        if missing:
+            raise ValueError(f"{metrics_path}: metrics table lacks columns {sorted(missing)}")
+        first = metrics.iloc[0]
+        title = f"{first[keys.SYSTEM]} · {first[keys.MAPPING]} · {first[keys.MODEL]}"
+        table = summarise(metrics).to_html(float_format=lambda v: f"{v:.4g}", na_rep="")
+        sections.append(
+            f"<h2>{html.escape(title)}</h2>\n{_image(Path(fes_path))}\n{table}\n"
+            f'<p class="note">From {html.escape(metrics_path)}; mean and std over folds '
+            "(std with ddof=1).</p>"
+        )
+    provenance = Provenance(stage="report", inputs=[*metrics_paths, *fes_paths])
+    record = provenance.to_json().replace("</", "<\\/")
+    page = (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<title>cgpipe report</title>"
+        f"<style>{_STYLE}</style>"
+        f'<script type="application/json" id="provenance">{record}</script>'
+        "</head><body>\n<h1>cgpipe report</h1>\n"
+        '<p class="note">Free-energy surfaces F(φ, ψ) = −kT ln p in kJ/mol, reference (all-atom, '
+        "all trajectories) and the CG simulation of each cross-validation fold. Units: nm, ps, "
+        "kJ/mol.</p>\n" + "\n".join(sections) + "\n</body></html>\n"
+    )
+    with atomic_output(output) as tmp:
+        tmp.write_text(page)

@@ -1,0 +1,22 @@
+rule evaluate:
+    input:
+        unpack(get_evaluate_inputs),
+    output:
+        metrics="results/evaluate/{system}/{mapping}/{model}/metrics.parquet",
+        fes=report(
+            "results/evaluate/{system}/{mapping}/{model}/fes.png",
+            caption="../report/fes.rst",
+            category="Free-energy surfaces",
+        ),
+    params:
+        config=config_json("evaluate", "train"),
+        folds=get_evaluate_fold_args,
+        output_dir=subpath(output.metrics, parent=True),
+    log:
+        "logs/evaluate/{system}/{mapping}/{model}.log",
+    conda:
+        "../../envs/cgpipe.yaml"
+    shell:
+        "cgpipe evaluate --cg {input.cg:q} --system {wildcards.system}"
+        " --mapping {wildcards.mapping} --model {wildcards.model} {params.folds}"
+        " --output-dir {params.output_dir:q} --config {params.config:q} 2> {log:q}"

@@ -1,0 +1,15 @@
+rule forces:
+    input:
+        mapping="results/mapping/{system}/{mapping}.parquet",
+        references=get_reference_trajectories,
+    output:
+        "results/cg/{system}/{mapping}.h5",
+    params:
+        config=config_json("forces"),
+    log:
+        "logs/forces/{system}/{mapping}.log",
+    conda:
+        "../../envs/cgpipe.yaml"
+    shell:
+        "cgpipe forces {input.references:q} --mapping {input.mapping:q}"
+        " --output {output:q} --config {params.config:q} 2> {log:q}"

@@ -1,0 +1,14 @@
+rule mapping:
+    input:
+        "results/reference/{system}/traj_0.h5",
+    output:
+        "results/mapping/{system}/{mapping}.parquet",
+    params:
+        config=config_json("mapping"),
+    log:
+        "logs/mapping/{system}/{mapping}.log",
+    conda:
+        "../../envs/cgpipe.yaml"
+    shell:
+        "cgpipe mapping --reference {input:q} --mapping {wildcards.mapping}"
+        " --output {output:q} --config {params.config:q} 2> {log:q}"
