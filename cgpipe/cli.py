@@ -42,15 +42,24 @@ def reference(
     output: Annotated[Path, typer.Option(help="Trajectory HDF5 to write.")],
     config: ConfigOption = "{}",
     threads: ThreadsOption = 1,
-    platform: Annotated[str | None, typer.Option(help="OpenMM platform (default: fastest).")] = None,
+    platform: Annotated[
+        str | None, typer.Option(help="OpenMM platform (default: fastest).")
+    ] = None,
 ) -> None:
     """Generate one all-atom reference trajectory with positions and forces."""
     from cgpipe.reference import generate_trajectory
 
     cfg = load_config(config)
     generate_trajectory(
-        structure, output, system=system, index=index, temperature=cfg["temperature"],
-        params=cfg["reference"], master_seed=cfg["seed"], threads=threads, platform_name=platform,
+        structure,
+        output,
+        system=system,
+        index=index,
+        temperature=cfg["temperature"],
+        params=cfg["reference"],
+        master_seed=cfg["seed"],
+        threads=threads,
+        platform_name=platform,
     )
 
 
@@ -68,7 +77,9 @@ def mapping(
     cfg = load_config(config)
     topology = read_trajectory(reference, stride=10**9).topology
     built = build_fixed_mapping(name, topology, cfg["mapping"]["hydrogens_follow_heavy_atom"])
-    write_mapping(output, built, Provenance("mapping", {"mapping": name, **cfg["mapping"]}, [reference]))
+    write_mapping(
+        output, built, Provenance("mapping", {"mapping": name, **cfg["mapping"]}, [reference])
+    )
 
 
 @app.command()
@@ -93,7 +104,8 @@ def forces(
             raise ValueError(f"{path}: {error}") from error
     combined = TrajectoryData.concatenate(parts)
     provenance = Provenance(
-        "forces", {**cfg["forces"], "trajectories": [str(p) for p in references]},
+        "forces",
+        {**cfg["forces"], "trajectories": [str(p) for p in references]},
         [mapping_path, *references],
     )
     write_trajectory(output, combined, provenance)
@@ -114,8 +126,14 @@ def train(
 
     cfg = load_config(config)
     train_fold(
-        cg, mapping_path, output_dir, model_name=model, fold=fold, temperature=cfg["temperature"],
-        params=cfg["train"], seed=derive_seed(cfg["seed"], "train", cg.parent.name, cg.stem, model, fold),
+        cg,
+        mapping_path,
+        output_dir,
+        model_name=model,
+        fold=fold,
+        temperature=cfg["temperature"],
+        params=cfg["train"],
+        seed=derive_seed(cfg["seed"], "train", cg.parent.name, cg.stem, model, fold),
         threads=threads,
     )
 
@@ -135,8 +153,14 @@ def simulate(
 
     cfg = load_config(config)
     simulate_fold(
-        model_path, cg, mapping_path, output_dir, fold=fold, n_folds=cfg["train"]["n_folds"],
-        temperature=cfg["temperature"], params=cfg["simulate"],
+        model_path,
+        cg,
+        mapping_path,
+        output_dir,
+        fold=fold,
+        n_folds=cfg["train"]["n_folds"],
+        temperature=cfg["temperature"],
+        params=cfg["simulate"],
         seed=derive_seed(
             cfg["seed"], "simulate", cg.parent.name, cg.stem, model_path.parent.parent.name, fold
         ),
@@ -149,7 +173,9 @@ def backmap(
     references: Annotated[list[Path], typer.Argument(help="Reference trajectories, in order.")],
     simulation: Annotated[Path, typer.Option(help="CG trajectory to backmap.")],
     mapping_path: Annotated[Path, typer.Option("--mapping", help="Mapping Parquet.")],
-    fold: Annotated[int, typer.Option(help="Cross-validation fold (templates from its training set).")],
+    fold: Annotated[
+        int, typer.Option(help="Cross-validation fold (templates from its training set).")
+    ],
     output_dir: Annotated[Path, typer.Option(help="Folder for traj.h5 and backmap.parquet.")],
     config: ConfigOption = "{}",
 ) -> None:
@@ -158,8 +184,13 @@ def backmap(
 
     cfg = load_config(config)
     backmap_fold(
-        simulation, [str(p) for p in references], mapping_path, output_dir, fold=fold,
-        n_folds=cfg["train"]["n_folds"], params=cfg["backmap"],
+        simulation,
+        [str(p) for p in references],
+        mapping_path,
+        output_dir,
+        fold=fold,
+        n_folds=cfg["train"]["n_folds"],
+        params=cfg["backmap"],
     )
 
 
@@ -191,8 +222,15 @@ def evaluate(
         for t, s, b in zip(train_dir, simulate_dir, backmap_dir, strict=True)
     ]
     evaluate_model(
-        cg, folds, output_dir, system=system, mapping=mapping_name, model_name=model,
-        n_folds=cfg["train"]["n_folds"], temperature=cfg["temperature"], params=cfg["evaluate"],
+        cg,
+        folds,
+        output_dir,
+        system=system,
+        mapping=mapping_name,
+        model_name=model,
+        n_folds=cfg["train"]["n_folds"],
+        temperature=cfg["temperature"],
+        params=cfg["evaluate"],
     )
 
 

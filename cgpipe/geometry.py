@@ -31,9 +31,7 @@ def kabsch(mobile: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return rotation, translation
 
 
-def superpose(
-    points: np.ndarray, rotation: np.ndarray, translation: np.ndarray
-) -> np.ndarray:
+def superpose(points: np.ndarray, rotation: np.ndarray, translation: np.ndarray) -> np.ndarray:
     """Apply per-frame rigid transforms to points [n_frames, n_points, 3]."""
     return np.einsum("fij,fpj->fpi", rotation, points) + translation[:, None, :]
 

@@ -84,9 +84,12 @@ def backmap_fold(
     cg = read_trajectory(cg_trajectory_path, stride=params["stride"])
     if cg.topology.n_atoms != mapping.n_beads:
         raise ValueError(
-            f"{cg_trajectory_path} has {cg.topology.n_atoms} beads, {mapping_path} {mapping.n_beads}"
+            f"{cg_trajectory_path} has {cg.topology.n_atoms} beads, "
+            f"{mapping_path} {mapping.n_beads}"
         )
-    positions, template, cg_rmsd = backmap_nearest(cg.coordinates, templates, mapping.coordinate_map)
+    positions, template, cg_rmsd = backmap_nearest(
+        cg.coordinates, templates, mapping.coordinate_map
+    )
     output_dir = Path(output_dir)
     provenance = Provenance(
         stage="backmap",
@@ -95,7 +98,9 @@ def backmap_fold(
     )
     write_trajectory(
         output_dir / "traj.h5",
-        TrajectoryData(reference.topology, positions, cg.time, trajectory_index=cg.trajectory_index),
+        TrajectoryData(
+            reference.topology, positions, cg.time, trajectory_index=cg.trajectory_index
+        ),
         provenance,
     )
     write_table(

@@ -48,7 +48,8 @@ def phi_psi(data: TrajectoryData) -> np.ndarray:
     psi_atoms, psi = md.compute_psi(trajectory)
     if not len(phi_atoms) or not len(psi_atoms):
         raise ValueError("the topology has no phi/psi dihedral (backbone atoms C, N, CA, C, N)")
-    # phi of residue i is (C[i-1], N[i], CA[i], C[i]); psi of residue i is (N[i], CA[i], C[i], N[i+1]).
+    # phi of residue i is (C[i-1], N[i], CA[i], C[i]);
+    # psi of residue i is (N[i], CA[i], C[i], N[i+1]).
     phi_by_ca = {int(a[2]): k for k, a in enumerate(phi_atoms)}
     for k, atoms in enumerate(psi_atoms):
         if int(atoms[1]) in phi_by_ca:
@@ -71,8 +72,13 @@ def _plot_fes(
     for axis, (label, histogram) in zip(axes[0], panels, strict=True):
         energy = free_energy(histogram, kT)
         image = axis.imshow(
-            np.clip(energy, 0, levels[-1]).T, origin="lower", extent=extent, cmap="viridis_r",
-            vmin=0, vmax=levels[-1], interpolation="nearest",
+            np.clip(energy, 0, levels[-1]).T,
+            origin="lower",
+            extent=extent,
+            cmap="viridis_r",
+            vmin=0,
+            vmax=levels[-1],
+            interpolation="nearest",
         )
         axis.set_title(label, fontsize=9)
         axis.set_xlabel("φ (deg)")
@@ -83,7 +89,10 @@ def _plot_fes(
     figure.suptitle(title, fontsize=10)
     with atomic_output(path) as tmp:
         figure.savefig(
-            tmp, format="png", dpi=110, bbox_inches="tight",
+            tmp,
+            format="png",
+            dpi=110,
+            bbox_inches="tight",
             metadata={keys.PARQUET_PROVENANCE_KEY.decode(): provenance.to_json()},
         )
     plt.close(figure)
@@ -118,8 +127,12 @@ def evaluate_model(
 
     rows: list[tuple[str, str, float]] = []
     if (~first_half).any():
-        rows.append((keys.ALL_FOLDS, keys.JS_PHI_PSI_REFERENCE_HALVES, js_divergence(p_first, p_second)))
-        rows.append((keys.ALL_FOLDS, keys.KL_PHI_PSI_REFERENCE_HALVES, kl_divergence(p_first, p_second)))
+        rows.append(
+            (keys.ALL_FOLDS, keys.JS_PHI_PSI_REFERENCE_HALVES, js_divergence(p_first, p_second))
+        )
+        rows.append(
+            (keys.ALL_FOLDS, keys.KL_PHI_PSI_REFERENCE_HALVES, kl_divergence(p_first, p_second))
+        )
     panels = [(f"reference ({reference.n_frames} frames)", p_reference)]
     inputs: list[str] = [os.fspath(cg_path)]
     for fold, paths in enumerate(fold_dirs):
@@ -133,13 +146,19 @@ def evaluate_model(
             panels.append((f"{model_name} {name}", p_model))
         model = load_model(paths["model"])
         _, held_out = split_frames(reference.trajectory_index, n_folds, fold)
-        held_out = held_out[np.linspace(0, len(held_out) - 1, min(len(held_out), _HELDOUT_FRAMES)).astype(int)]
+        held_out = held_out[
+            np.linspace(0, len(held_out) - 1, min(len(held_out), _HELDOUT_FRAMES)).astype(int)
+        ]
         rows.append((name, keys.FORCE_RMSE_HELDOUT, _heldout_rmse(model, reference, held_out)))
         prior_only = CGModel(model.hparams["bead_types"], model.hparams["prior"], None)
-        rows.append((name, keys.FORCE_RMSE_HELDOUT_PRIOR, _heldout_rmse(prior_only, reference, held_out)))
+        rows.append(
+            (name, keys.FORCE_RMSE_HELDOUT_PRIOR, _heldout_rmse(prior_only, reference, held_out))
+        )
         health = read_table(paths["health"])
         rows.append((name, keys.STABLE_FRACTION, float(health[keys.STABLE].mean())))
-        rows.append((name, keys.BACKMAP_CG_RMSD, float(read_table(paths["backmap"])["cg_rmsd"].mean())))
+        rows.append(
+            (name, keys.BACKMAP_CG_RMSD, float(read_table(paths["backmap"])["cg_rmsd"].mean()))
+        )
 
     table = pd.DataFrame(rows, columns=[keys.FOLD, keys.METRIC, keys.VALUE])
     table.insert(0, keys.MODEL, model_name)
@@ -152,5 +171,11 @@ def evaluate_model(
         inputs=inputs,
     )
     write_table(output_dir / "metrics.parquet", table, provenance)
-    _plot_fes(output_dir / "fes.png", panels, kT, f"{system} / {mapping} / {model_name}: φ/ψ free energy", provenance)
+    _plot_fes(
+        output_dir / "fes.png",
+        panels,
+        kT,
+        f"{system} / {mapping} / {model_name}: φ/ψ free energy",
+        provenance,
+    )
     return table

@@ -66,7 +66,7 @@ class TrajectoryData:
         if self.coordinates.ndim != 3 or self.coordinates.shape[1:] != (self.topology.n_atoms, 3):
             raise ValueError(
                 f"coordinates have shape {self.coordinates.shape}, expected "
-                f"[n_frames, {self.topology.n_atoms}, 3] for the topology's {self.topology.n_atoms} atoms"
+                f"[n_frames, {self.topology.n_atoms}, 3] for the topology's atoms"
             )
         if self.time.shape != (n_frames,):
             raise ValueError(f"time has shape {self.time.shape}, expected ({n_frames},)")
@@ -148,7 +148,9 @@ def write_trajectory(
     _check_finite("coordinates", data.coordinates, path)
     if data.forces is not None:
         _check_finite("forces", data.forces, path)
-    topology_json = json.dumps(md.formats.HDF5TrajectoryFile.convert_topology_to_dict(data.topology))
+    topology_json = json.dumps(
+        md.formats.HDF5TrajectoryFile.convert_topology_to_dict(data.topology)
+    )
     with atomic_output(path) as tmp, h5py.File(tmp, "w") as handle:
         handle.attrs["conventions"] = "Pande"
         handle.attrs["conventionVersion"] = "1.1"
@@ -161,7 +163,9 @@ def write_trajectory(
         chunks = (min(max(data.n_frames, 1), 256), data.topology.n_atoms, 3)
         compression = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
         coordinates = handle.create_dataset(
-            keys.COORDINATES, data=data.coordinates, chunks=chunks if data.n_frames else None,
+            keys.COORDINATES,
+            data=data.coordinates,
+            chunks=chunks if data.n_frames else None,
             **(compression if data.n_frames else {}),
         )
         coordinates.attrs[keys.UNITS] = keys.UNIT_LENGTH
@@ -169,7 +173,9 @@ def write_trajectory(
         time.attrs[keys.UNITS] = keys.UNIT_TIME
         if data.forces is not None:
             forces = handle.create_dataset(
-                keys.FORCES, data=data.forces, chunks=chunks if data.n_frames else None,
+                keys.FORCES,
+                data=data.forces,
+                chunks=chunks if data.n_frames else None,
                 **(compression if data.n_frames else {}),
             )
             forces.attrs[keys.UNITS] = keys.UNIT_FORCE
@@ -226,7 +232,8 @@ def read_trajectory(path: str | os.PathLike[str], stride: int = 1) -> Trajectory
         provenance = json.loads(text) if text is not None else {}
     if coordinates.shape[1] != topology.n_atoms:
         raise ValueError(
-            f"{path}: topology has {topology.n_atoms} atoms but coordinates have {coordinates.shape[1]}"
+            f"{path}: topology has {topology.n_atoms} atoms but coordinates have "
+            f"{coordinates.shape[1]}"
         )
     _check_finite("coordinates", coordinates, path)
     if forces is not None:

@@ -68,8 +68,14 @@ class Mapping:
     @property
     def beads(self) -> pd.DataFrame:
         """The bead table, one row per bead."""
-        columns = [keys.BEAD_NAME, keys.BEAD_TYPE, keys.BEAD_MASS, keys.RESIDUE_INDEX,
-                   keys.RESIDUE_NAME, keys.RESIDUE_SEQ]
+        columns = [
+            keys.BEAD_NAME,
+            keys.BEAD_TYPE,
+            keys.BEAD_MASS,
+            keys.RESIDUE_INDEX,
+            keys.RESIDUE_NAME,
+            keys.RESIDUE_SEQ,
+        ]
         return self.table.groupby(keys.BEAD, sort=True)[columns].first()
 
     @property
@@ -168,10 +174,14 @@ def build_fixed_mapping(
     select, bond, type_by = FIXED_MAPPINGS[name]
     centres = select(topology)
     if len(centres) < 2:
-        raise ValueError(f"mapping {name!r}: the topology yields {len(centres)} beads, need at least 2")
+        raise ValueError(
+            f"mapping {name!r}: the topology yields {len(centres)} beads, need at least 2"
+        )
     atoms = list(topology.atoms)
     partners = _hydrogen_partners(topology) if hydrogens_follow_heavy_atom else {}
-    type_names = sorted({atoms[c].name if type_by == "atom_name" else atoms[c].residue.name for c in centres})
+    type_names = sorted(
+        {atoms[c].name if type_by == "atom_name" else atoms[c].residue.name for c in centres}
+    )
     rows = []
     cg = md.Topology()
     chains: dict[int, md.core.topology.Chain] = {}
@@ -183,18 +193,20 @@ def build_fixed_mapping(
         mass = float(sum(atoms[m].element.mass for m in members))
         type_name = atom.name if type_by == "atom_name" else residue.name
         for member in members:
-            rows.append({
-                keys.BEAD: bead,
-                keys.ATOM: member,
-                keys.WEIGHT: 1.0 if member == centre else 0.0,
-                keys.FORCE_WEIGHT: 1.0,
-                keys.BEAD_NAME: atom.name,
-                keys.BEAD_TYPE: type_names.index(type_name),
-                keys.BEAD_MASS: mass,
-                keys.RESIDUE_INDEX: residue.index,
-                keys.RESIDUE_NAME: residue.name,
-                keys.RESIDUE_SEQ: residue.resSeq,
-            })
+            rows.append(
+                {
+                    keys.BEAD: bead,
+                    keys.ATOM: member,
+                    keys.WEIGHT: 1.0 if member == centre else 0.0,
+                    keys.FORCE_WEIGHT: 1.0,
+                    keys.BEAD_NAME: atom.name,
+                    keys.BEAD_TYPE: type_names.index(type_name),
+                    keys.BEAD_MASS: mass,
+                    keys.RESIDUE_INDEX: residue.index,
+                    keys.RESIDUE_NAME: residue.name,
+                    keys.RESIDUE_SEQ: residue.resSeq,
+                }
+            )
         if residue.chain.index not in chains:
             chains[residue.chain.index] = cg.add_chain(chain_id=residue.chain.chain_id)
         if residue.index not in residues:
@@ -218,15 +230,17 @@ def write_mapping(path: str | os.PathLike[str], mapping: Mapping, provenance: Pr
 
     arrow = pa.Table.from_pandas(mapping.table, preserve_index=False)
     metadata = dict(arrow.schema.metadata or {})
-    metadata.update({
-        keys.PARQUET_PROVENANCE_KEY: provenance.to_json().encode(),
-        _CG_TOPOLOGY_KEY: json.dumps(
-            md.formats.HDF5TrajectoryFile.convert_topology_to_dict(mapping.topology)
-        ).encode(),
-        _N_ATOMS_KEY: str(mapping.n_atoms).encode(),
-        _NAME_KEY: mapping.name.encode(),
-        b"cgpipe.units": json.dumps({keys.BEAD_MASS: "amu"}).encode(),
-    })
+    metadata.update(
+        {
+            keys.PARQUET_PROVENANCE_KEY: provenance.to_json().encode(),
+            _CG_TOPOLOGY_KEY: json.dumps(
+                md.formats.HDF5TrajectoryFile.convert_topology_to_dict(mapping.topology)
+            ).encode(),
+            _N_ATOMS_KEY: str(mapping.n_atoms).encode(),
+            _NAME_KEY: mapping.name.encode(),
+            b"cgpipe.units": json.dumps({keys.BEAD_MASS: "amu"}).encode(),
+        }
+    )
     with atomic_output(path) as tmp:
         pq.write_table(arrow.replace_schema_metadata(metadata), tmp)
 

@@ -40,7 +40,9 @@ class CGModel(nn.Module):
     ) -> None:
         super().__init__()
         self.hparams = {"bead_types": list(map(int, bead_types)), "prior": prior, "schnet": schnet}
-        self.register_buffer("bead_types", torch.tensor(self.hparams["bead_types"], dtype=torch.long))
+        self.register_buffer(
+            "bead_types", torch.tensor(self.hparams["bead_types"], dtype=torch.long)
+        )
         self.prior = Prior(**prior)
         self.network = SchNet(**schnet) if schnet is not None else None
 
@@ -52,7 +54,8 @@ class CGModel(nn.Module):
         """Energies [n_frames] (kJ/mol) of positions [n_frames, n_beads, 3] (nm)."""
         if positions.shape[1:] != (self.n_beads, 3):
             raise ValueError(
-                f"positions have shape {tuple(positions.shape)}, model expects [*, {self.n_beads}, 3]"
+                f"positions have shape {tuple(positions.shape)}, "
+                f"model expects [*, {self.n_beads}, 3]"
             )
         energy = self.prior(positions)
         if self.network is not None:

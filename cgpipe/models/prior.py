@@ -39,9 +39,7 @@ def angle_triples(bonds: np.ndarray) -> np.ndarray:
         neighbours.setdefault(int(i), set()).add(int(j))
         neighbours.setdefault(int(j), set()).add(int(i))
     triples = [
-        (i, j, k)
-        for j in sorted(neighbours)
-        for i, k in combinations(sorted(neighbours[j]), 2)
+        (i, j, k) for j in sorted(neighbours) for i, k in combinations(sorted(neighbours[j]), 2)
     ]
     return np.array(triples, dtype=np.int64).reshape(-1, 3)
 
@@ -54,7 +52,9 @@ def nonbonded_pairs(n_beads: int, bonds: np.ndarray, exclusion: int = 2) -> np.n
         hops[i, j] = hops[j, i] = 1
     for k in range(n_beads):  # Floyd-Warshall; CG bead counts are small
         hops = np.minimum(hops, hops[:, [k]] + hops[[k], :])
-    pairs = [(i, j) for i in range(n_beads) for j in range(i + 1, n_beads) if hops[i, j] > exclusion]
+    pairs = [
+        (i, j) for i in range(n_beads) for j in range(i + 1, n_beads) if hops[i, j] > exclusion
+    ]
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)
 
 
@@ -131,7 +131,9 @@ class Prior(nn.Module):
         self.register_buffer("angles", torch.tensor(h["angles"], dtype=torch.long).reshape(-1, 3))
         self.register_buffer("angle_k", torch.tensor(h["angle_k"]))
         self.register_buffer("angle_theta0", torch.tensor(h["angle_theta0"]))
-        self.register_buffer("repulsion_pairs", torch.tensor(h["repulsion_pairs"], dtype=torch.long).reshape(-1, 2))
+        self.register_buffer(
+            "repulsion_pairs", torch.tensor(h["repulsion_pairs"], dtype=torch.long).reshape(-1, 2)
+        )
         self.register_buffer("repulsion_sigma", torch.tensor(h["repulsion_sigma"]))
         self.repulsion_epsilon = h["repulsion_epsilon"]
         self.repulsion_exponent = h["repulsion_exponent"]
@@ -166,19 +168,30 @@ def fit_prior(
     bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
     angles = angle_triples(bonds)
     pairs = nonbonded_pairs(x.shape[1], bonds)
-    bond_k, bond_r0 = boltzmann_inversion(
-        pair_distances(x, torch.as_tensor(bonds)).numpy(), kT, "bond", bins
-    ) if len(bonds) else (np.empty(0), np.empty(0))
-    angle_k, angle_theta0 = boltzmann_inversion(
-        bond_angles(x, torch.as_tensor(angles)).numpy(), kT, "angle", bins
-    ) if len(angles) else (np.empty(0), np.empty(0))
+    bond_k, bond_r0 = (
+        boltzmann_inversion(pair_distances(x, torch.as_tensor(bonds)).numpy(), kT, "bond", bins)
+        if len(bonds)
+        else (np.empty(0), np.empty(0))
+    )
+    angle_k, angle_theta0 = (
+        boltzmann_inversion(bond_angles(x, torch.as_tensor(angles)).numpy(), kT, "angle", bins)
+        if len(angles)
+        else (np.empty(0), np.empty(0))
+    )
     sigma = (
         np.quantile(pair_distances(x, torch.as_tensor(pairs)).numpy(), repulsion_quantile, axis=0)
         if len(pairs)
         else np.empty(0)
     )
     return Prior(
-        bonds.tolist(), bond_k.tolist(), bond_r0.tolist(),
-        angles.tolist(), angle_k.tolist(), angle_theta0.tolist(),
-        pairs.tolist(), sigma.tolist(), kT, repulsion_exponent,
+        bonds.tolist(),
+        bond_k.tolist(),
+        bond_r0.tolist(),
+        angles.tolist(),
+        angle_k.tolist(),
+        angle_theta0.tolist(),
+        pairs.tolist(),
+        sigma.tolist(),
+        kT,
+        repulsion_exponent,
     )

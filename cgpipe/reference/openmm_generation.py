@@ -22,7 +22,12 @@ from cgpipe.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
-_CONSTRAINTS = {"none": None, "HBonds": app.HBonds, "AllBonds": app.AllBonds, "HAngles": app.HAngles}
+_CONSTRAINTS = {
+    "none": None,
+    "HBonds": app.HBonds,
+    "AllBonds": app.AllBonds,
+    "HAngles": app.HAngles,
+}
 _PLATFORM_PREFERENCE = ("CUDA", "OpenCL", "CPU", "Reference")
 
 
@@ -46,10 +51,13 @@ def resolve_structure(spec: str) -> Path:
 
 
 def _load_structure(path: Path) -> tuple[app.Topology, Any]:
-    if path.suffix.lower() in (".cif", ".mmcif", ".pdbx"):
-        structure = app.PDBxFile(str(path))
-    else:
-        structure = app.PDBFile(str(path))
+    is_cif = path.suffix.lower() in (".cif", ".mmcif", ".pdbx")
+    if not is_cif and not any(line.startswith(("ATOM", "HETATM")) for line in open(path)):
+        raise ValueError(f"{path}: the structure holds no atoms (no ATOM or HETATM record)")
+    try:
+        structure = app.PDBxFile(str(path)) if is_cif else app.PDBFile(str(path))
+    except Exception as error:  # OpenMM's parsers raise assorted types on malformed files
+        raise ValueError(f"{path}: cannot read the structure ({error})") from error
     if structure.topology.getNumAtoms() == 0:
         raise ValueError(f"{path}: the structure holds no atoms")
     return structure.topology, structure.positions
@@ -58,7 +66,9 @@ def _load_structure(path: Path) -> tuple[app.Topology, Any]:
 def choose_platform(name: str | None = None) -> openmm.Platform:
     """The named OpenMM platform, or the fastest available (CUDA, OpenCL, CPU)."""
     name = name or os.environ.get("CGPIPE_OPENMM_PLATFORM")
-    available = [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+    available = [
+        openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())
+    ]
     if name:
         if name not in available:
             raise ValueError(f"OpenMM platform {name!r} is not available; have {available}")
@@ -105,7 +115,9 @@ def generate_trajectory(
             constraints=_CONSTRAINTS[params["constraints"]],
         )
     except ValueError as error:
-        raise ValueError(f"{path}: force field {params['forcefield']} cannot build it: {error}") from error
+        raise ValueError(
+            f"{path}: force field {params['forcefield']} cannot build it: {error}"
+        ) from error
     seed = derive_seed(master_seed, "reference", system, index)
     integrator = openmm.LangevinMiddleIntegrator(
         temperature * unit.kelvin,
@@ -125,12 +137,16 @@ def generate_trajectory(
     save_every = params["save_every"]
     n_frames = params["n_steps"] // save_every
     if n_frames < 1:
-        raise ValueError(f"reference.n_steps={params['n_steps']} < save_every={save_every}: no frame")
+        raise ValueError(
+            f"reference.n_steps={params['n_steps']} < save_every={save_every}: no frame"
+        )
     n_atoms = topology.getNumAtoms()
     coordinates = np.empty((n_frames, n_atoms, 3), dtype=np.float32)
     forces = np.empty((n_frames, n_atoms, 3), dtype=np.float32)
     start = time.perf_counter()
-    for frame in tqdm(range(n_frames), desc=f"{system} traj {index}", file=sys.stderr, mininterval=5):
+    for frame in tqdm(
+        range(n_frames), desc=f"{system} traj {index}", file=sys.stderr, mininterval=5
+    ):
         simulation.step(save_every)
         state = simulation.context.getState(getPositions=True, getForces=True)
         coordinates[frame] = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)

@@ -19,7 +19,8 @@ from cgpipe.io import Provenance, atomic_output, read_table
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
-h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
+h1 { font-size: 1.6rem; }
+h2 { font-size: 1.25rem; margin-top: 2.2rem; border-bottom: 1px solid #ccc; }
 table { border-collapse: collapse; margin: 0.8rem 0; font-size: 0.9rem; }
 th, td { border: 1px solid #ccc; padding: 0.25rem 0.6rem; text-align: right; }
 th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
@@ -29,7 +30,9 @@ img { max-width: 100%; } .note { color: #555; font-size: 0.9rem; }
 _NOTES = {
     keys.JS_PHI_PSI: "Jensen-Shannon divergence (nats) of φ/ψ, CG vs all-atom reference",
     keys.KL_PHI_PSI: "KL divergence D(ref ‖ CG) (nats) of φ/ψ",
-    keys.JS_PHI_PSI_REFERENCE_HALVES: "JS between two halves of the reference: the sampling noise floor",
+    keys.JS_PHI_PSI_REFERENCE_HALVES: (
+        "JS between two halves of the reference: the sampling noise floor"
+    ),
     keys.KL_PHI_PSI_REFERENCE_HALVES: "KL between two halves of the reference",
     keys.FORCE_RMSE_HELDOUT: "force RMSE on held-out trajectories (kJ/mol/nm per component)",
     keys.FORCE_RMSE_HELDOUT_PRIOR: "the same for the prior alone",
@@ -40,7 +43,9 @@ _NOTES = {
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     """One row per metric: the value of every fold, and mean and std across folds."""
-    wide = metrics.pivot_table(index=keys.METRIC, columns=keys.FOLD, values=keys.VALUE, aggfunc="first")
+    wide = metrics.pivot_table(
+        index=keys.METRIC, columns=keys.FOLD, values=keys.VALUE, aggfunc="first"
+    )
     folds = [c for c in wide.columns if c != keys.ALL_FOLDS]
     wide["mean"] = wide[folds].mean(axis=1)
     wide["std"] = wide[folds].std(axis=1, ddof=1)
@@ -82,7 +87,7 @@ def write_report(
     provenance = Provenance(stage="report", inputs=[*metrics_paths, *fes_paths])
     record = provenance.to_json().replace("</", "<\\/")
     page = (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         "<title>cgpipe report</title>"
         f"<style>{_STYLE}</style>"
         f'<script type="application/json" id="provenance">{record}</script>'

@@ -52,7 +52,12 @@ class BAOAB:
 
     def initial_velocities(self, positions: torch.Tensor) -> torch.Tensor:
         """Maxwell-Boltzmann velocities (nm/ps) at the integrator's temperature."""
-        noise = torch.randn(positions.shape, generator=self.generator, device=positions.device, dtype=positions.dtype)
+        noise = torch.randn(
+            positions.shape,
+            generator=self.generator,
+            device=positions.device,
+            dtype=positions.dtype,
+        )
         return noise * torch.sqrt(self.kT * self.inverse_mass)
 
     def step(

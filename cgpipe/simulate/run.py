@@ -33,9 +33,15 @@ def replica_health(
     """Which replicas [n_replicas] are healthy, and the reason for each that is not."""
     n_replicas, n_beads, _ = positions.shape
     finite = torch.isfinite(positions).all(dim=(1, 2))
-    distances = torch.cdist(positions, positions) + torch.eye(n_beads, device=positions.device) * 1e9
+    distances = (
+        torch.cdist(positions, positions) + torch.eye(n_beads, device=positions.device) * 1e9
+    )
     collided = distances.amin(dim=(1, 2)) < min_distance
-    stretched = (pair_distances(positions, bonds) > max_bond_length).any(dim=1) if len(bonds) else collided & False
+    stretched = (
+        (pair_distances(positions, bonds) > max_bond_length).any(dim=1)
+        if len(bonds)
+        else collided & False
+    )
     healthy = finite & ~collided & ~stretched
     reasons = [
         "" if h else ("nan" if not f else "collision" if c else "bond_stretch")
@@ -105,7 +111,13 @@ def simulate_fold(
         for replica in np.flatnonzero(newly_failed):
             failed_at[replica] = (save + 1) * params["save_every"] * params["timestep"]
             reasons[replica] = why[replica]
-            log.warning("fold %d replica %d failed (%s) at %.1f ps", fold, replica, why[replica], failed_at[replica])
+            log.warning(
+                "fold %d replica %d failed (%s) at %.1f ps",
+                fold,
+                replica,
+                why[replica],
+                failed_at[replica],
+            )
         active &= healthy
         saved.append(x.detach().cpu().numpy())
         saved_active.append(active.cpu().numpy())
@@ -131,13 +143,17 @@ def simulate_fold(
         seed=seed,
         extra={"device": str(device), "start_frames": starts.tolist()},
     )
-    health = pd.DataFrame({
-        keys.REPLICA: np.arange(n_replicas),
-        keys.STABLE: np.isnan(failed_at),
-        keys.FAILURE_REASON: reasons,
-        keys.TIME_TO_FAILURE: failed_at,
-        "start_frame": starts,
-        "n_frames": alive.sum(axis=1),
-    })
+    health = pd.DataFrame(
+        {
+            keys.REPLICA: np.arange(n_replicas),
+            keys.STABLE: np.isnan(failed_at),
+            keys.FAILURE_REASON: reasons,
+            keys.TIME_TO_FAILURE: failed_at,
+            "start_frame": starts,
+            "n_frames": alive.sum(axis=1),
+        }
+    )
     write_trajectory(output_dir / "traj.h5", trajectory, provenance)
-    write_table(output_dir / "health.parquet", health, provenance, units={keys.TIME_TO_FAILURE: "ps"})
+    write_table(
+        output_dir / "health.parquet", health, provenance, units={keys.TIME_TO_FAILURE: "ps"}
+    )

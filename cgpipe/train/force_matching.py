@@ -67,7 +67,9 @@ def train_fold(
     train_frames, test_frames = split_frames(data.trajectory_index, params["n_folds"], fold)
     train_frames = evenly(train_frames, params["max_frames"])
     test_frames = evenly(test_frames, _HELDOUT_FRAMES)
-    log.info("fold %d: %d training frames, %d held-out frames", fold, len(train_frames), len(test_frames))
+    log.info(
+        "fold %d: %d training frames, %d held-out frames", fold, len(train_frames), len(test_frames)
+    )
 
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
@@ -79,7 +81,9 @@ def train_fold(
         repulsion_exponent=params["prior"]["repulsion_exponent"],
         repulsion_quantile=params["prior"]["repulsion_quantile"],
     )
-    model = build_model(model_name, mapping.bead_types.tolist(), prior, params["cgschnet"]).to(device)
+    model = build_model(model_name, mapping.bead_types.tolist(), prior, params["cgschnet"]).to(
+        device
+    )
 
     def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float32, device=device)
@@ -109,20 +113,32 @@ def train_fold(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += float(loss) * len(batch)
+            total += float(loss.detach()) * len(batch)
             count += len(batch)
         model.eval()
         train_mse = total / count
         test_rmse = force_rmse(model, x_test, f_test)
         records += [
-            {keys.EPOCH: epoch, keys.SPLIT: "train", keys.LOSS: train_mse, "rmse": math.sqrt(train_mse)},
+            {
+                keys.EPOCH: epoch,
+                keys.SPLIT: "train",
+                keys.LOSS: train_mse,
+                "rmse": math.sqrt(train_mse),
+            },
             {keys.EPOCH: epoch, keys.SPLIT: "heldout", keys.LOSS: test_rmse**2, "rmse": test_rmse},
         ]
-        log.info("fold %d epoch %d: train rmse %.2f, held-out rmse %.2f kJ/mol/nm",
-                 fold, epoch, math.sqrt(train_mse), test_rmse)
+        log.info(
+            "fold %d epoch %d: train rmse %.2f, held-out rmse %.2f kJ/mol/nm",
+            fold,
+            epoch,
+            math.sqrt(train_mse),
+            test_rmse,
+        )
     if not records:  # a model with nothing to train (the prior alone) is scored once
         test_rmse = force_rmse(model, x_test, f_test)
-        records.append({keys.EPOCH: 0, keys.SPLIT: "heldout", keys.LOSS: test_rmse**2, "rmse": test_rmse})
+        records.append(
+            {keys.EPOCH: 0, keys.SPLIT: "heldout", keys.LOSS: test_rmse**2, "rmse": test_rmse}
+        )
 
     output_dir = Path(output_dir)
     provenance = Provenance(
@@ -130,7 +146,11 @@ def train_fold(
         config={"model": model_name, "fold": fold, "temperature": temperature, **params},
         inputs=[cg_path, mapping_path],
         seed=seed,
-        extra={"device": str(device), "train_frames": len(train_frames), "heldout_frames": len(test_frames)},
+        extra={
+            "device": str(device),
+            "train_frames": len(train_frames),
+            "heldout_frames": len(test_frames),
+        },
     )
     save_model(output_dir / "model.pt", model.cpu(), provenance)
     write_table(

@@ -6,15 +6,15 @@ rule backmap:
     output:
         traj="results/backmap/{system}/{mapping}/{model}/fold{fold}/traj.h5",
         table="results/backmap/{system}/{mapping}/{model}/fold{fold}/backmap.parquet",
-    params:
-        config=config_json("backmap", "train"),
-        output_dir=subpath(output.traj, parent=True),
     log:
         "logs/backmap/{system}/{mapping}/{model}/fold{fold}.log",
     benchmark:
         "benchmarks/backmap/{system}/{mapping}/{model}/fold{fold}.tsv"
     conda:
         "../../envs/cgpipe.yaml"
+    params:
+        config=config_json("backmap", "train"),
+        output_dir=subpath(output.traj, parent=True),
     shell:
         "cgpipe backmap {input.references:q} --simulation {input.simulation:q}"
         " --mapping {input.mapping:q} --fold {wildcards.fold}"

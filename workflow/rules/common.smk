@@ -54,7 +54,8 @@ def get_evaluate_inputs(wildcards):
         "backmap": "results/backmap/{system}/{mapping}/{model}/fold{fold}/backmap.parquet",
     }
     inputs = {
-        name: expand(pattern, fold=FOLDS, **wildcards) for name, pattern in folds.items()
+        name: expand(pattern, fold=FOLDS, **wildcards)
+        for name, pattern in folds.items()
     }
     inputs["cg"] = "results/cg/{system}/{mapping}.h5".format(**wildcards)
     return inputs

@@ -8,14 +8,14 @@ rule evaluate:
             caption="../report/fes.rst",
             category="Free-energy surfaces",
         ),
-    params:
-        config=config_json("evaluate", "train"),
-        folds=get_evaluate_fold_args,
-        output_dir=subpath(output.metrics, parent=True),
     log:
         "logs/evaluate/{system}/{mapping}/{model}.log",
     conda:
         "../../envs/cgpipe.yaml"
+    params:
+        config=config_json("evaluate", "train"),
+        folds=get_evaluate_fold_args,
+        output_dir=subpath(output.metrics, parent=True),
     shell:
         "cgpipe evaluate --cg {input.cg:q} --system {wildcards.system}"
         " --mapping {wildcards.mapping} --model {wildcards.model} {params.folds}"

@@ -3,12 +3,12 @@ rule mapping:
         "results/reference/{system}/traj_0.h5",
     output:
         "results/mapping/{system}/{mapping}.parquet",
-    params:
-        config=config_json("mapping"),
     log:
         "logs/mapping/{system}/{mapping}.log",
     conda:
         "../../envs/cgpipe.yaml"
+    params:
+        config=config_json("mapping"),
     shell:
         "cgpipe mapping --reference {input:q} --mapping {wildcards.mapping}"
         " --output {output:q} --config {params.config:q} 2> {log:q}"

@@ -1,16 +1,16 @@
 rule reference:
     output:
         "results/reference/{system}/traj_{i}.h5",
-    params:
-        structure=get_structure,
-        config=config_json("reference"),
     log:
         "logs/reference/{system}/traj_{i}.log",
     benchmark:
         "benchmarks/reference/{system}/traj_{i}.tsv"
-    threads: 1
     conda:
         "../../envs/cgpipe.yaml"
+    threads: 1
+    params:
+        structure=get_structure,
+        config=config_json("reference"),
     shell:
         "cgpipe reference --structure {params.structure:q} --system {wildcards.system}"
         " --index {wildcards.i} --output {output:q} --config {params.config:q}"

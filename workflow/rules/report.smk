@@ -8,11 +8,11 @@ rule report:
             caption="../report/index.rst",
             category="Report",
         ),
-    params:
-        args=get_report_args(),
     log:
         "logs/report/index.log",
     conda:
         "../../envs/cgpipe.yaml"
+    params:
+        args=get_report_args(),
     shell:
         "cgpipe report --output {output:q} {params.args} 2> {log:q}"

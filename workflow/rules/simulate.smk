@@ -6,18 +6,18 @@ rule simulate:
     output:
         traj="results/simulate/{system}/{mapping}/{model}/fold{fold}/traj.h5",
         health="results/simulate/{system}/{mapping}/{model}/fold{fold}/health.parquet",
-    params:
-        config=config_json("simulate", "train"),
-        output_dir=subpath(output.traj, parent=True),
     log:
         "logs/simulate/{system}/{mapping}/{model}/fold{fold}.log",
     benchmark:
         "benchmarks/simulate/{system}/{mapping}/{model}/fold{fold}.tsv"
+    conda:
+        "../../envs/cgpipe.yaml"
     threads: 1
     resources:
         gpu=1,
-    conda:
-        "../../envs/cgpipe.yaml"
+    params:
+        config=config_json("simulate", "train"),
+        output_dir=subpath(output.traj, parent=True),
     shell:
         "cgpipe simulate --model-file {input.model:q} --cg {input.cg:q}"
         " --mapping {input.mapping:q} --fold {wildcards.fold}"

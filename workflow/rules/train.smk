@@ -9,18 +9,18 @@ rule train:
             caption="../report/losses.rst",
             category="Training",
         ),
-    params:
-        config=config_json("train"),
-        output_dir=subpath(output.model, parent=True),
     log:
         "logs/train/{system}/{mapping}/{model}/fold{fold}.log",
     benchmark:
         "benchmarks/train/{system}/{mapping}/{model}/fold{fold}.tsv"
+    conda:
+        "../../envs/cgpipe.yaml"
     threads: 1
     resources:
         gpu=1,
-    conda:
-        "../../envs/cgpipe.yaml"
+    params:
+        config=config_json("train"),
+        output_dir=subpath(output.model, parent=True),
     shell:
         "cgpipe train --cg {input.cg:q} --mapping {input.mapping:q} --model {wildcards.model}"
         " --fold {wildcards.fold} --output-dir {params.output_dir:q}"

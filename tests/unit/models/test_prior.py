@@ -1,0 +1,38 @@
+"""The prior fitted by Boltzmann inversion recovers the potential that made the data."""
+
+import numpy as np
+import torch
+
+from cgpipe.models.prior import angle_triples, bond_angles, fit_prior, nonbonded_pairs
+from cgpipe.units import thermal_energy
+
+
+def test_boltzmann_inversion_recovers_a_harmonic_bond():
+    # Sample the bond length of a 3D harmonic spring from the exact Boltzmann
+    # distribution p(r) ~ r^2 exp(-k (r - r0)^2 / 2kT) by rejection.
+    k, r0, temperature = 5000.0, 0.38, 300.0
+    kT = thermal_energy(temperature)
+    rng = np.random.default_rng(0)
+    sigma = np.sqrt(kT / k)
+    r = rng.normal(r0, sigma, size=800_000)
+    r = r[rng.uniform(size=r.size) < (r / (r0 + 5 * sigma)) ** 2]
+    direction = rng.normal(size=(r.size, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    positions = np.stack([np.zeros_like(direction), direction * r[:, None]], axis=1)
+    prior = fit_prior(positions, np.array([[0, 1]]), temperature, bins=80)
+    assert abs(prior.hparams["bond_k"][0] - k) < 0.03 * k
+    assert abs(prior.hparams["bond_r0"][0] - r0) < 1e-3
+
+
+def test_prior_topology_of_a_five_bead_chain():
+    bonds = np.array([[0, 1], [1, 2], [2, 3], [3, 4]])
+    assert angle_triples(bonds).tolist() == [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
+    assert nonbonded_pairs(5, bonds).tolist() == [[0, 3], [0, 4], [1, 4]]
+
+
+def test_angles_are_smooth_at_a_straight_line():
+    x = torch.tensor([[[0.0, 0, 0], [1.0, 0, 0], [2.0, 0, 0]]], requires_grad=True)
+    theta = bond_angles(x, torch.tensor([[0, 1, 2]]))
+    assert torch.isclose(theta, torch.tensor(np.pi)).all()
+    (gradient,) = torch.autograd.grad(theta.sum(), x)
+    assert torch.isfinite(gradient).all()
