@@ -68,18 +68,14 @@ def mapping(
     reference: Annotated[Path, typer.Option(help="A reference trajectory (for its topology).")],
     name: Annotated[str, typer.Option("--mapping", help="Mapping name (backbone, calpha).")],
     output: Annotated[Path, typer.Option(help="Mapping Parquet to write.")],
-    config: ConfigOption = "{}",
 ) -> None:
     """Build a CG mapping on the reference topology."""
     from cgpipe.io import Provenance, read_trajectory
     from cgpipe.mapping import build_fixed_mapping, write_mapping
 
-    cfg = load_config(config)
     topology = read_trajectory(reference, stride=10**9).topology
-    built = build_fixed_mapping(name, topology, cfg["mapping"]["hydrogens_follow_heavy_atom"])
-    write_mapping(
-        output, built, Provenance("mapping", {"mapping": name, **cfg["mapping"]}, [reference])
-    )
+    built = build_fixed_mapping(name, topology)
+    write_mapping(output, built, Provenance("mapping", {"mapping": name}, [reference]))
 
 
 @app.command()

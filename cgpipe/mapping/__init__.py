@@ -8,17 +8,18 @@ masses, and the CG topology that mdtraj and VMD read. Fixed maps here:
   alanine dipeptide the five atoms C N CA C N that define phi and psi);
 - ``calpha``: one bead per residue at its C-alpha.
 
-Each hydrogen follows the heavy atom it is bonded to (force weight 1, coordinate
-weight 0), so that summing forces over a bead cancels the constraint forces of
-X-H bond constraints.
+Every atom of the molecule joins the bead whose centre is fewest bonds away (force
+weight 1, coordinate weight 0 unless it is the centre): summing forces over a bead
+cancels the forces between its atoms, bond constraints to hydrogens included.
 """
 
 from cgpipe.mapping.core import (
     FIXED_MAPPINGS,
+    assign_atoms,
     Mapping,
     build_fixed_mapping,
     read_mapping,
     write_mapping,
 )
 
-__all__ = ["FIXED_MAPPINGS", "Mapping", "build_fixed_mapping", "read_mapping", "write_mapping"]
+__all__ = ["FIXED_MAPPINGS", "Mapping", "assign_atoms", "build_fixed_mapping", "read_mapping", "write_mapping"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 import os
@@ -105,14 +106,29 @@ class Mapping:
             raise ValueError(f"mapping {self.name}: an atom's force goes to more than one bead")
 
 
-def _hydrogen_partners(topology: md.Topology) -> dict[int, list[int]]:
-    partners: dict[int, list[int]] = {}
+def assign_atoms(topology: md.Topology, centres: list[int]) -> dict[int, list[int]]:
+    """Each atom joins the bead whose centre is fewest bonds away (ties: lower bead).
+
+    A breadth-first search from all centres at once; atoms not bonded to any centre
+    (ions, solvent) join no bead. A hydrogen has one bond, so it always joins its heavy
+    atom's bead and X-H constraint forces cancel inside the bead.
+    """
+    neighbours: dict[int, list[int]] = {atom.index: [] for atom in topology.atoms}
     for bond in topology.bonds:
-        a, b = bond.atom1, bond.atom2
-        for heavy, light in ((a, b), (b, a)):
-            if light.element is md.element.hydrogen and heavy.element is not md.element.hydrogen:
-                partners.setdefault(heavy.index, []).append(light.index)
-    return partners
+        neighbours[bond.atom1.index].append(bond.atom2.index)
+        neighbours[bond.atom2.index].append(bond.atom1.index)
+    owner = {centre: bead for bead, centre in enumerate(centres)}
+    queue = collections.deque(centres)
+    while queue:
+        atom = queue.popleft()
+        for neighbour in sorted(neighbours[atom]):
+            if neighbour not in owner:
+                owner[neighbour] = owner[atom]
+                queue.append(neighbour)
+    members: dict[int, list[int]] = {bead: [] for bead in range(len(centres))}
+    for atom in sorted(owner):
+        members[owner[atom]].append(atom)
+    return members
 
 
 def _select_backbone(topology: md.Topology) -> list[int]:
@@ -165,10 +181,15 @@ FIXED_MAPPINGS: dict[str, tuple[_Selector, _Bonder, str]] = {
 }
 
 
-def build_fixed_mapping(
-    name: str, topology: md.Topology, hydrogens_follow_heavy_atom: bool = True
-) -> Mapping:
-    """Build a fixed slice map (one atom per bead) on an all-atom topology."""
+def build_fixed_mapping(name: str, topology: md.Topology) -> Mapping:
+    """Build a fixed map on an all-atom topology.
+
+    The bead sits on its centre atom (coordinate weight 1, a slice map); its force is
+    the sum over the atoms assigned to it by :func:`assign_atoms` (force weight 1).
+    Summing over a partition of the molecule cancels the forces between atoms of one
+    bead (bond vibrations, constraint forces), which lowers the noise that force
+    matching averages out, while Xi_f Xi^T = I keeps the mean force exact.
+    """
     if name not in FIXED_MAPPINGS:
         raise ValueError(f"unknown fixed mapping {name!r}; known: {sorted(FIXED_MAPPINGS)}")
     select, bond, type_by = FIXED_MAPPINGS[name]
@@ -178,7 +199,7 @@ def build_fixed_mapping(
             f"mapping {name!r}: the topology yields {len(centres)} beads, need at least 2"
         )
     atoms = list(topology.atoms)
-    partners = _hydrogen_partners(topology) if hydrogens_follow_heavy_atom else {}
+    groups = assign_atoms(topology, centres)
     type_names = sorted(
         {atoms[c].name if type_by == "atom_name" else atoms[c].residue.name for c in centres}
     )
@@ -189,7 +210,7 @@ def build_fixed_mapping(
     for bead, centre in enumerate(centres):
         atom = atoms[centre]
         residue = atom.residue
-        members = [centre, *partners.get(centre, [])]
+        members = groups[bead]
         mass = float(sum(atoms[m].element.mass for m in members))
         type_name = atom.name if type_by == "atom_name" else residue.name
         for member in members:

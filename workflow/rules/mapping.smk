@@ -7,8 +7,6 @@ rule mapping:
         "logs/mapping/{system}/{mapping}.log",
     conda:
         "../../envs/cgpipe.yaml"
-    params:
-        config=config_json("mapping"),
     shell:
         "cgpipe mapping --reference {input:q} --mapping {wildcards.mapping}"
-        " --output {output:q} --config {params.config:q} 2> {log:q}"
+        " --output {output:q} 2> {log:q}"

@@ -16,8 +16,14 @@ def test_backbone_map_of_alanine_dipeptide_is_the_five_phi_psi_atoms(ala2_topolo
     assert mapping.bead_types[0] == mapping.bead_types[3]
     assert mapping.bead_types[1] == mapping.bead_types[4]
     assert len(set(mapping.bead_types.tolist())) == 3
-    # Each bead carries its hydrogens' mass (N-H: 14.007 + 1.008 amu).
+    # Every atom joins the bead whose centre is fewest bonds away: the bead N carries
+    # its H (14.007 + 1.008 amu), the carbonyl C its O, CA the side chain, and the beads
+    # together carry the whole molecule.
     assert mapping.bead_masses[1] == pytest.approx(15.015, abs=1e-2)
+    assert mapping.bead_masses[3] == pytest.approx(28.010, abs=1e-2)
+    total = sum(atom.element.mass for atom in ala2_topology.atoms)
+    assert mapping.bead_masses.sum() == pytest.approx(total)
+    assert sorted(mapping.table.atom) == list(range(22))
 
 
 def test_cg_phi_psi_equal_all_atom_phi_psi(ala2_structure, ala2_topology):
