@@ -1,14 +1,18 @@
-"""Physical prior: harmonic bonds and angles fitted by Boltzmann inversion, and a
-short-range repulsion between beads more than two bonds apart.
+"""Physical prior: harmonic bonds and angles and Fourier dihedrals fitted by Boltzmann
+inversion, and a short-range repulsion between beads more than two bonds apart.
 
 The prior keeps simulations in physical regions the network never saw (CGnet, Wang et
-al. 2019; CGSchNet, Husic et al. 2020). Its parameters are buffers and its constructor
-takes plain lists, so a checkpoint rebuilds it without pickles.
+al. 2019; CGSchNet, Husic et al. 2020): without a dihedral term, a CG alanine
+dipeptide wanders into the alpha_L basin, where the reference has almost no frame and
+force matching therefore says nothing. Parameters are buffers and the constructor takes
+plain lists, so a checkpoint rebuilds the prior without pickles.
 
-Boltzmann inversion: for each bond (angle), U(x) = -kT ln[p(x) / J(x)] with the
-Jacobian J = r^2 (sin theta for angles), fitted by weighted least squares with a
-quadratic a x^2 + b x + c, so k = 2a and x0 = -b / 2a (kJ/mol/nm^2 and nm; kJ/mol/rad^2
-and rad).
+Boltzmann inversion: U(x) = -kT ln[p(x) / J(x)] from a histogram, with the Jacobian
+J = r^2 for bonds and sin(theta) for angles (1 for dihedrals). Bonds and angles are fitted
+by weighted least squares with a quadratic a x^2 + b x + c, so k = 2a and x0 = -b / 2a
+(kJ/mol/nm^2 and nm; kJ/mol/rad^2 and rad). Dihedrals are fitted with a Fourier series
+sum_n a_n cos(n phi) + b_n sin(n phi) (kJ/mol) over every bin, with a pseudo-count in each
+bin so that angles the data never visited come out high in energy, not arbitrary.
 """
 
 from __future__ import annotations
@@ -29,19 +33,49 @@ def bond_angles(positions: torch.Tensor, triples: torch.Tensor) -> torch.Tensor:
     a = positions[:, triples[:, 0]] - positions[:, triples[:, 1]]
     b = positions[:, triples[:, 2]] - positions[:, triples[:, 1]]
     # atan2 is differentiable at 0 and pi, where acos is not.
-    return torch.atan2(torch.linalg.vector_norm(torch.cross(a, b, dim=-1), dim=-1), (a * b).sum(-1))
+    cross = torch.linalg.vector_norm(torch.cross(a, b, dim=-1), dim=-1)
+    return torch.atan2(cross, (a * b).sum(-1))
 
 
-def angle_triples(bonds: np.ndarray) -> np.ndarray:
-    """[n_angles, 3] bead triples (i, j, k) with bonds i-j and j-k."""
+def dihedral_angles(positions: torch.Tensor, quadruples: torch.Tensor) -> torch.Tensor:
+    """Dihedrals [n_frames, n_quadruples] (rad, in (-pi, pi]) with mdtraj's sign convention."""
+    b1 = positions[:, quadruples[:, 1]] - positions[:, quadruples[:, 0]]
+    b2 = positions[:, quadruples[:, 2]] - positions[:, quadruples[:, 1]]
+    b3 = positions[:, quadruples[:, 3]] - positions[:, quadruples[:, 2]]
+    c1 = torch.cross(b2, b3, dim=-1)
+    c2 = torch.cross(b1, b2, dim=-1)
+    y = (b1 * c1).sum(-1) * torch.linalg.vector_norm(b2, dim=-1)
+    x = (c1 * c2).sum(-1)
+    return torch.atan2(y, x)
+
+
+def _neighbours(bonds: np.ndarray) -> dict[int, set[int]]:
     neighbours: dict[int, set[int]] = {}
     for i, j in bonds:
         neighbours.setdefault(int(i), set()).add(int(j))
         neighbours.setdefault(int(j), set()).add(int(i))
+    return neighbours
+
+
+def angle_triples(bonds: np.ndarray) -> np.ndarray:
+    """[n_angles, 3] bead triples (i, j, k) with bonds i-j and j-k."""
+    neighbours = _neighbours(bonds)
     triples = [
         (i, j, k) for j in sorted(neighbours) for i, k in combinations(sorted(neighbours[j]), 2)
     ]
     return np.array(triples, dtype=np.int64).reshape(-1, 3)
+
+
+def dihedral_quadruples(bonds: np.ndarray) -> np.ndarray:
+    """[n_dihedrals, 4] bead paths i-j-k-l along bonds, each once (i < l or i == l excluded)."""
+    neighbours = _neighbours(bonds)
+    quadruples = set()
+    for j, k in np.asarray(bonds).reshape(-1, 2).tolist():
+        for i in sorted(neighbours[j] - {k}):
+            for l in sorted(neighbours[k] - {j}):  # noqa: E741 - the usual name of the 4th bead
+                if i != l:
+                    quadruples.add((i, j, k, l) if i < l else (l, k, j, i))
+    return np.array(sorted(quadruples), dtype=np.int64).reshape(-1, 4)
 
 
 def nonbonded_pairs(n_beads: int, bonds: np.ndarray, exclusion: int = 2) -> np.ndarray:
@@ -84,8 +118,28 @@ def boltzmann_inversion(
     return np.array(ks), np.array(centres)
 
 
+def fourier_inversion(
+    angles: np.ndarray, kT: float, order: int, bins: int = 100, pseudo_count: float = 1.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Fourier coefficients [n_terms, order] (a_n, b_n in kJ/mol) of -kT ln p(phi) per column."""
+    edges = np.linspace(-np.pi, np.pi, bins + 1)
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    n = np.arange(1, order + 1)
+    design = np.concatenate(
+        [np.ones((bins, 1)), np.cos(np.outer(centres, n)), np.sin(np.outer(centres, n))], axis=1
+    )
+    cosines, sines = [], []
+    for column in np.atleast_2d(angles.T):
+        counts, _ = np.histogram(column, bins=edges)
+        potential = -kT * np.log((counts + pseudo_count) / (counts.sum() + bins * pseudo_count))
+        coefficients, *_ = np.linalg.lstsq(design, potential, rcond=None)
+        cosines.append(coefficients[1 : order + 1])
+        sines.append(coefficients[order + 1 :])
+    return np.array(cosines).reshape(-1, order), np.array(sines).reshape(-1, order)
+
+
 class Prior(nn.Module):
-    """Harmonic bonds + harmonic angles + repulsion kT (sigma / r)^n.
+    """Harmonic bonds + harmonic angles + Fourier dihedrals + repulsion eps (sigma / r)^n.
 
     Parameters
     ----------
@@ -93,6 +147,9 @@ class Prior(nn.Module):
         [n_bonds, 2] bead pairs; with ``bond_k`` (kJ/mol/nm^2) and ``bond_r0`` (nm).
     angles
         [n_angles, 3] bead triples; with ``angle_k`` (kJ/mol/rad^2), ``angle_theta0`` (rad).
+    dihedrals
+        [n_dihedrals, 4] bead paths; with ``dihedral_cos`` and ``dihedral_sin``
+        [n_dihedrals, order] (kJ/mol): U = sum_n cos_n cos(n phi) + sin_n sin(n phi).
     repulsion_pairs
         [n_pairs, 2]; with ``repulsion_sigma`` (nm), ``repulsion_epsilon`` (kJ/mol)
         and the integer ``repulsion_exponent``.
@@ -106,6 +163,9 @@ class Prior(nn.Module):
         angles: list[list[int]],
         angle_k: list[float],
         angle_theta0: list[float],
+        dihedrals: list[list[int]],
+        dihedral_cos: list[list[float]],
+        dihedral_sin: list[list[float]],
         repulsion_pairs: list[list[int]],
         repulsion_sigma: list[float],
         repulsion_epsilon: float,
@@ -119,22 +179,35 @@ class Prior(nn.Module):
             "angles": [list(map(int, a)) for a in angles],
             "angle_k": list(map(float, angle_k)),
             "angle_theta0": list(map(float, angle_theta0)),
+            "dihedrals": [list(map(int, d)) for d in dihedrals],
+            "dihedral_cos": [list(map(float, c)) for c in dihedral_cos],
+            "dihedral_sin": [list(map(float, s)) for s in dihedral_sin],
             "repulsion_pairs": [list(map(int, p)) for p in repulsion_pairs],
             "repulsion_sigma": list(map(float, repulsion_sigma)),
             "repulsion_epsilon": float(repulsion_epsilon),
             "repulsion_exponent": int(repulsion_exponent),
         }
         h = self.hparams
-        self.register_buffer("bonds", torch.tensor(h["bonds"], dtype=torch.long).reshape(-1, 2))
-        self.register_buffer("bond_k", torch.tensor(h["bond_k"]))
-        self.register_buffer("bond_r0", torch.tensor(h["bond_r0"]))
-        self.register_buffer("angles", torch.tensor(h["angles"], dtype=torch.long).reshape(-1, 3))
-        self.register_buffer("angle_k", torch.tensor(h["angle_k"]))
-        self.register_buffer("angle_theta0", torch.tensor(h["angle_theta0"]))
-        self.register_buffer(
-            "repulsion_pairs", torch.tensor(h["repulsion_pairs"], dtype=torch.long).reshape(-1, 2)
-        )
-        self.register_buffer("repulsion_sigma", torch.tensor(h["repulsion_sigma"]))
+        order = len(h["dihedral_cos"][0]) if h["dihedral_cos"] else 0
+
+        def buffer(name: str, values: Any, dtype: torch.dtype, width: int | None = None) -> None:
+            tensor = torch.tensor(values, dtype=dtype)
+            if width is not None:  # rows of fixed width, also when there are none
+                tensor = tensor.reshape(len(values), width)
+            self.register_buffer(name, tensor)
+
+        buffer("bonds", h["bonds"], torch.long, 2)
+        buffer("bond_k", h["bond_k"], torch.float32)
+        buffer("bond_r0", h["bond_r0"], torch.float32)
+        buffer("angles", h["angles"], torch.long, 3)
+        buffer("angle_k", h["angle_k"], torch.float32)
+        buffer("angle_theta0", h["angle_theta0"], torch.float32)
+        buffer("dihedrals", h["dihedrals"], torch.long, 4)
+        buffer("dihedral_cos", h["dihedral_cos"], torch.float32, order)
+        buffer("dihedral_sin", h["dihedral_sin"], torch.float32, order)
+        buffer("harmonics", list(range(1, order + 1)), torch.float32)
+        buffer("repulsion_pairs", h["repulsion_pairs"], torch.long, 2)
+        buffer("repulsion_sigma", h["repulsion_sigma"], torch.float32)
         self.repulsion_epsilon = h["repulsion_epsilon"]
         self.repulsion_exponent = h["repulsion_exponent"]
 
@@ -147,6 +220,10 @@ class Prior(nn.Module):
         if len(self.angles):
             theta = bond_angles(positions, self.angles)
             energy = energy + (0.5 * self.angle_k * (theta - self.angle_theta0) ** 2).sum(-1)
+        if len(self.dihedrals) and len(self.harmonics):
+            phase = dihedral_angles(positions, self.dihedrals).unsqueeze(-1) * self.harmonics
+            fourier = self.dihedral_cos * torch.cos(phase) + self.dihedral_sin * torch.sin(phase)
+            energy = energy + fourier.sum(dim=(-1, -2))
         if len(self.repulsion_pairs):
             r = pair_distances(positions, self.repulsion_pairs)
             ratio = self.repulsion_sigma / r
@@ -159,24 +236,42 @@ def fit_prior(
     bonds: np.ndarray,
     temperature: float,
     bins: int = 100,
+    dihedral_order: int = 6,
+    dihedral_pseudo_count: float = 1.0,
     repulsion_exponent: int = 6,
     repulsion_quantile: float = 0.001,
 ) -> Prior:
-    """Fit the prior to CG positions [n_frames, n_beads, 3] (nm) at ``temperature`` (K)."""
+    """Fit the prior to CG positions [n_frames, n_beads, 3] (nm) at ``temperature`` (K).
+
+    ``dihedral_order`` 0 leaves the dihedral term out.
+    """
     kT = thermal_energy(temperature)
     x = torch.as_tensor(positions, dtype=torch.float64)
     bonds = np.asarray(bonds, dtype=np.int64).reshape(-1, 2)
     angles = angle_triples(bonds)
+    dihedrals = dihedral_quadruples(bonds) if dihedral_order > 0 else np.empty((0, 4), np.int64)
     pairs = nonbonded_pairs(x.shape[1], bonds)
+    empty = (np.empty(0), np.empty(0))
     bond_k, bond_r0 = (
         boltzmann_inversion(pair_distances(x, torch.as_tensor(bonds)).numpy(), kT, "bond", bins)
         if len(bonds)
-        else (np.empty(0), np.empty(0))
+        else empty
     )
     angle_k, angle_theta0 = (
         boltzmann_inversion(bond_angles(x, torch.as_tensor(angles)).numpy(), kT, "angle", bins)
         if len(angles)
-        else (np.empty(0), np.empty(0))
+        else empty
+    )
+    dihedral_cos, dihedral_sin = (
+        fourier_inversion(
+            dihedral_angles(x, torch.as_tensor(dihedrals)).numpy(),
+            kT,
+            dihedral_order,
+            bins,
+            dihedral_pseudo_count,
+        )
+        if len(dihedrals)
+        else (np.empty((0, 0)), np.empty((0, 0)))
     )
     sigma = (
         np.quantile(pair_distances(x, torch.as_tensor(pairs)).numpy(), repulsion_quantile, axis=0)
@@ -190,6 +285,9 @@ def fit_prior(
         angles.tolist(),
         angle_k.tolist(),
         angle_theta0.tolist(),
+        dihedrals.tolist(),
+        dihedral_cos.tolist(),
+        dihedral_sin.tolist(),
         pairs.tolist(),
         sigma.tolist(),
         kT,

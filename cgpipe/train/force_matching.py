@@ -77,9 +77,7 @@ def train_fold(
         data.coordinates[train_frames],
         mapping.bonds,
         temperature,
-        bins=params["prior"]["bins"],
-        repulsion_exponent=params["prior"]["repulsion_exponent"],
-        repulsion_quantile=params["prior"]["repulsion_quantile"],
+        **params["prior"],
     )
     model = build_model(model_name, mapping.bead_types.tolist(), prior, params["cgschnet"]).to(
         device

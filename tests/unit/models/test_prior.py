@@ -36,3 +36,36 @@ def test_angles_are_smooth_at_a_straight_line():
     assert torch.isclose(theta, torch.tensor(np.pi)).all()
     (gradient,) = torch.autograd.grad(theta.sum(), x)
     assert torch.isfinite(gradient).all()
+
+
+def test_dihedral_angles_follow_mdtraj():
+    import mdtraj as md
+
+    from cgpipe.models.prior import dihedral_angles, dihedral_quadruples
+
+    rng = np.random.default_rng(3)
+    positions = rng.normal(size=(50, 5, 3))
+    quadruples = dihedral_quadruples(np.array([[0, 1], [1, 2], [2, 3], [3, 4]]))
+    assert quadruples.tolist() == [[0, 1, 2, 3], [1, 2, 3, 4]]
+    ours = dihedral_angles(torch.as_tensor(positions), torch.as_tensor(quadruples)).numpy()
+    topology = md.Topology()
+    residue = topology.add_residue("X", topology.add_chain())
+    for _ in range(5):
+        topology.add_atom("C", md.element.carbon, residue)
+    trajectory = md.Trajectory(positions, topology)
+    np.testing.assert_allclose(ours, md.compute_dihedrals(trajectory, quadruples), atol=1e-5)
+
+
+def test_fourier_inversion_recovers_a_dihedral_potential():
+    from cgpipe.models.prior import fourier_inversion
+
+    # Sample phi from p ~ exp(-U/kT) with U = 4 cos(phi) + 2 sin(2 phi) kJ/mol on a grid.
+    kT = thermal_energy(300.0)
+    rng = np.random.default_rng(4)
+    grid = np.linspace(-np.pi, np.pi, 20001)[:-1]
+    potential = 4 * np.cos(grid) + 2 * np.sin(2 * grid)
+    weights = np.exp(-potential / kT)
+    phi = rng.choice(grid, size=400_000, p=weights / weights.sum())
+    cosines, sines = fourier_inversion(phi[:, None], kT, order=3, bins=72, pseudo_count=1e-3)
+    np.testing.assert_allclose(cosines[0], [4, 0, 0], atol=0.15)
+    np.testing.assert_allclose(sines[0], [0, 2, 0], atol=0.15)
