@@ -15,11 +15,18 @@ cancels the forces between its atoms, bond constraints to hydrogens included.
 
 from cgpipe.mapping.core import (
     FIXED_MAPPINGS,
-    assign_atoms,
     Mapping,
+    assign_atoms,
     build_fixed_mapping,
     read_mapping,
     write_mapping,
 )
 
-__all__ = ["FIXED_MAPPINGS", "Mapping", "assign_atoms", "build_fixed_mapping", "read_mapping", "write_mapping"]
+__all__ = [
+    "FIXED_MAPPINGS",
+    "Mapping",
+    "assign_atoms",
+    "build_fixed_mapping",
+    "read_mapping",
+    "write_mapping",
+]

@@ -107,6 +107,13 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
         raise ValueError(f"{path}: not a readable cgpipe checkpoint ({error})") from error
     if "hparams" not in checkpoint or "state_dict" not in checkpoint:
         raise ValueError(f"{path}: not a cgpipe checkpoint (no hparams/state_dict)")
-    model = CGModel(**json.loads(checkpoint["hparams"]))
-    model.load_state_dict(checkpoint["state_dict"])
+    try:
+        model = CGModel(**json.loads(checkpoint["hparams"]))
+        model.load_state_dict(checkpoint["state_dict"])
+    except (TypeError, RuntimeError) as error:
+        written_by = json.loads(checkpoint.get(keys.PROVENANCE, "{}")).get("cgpipe_version")
+        raise ValueError(
+            f"{path}: checkpoint written by cgpipe {written_by} does not fit this version's "
+            f"models ({error}); retrain it"
+        ) from error
     return model.to(device)
