@@ -36,4 +36,4 @@ test: lint
 	python -m pytest
 
 clean:
-	rm -rf results logs benchmarks/reference benchmarks/train benchmarks/simulate benchmarks/backmap .snakemake
+	rm -rf results logs .snakemake $(wildcard benchmarks/*/)

@@ -92,10 +92,7 @@ def load_systems(path: str | os.PathLike[str]) -> pd.DataFrame:
     rows = []
     for number, row in enumerate(sheet.to_dict(orient="records"), start=2):
         row = {k: v for k, v in row.items() if v != ""}
-        try:
-            rows.append(validate(row, SYSTEMS_SCHEMA, f"{path}, line {number}"))
-        except ConfigError:
-            raise
+        rows.append(validate(row, SYSTEMS_SCHEMA, f"{path}, line {number}"))
     if not rows:
         raise ConfigError(f"{path}: the systems sheet lists no system")
     table = pd.DataFrame(rows)

@@ -32,7 +32,6 @@ BEAD_MASS = "mass"  # amu
 RESIDUE_INDEX = "residue_index"
 RESIDUE_NAME = "residue_name"
 RESIDUE_SEQ = "residue_seq"
-KIND = "kind"  # "xi" rows or "bead" rows in the mapping parquet
 
 # --- metrics table ------------------------------------------------------------------------
 SYSTEM = "system"

@@ -30,6 +30,8 @@ def js_divergence(p: np.ndarray, q: np.ndarray) -> float:
 
 
 def free_energy(histogram: np.ndarray, kT: float) -> np.ndarray:
-    """F = -kT ln p (kJ/mol), shifted to a minimum of 0."""
-    energy = -kT * np.log(histogram)
-    return energy - energy.min()
+    """F = -kT ln p (kJ/mol), shifted to a minimum of 0; NaN where p = 0."""
+    with np.errstate(divide="ignore"):
+        energy = -kT * np.log(histogram)
+    energy[~np.isfinite(energy)] = np.nan
+    return energy - np.nanmin(energy)

@@ -31,11 +31,12 @@ from cgpipe.io import (  # noqa: E402
     write_table,
 )
 from cgpipe.models import CGModel, load_model  # noqa: E402
-from cgpipe.train.folds import split_frames  # noqa: E402
+from cgpipe.train.folds import evenly, split_frames  # noqa: E402
 from cgpipe.train.force_matching import force_rmse  # noqa: E402
 from cgpipe.units import thermal_energy  # noqa: E402
 
 _HELDOUT_FRAMES = 5000
+_CMAP = matplotlib.colormaps["viridis_r"].with_extremes(bad="white")
 
 
 def phi_psi(data: TrajectoryData) -> np.ndarray:
@@ -64,18 +65,24 @@ def _heldout_rmse(model: CGModel, reference: TrajectoryData, frames: np.ndarray)
 
 
 def _plot_fes(
-    path: Path, panels: list[tuple[str, np.ndarray]], kT: float, title: str, provenance: Provenance
+    path: Path,
+    panels: list[tuple[str, np.ndarray]],
+    bins: int,
+    kT: float,
+    title: str,
+    provenance: Provenance,
 ) -> None:
-    figure, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.2), squeeze=False)
+    figure, axes = plt.subplots(1, len(panels), figsize=(3.5 * len(panels), 3.3), squeeze=False)
     extent = (-180, 180, -180, 180)
     levels = np.linspace(0, 8 * kT, 17)
-    for axis, (label, histogram) in zip(axes[0], panels, strict=True):
-        energy = free_energy(histogram, kT)
+    for axis, (label, angles) in zip(axes[0], panels, strict=True):
+        # No pseudo-count here: bins never visited stay blank instead of looking sampled.
+        energy = free_energy(histogram_2d(angles, bins, pseudo_count=0.0), kT)
         image = axis.imshow(
             np.clip(energy, 0, levels[-1]).T,
             origin="lower",
             extent=extent,
-            cmap="viridis_r",
+            cmap=_CMAP,
             vmin=0,
             vmax=levels[-1],
             interpolation="nearest",
@@ -133,22 +140,21 @@ def evaluate_model(
         rows.append(
             (keys.ALL_FOLDS, keys.KL_PHI_PSI_REFERENCE_HALVES, kl_divergence(p_first, p_second))
         )
-    panels = [(f"reference ({reference.n_frames} frames)", p_reference)]
+    panels = [(f"reference ({reference.n_frames} frames)", reference_angles)]
     inputs: list[str] = [os.fspath(cg_path)]
     for fold, paths in enumerate(fold_dirs):
         name = f"fold{fold}"
         inputs += list(paths.values())
         simulation = read_trajectory(paths["traj"])
         if simulation.n_frames:
-            p_model = histogram_2d(phi_psi(simulation), bins, pseudo)
+            model_angles = phi_psi(simulation)
+            p_model = histogram_2d(model_angles, bins, pseudo)
             rows.append((name, keys.JS_PHI_PSI, js_divergence(p_reference, p_model)))
             rows.append((name, keys.KL_PHI_PSI, kl_divergence(p_reference, p_model)))
-            panels.append((f"{model_name} {name}", p_model))
+            panels.append((f"{model_name} {name}", model_angles))
         model = load_model(paths["model"])
         _, held_out = split_frames(reference.trajectory_index, n_folds, fold)
-        held_out = held_out[
-            np.linspace(0, len(held_out) - 1, min(len(held_out), _HELDOUT_FRAMES)).astype(int)
-        ]
+        held_out = evenly(held_out, _HELDOUT_FRAMES)
         rows.append((name, keys.FORCE_RMSE_HELDOUT, _heldout_rmse(model, reference, held_out)))
         prior_only = CGModel(model.hparams["bead_types"], model.hparams["prior"], None)
         rows.append(
@@ -174,6 +180,7 @@ def evaluate_model(
     _plot_fes(
         output_dir / "fes.png",
         panels,
+        bins,
         kT,
         f"{system} / {mapping} / {model_name}: φ/ψ free energy",
         provenance,

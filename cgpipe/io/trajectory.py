@@ -26,6 +26,7 @@ import h5py
 import mdtraj as md
 import numpy as np
 
+import cgpipe
 from cgpipe import keys
 from cgpipe.io.atomic import atomic_output
 from cgpipe.io.provenance import Provenance
@@ -155,7 +156,7 @@ def write_trajectory(
         handle.attrs["conventions"] = "Pande"
         handle.attrs["conventionVersion"] = "1.1"
         handle.attrs["program"] = "cgpipe"
-        handle.attrs["programVersion"] = provenance.to_dict()["cgpipe_version"]
+        handle.attrs["programVersion"] = cgpipe.__version__
         handle.attrs["application"] = "cgpipe"
         handle.attrs["title"] = f"cgpipe {provenance.stage}"
         handle.attrs[keys.PROVENANCE] = provenance.to_json()
@@ -182,7 +183,7 @@ def write_trajectory(
         handle.create_dataset(keys.TRAJECTORY_INDEX, data=data.trajectory_index)
 
 
-def _topology_from_dict(topology_dict: dict[str, Any]) -> md.Topology:
+def topology_from_dict(topology_dict: dict[str, Any]) -> md.Topology:
     topology = md.Topology()
     for chain_dict in sorted(topology_dict["chains"], key=operator.itemgetter("index")):
         chain = topology.add_chain(chain_id=chain_dict.get("chain_id"))
@@ -219,7 +220,7 @@ def read_trajectory(path: str | os.PathLike[str], stride: int = 1) -> Trajectory
             if name not in handle:
                 raise ValueError(f"{path}: no {name!r} dataset; not an mdtraj HDF5 trajectory")
         raw = handle[keys.TOPOLOGY][0]
-        topology = _topology_from_dict(json.loads(raw.decode() if isinstance(raw, bytes) else raw))
+        topology = topology_from_dict(json.loads(raw.decode() if isinstance(raw, bytes) else raw))
         coordinates = handle[keys.COORDINATES][::stride]
         units = handle[keys.COORDINATES].attrs.get(keys.UNITS, keys.UNIT_LENGTH)
         units = units.decode() if isinstance(units, bytes) else units

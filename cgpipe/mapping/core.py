@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from cgpipe import keys
-from cgpipe.io import Provenance, read_table, write_table
-from cgpipe.io.trajectory import _topology_from_dict
+from cgpipe.io import Provenance, read_table
+from cgpipe.io.trajectory import topology_from_dict
 
 _CG_TOPOLOGY_KEY = b"cgpipe.cg_topology"
 _N_ATOMS_KEY = b"cgpipe.n_atoms"
@@ -273,7 +273,7 @@ def read_mapping(path: str | os.PathLike[str]) -> Mapping:
     for key in (_CG_TOPOLOGY_KEY, _N_ATOMS_KEY, _NAME_KEY):
         if key not in metadata:
             raise ValueError(f"{path}: not a cgpipe mapping (no {key.decode()} metadata)")
-    topology = _topology_from_dict(json.loads(metadata[_CG_TOPOLOGY_KEY]))
+    topology = topology_from_dict(json.loads(metadata[_CG_TOPOLOGY_KEY]))
     mapping = Mapping(
         name=metadata[_NAME_KEY].decode(),
         n_atoms=int(metadata[_N_ATOMS_KEY]),
@@ -282,6 +282,3 @@ def read_mapping(path: str | os.PathLike[str]) -> Mapping:
     )
     mapping.check()
     return mapping
-
-
-__all__ = ["Mapping", "build_fixed_mapping", "read_mapping", "write_mapping", "write_table"]

@@ -40,7 +40,7 @@ def replica_health(
     stretched = (
         (pair_distances(positions, bonds) > max_bond_length).any(dim=1)
         if len(bonds)
-        else collided & False
+        else torch.zeros_like(collided)
     )
     healthy = finite & ~collided & ~stretched
     reasons = [

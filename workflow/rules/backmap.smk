@@ -12,6 +12,9 @@ rule backmap:
         "benchmarks/backmap/{system}/{mapping}/{model}/fold{fold}.tsv"
     conda:
         "../../envs/cgpipe.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
     params:
         config=config_json("backmap", "train"),
         output_dir=subpath(output.traj, parent=True),

@@ -10,8 +10,13 @@ rule evaluate:
         ),
     log:
         "logs/evaluate/{system}/{mapping}/{model}.log",
+    benchmark:
+        "benchmarks/evaluate/{system}/{mapping}/{model}.tsv"
     conda:
         "../../envs/cgpipe.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
     params:
         config=config_json("evaluate", "train"),
         folds=get_evaluate_fold_args,

@@ -6,8 +6,13 @@ rule forces:
         "results/cg/{system}/{mapping}.h5",
     log:
         "logs/forces/{system}/{mapping}.log",
+    benchmark:
+        "benchmarks/forces/{system}/{mapping}.tsv"
     conda:
         "../../envs/cgpipe.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
     params:
         config=config_json("forces"),
     shell:

@@ -8,6 +8,8 @@ rule reference:
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1
+    resources:
+        mem_mb=2000,
     params:
         structure=get_structure,
         config=config_json("reference"),

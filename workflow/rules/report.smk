@@ -12,6 +12,9 @@ rule report:
         "logs/report/index.log",
     conda:
         "../../envs/cgpipe.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
     params:
         args=get_report_args(),
     shell:

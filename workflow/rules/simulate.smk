@@ -14,6 +14,7 @@ rule simulate:
         "../../envs/cgpipe.yaml"
     threads: 1
     resources:
+        mem_mb=4000,
         gpu=1,
     params:
         config=config_json("simulate", "train"),

@@ -17,6 +17,7 @@ rule train:
         "../../envs/cgpipe.yaml"
     threads: 1
     resources:
+        mem_mb=4000,
         gpu=1,
     params:
         config=config_json("train"),

@@ -33,3 +33,9 @@ def test_phi_psi_of_the_reference(ala2_reference):
     assert (np.abs(angles) <= np.pi).all()
     # Alanine dipeptide at 300 K lives at negative phi (beta/PII and alpha_R basins).
     assert (angles[:, 0] < 0).mean() > 0.9
+
+
+def test_free_energy_leaves_unvisited_bins_blank():
+    energy = free_energy(np.array([[0.5, 0.0], [0.25, 0.25]]), kT=2.5)
+    assert np.isnan(energy[0, 1])
+    assert energy[0, 0] == 0.0 and energy[1, 0] == pytest.approx(2.5 * np.log(2))
