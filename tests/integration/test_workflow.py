@@ -62,7 +62,9 @@ def test_every_artifact_exists_and_opens(workdir):
             workdir / f"results/simulate/ala2/backbone/cgschnet/fold{fold}/health.parquet"
         )
         assert len(health) == 4
-    assert (workdir / "results/report/index.html").read_text().count("data:image/png;base64,") == 1
+    page = (workdir / "results/report/index.html").read_text()
+    assert page.count("data:image/png;base64,") == 2  # one FES figure per model
+    assert "ala2 · backbone · prior" in page
 
 
 def test_metric_table_has_every_metric_for_every_fold(workdir):
