@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -120,3 +121,17 @@ def test_a_bad_config_value_stops_the_run_naming_the_key(workdir):
     assert (
         "temperature: -5 is less than or equal to the minimum of 0" in result.stdout + result.stderr
     )
+
+
+def test_changing_the_set_of_models_reruns_only_the_report(workdir):
+    # train.models only chooses which jobs exist: the cgschnet jobs stay as they are.
+    result = _snakemake(workdir, "-n", "--config", "train={'models': ['cgschnet']}")
+    assert result.returncode == 0
+    planned = re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.MULTILINE)
+    assert set(planned) <= {"report", "all"}, planned
+    # ... while a change of science does rerun the jobs that read it.
+    (workdir / "more_epochs.yaml").write_text("train:\n  epochs: 3\n")
+    result = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", "more_epochs.yaml")
+    planned = re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.MULTILINE)
+    assert {"train", "simulate", "evaluate"} <= set(planned)
+    assert "reference" not in planned

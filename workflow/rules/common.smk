@@ -27,9 +27,19 @@ wildcard_constraints:
     i=r"\d+",
 
 
+# Keys that only decide which jobs exist. They are kept from the jobs' parameters, so
+# that adding a trajectory or a model does not rerun the jobs already done.
+JOB_SELECTION_KEYS = {"reference": ("n_trajectories",), "train": ("models",)}
+
+
 def config_json(*sections):
     """The config sections a rule needs (plus seed and temperature), as JSON text."""
     chosen = {key: config[key] for key in ("seed", "temperature", *sections)}
+    for section, selection_keys in JOB_SELECTION_KEYS.items():
+        if section in chosen:
+            chosen[section] = {
+                k: v for k, v in chosen[section].items() if k not in selection_keys
+            }
     return json.dumps(chosen, sort_keys=True)
 
 
