@@ -57,8 +57,15 @@ REPLICA = "replica"
 STABLE = "stable"
 FAILURE_REASON = "failure_reason"
 TIME_TO_FAILURE = "time_to_failure"  # ps; NaN for a replica that stayed stable
+START_FRAME = "start_frame"  # frame of the CG reference a replica started from
+N_FRAMES = "n_frames"
+
+# --- backmapping table ----------------------------------------------------------------------
+TEMPLATE = "template"  # reference frame used for a backmapped frame
+CG_RMSD = "cg_rmsd"  # nm, between the CG frame and the superimposed template's CG image
 
 # --- training losses table ------------------------------------------------------------------
 EPOCH = "epoch"
 SPLIT = "split"
-LOSS = "loss"
+LOSS = "loss"  # (kJ/mol/nm)^2
+RMSE = "rmse"  # kJ/mol/nm

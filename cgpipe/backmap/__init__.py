@@ -105,7 +105,9 @@ def backmap_fold(
     )
     write_table(
         output_dir / "backmap.parquet",
-        pd.DataFrame({keys.REPLICA: cg.trajectory_index, "template": template, "cg_rmsd": cg_rmsd}),
+        pd.DataFrame(
+            {keys.REPLICA: cg.trajectory_index, keys.TEMPLATE: template, keys.CG_RMSD: cg_rmsd}
+        ),
         provenance,
-        units={"cg_rmsd": "nm"},
+        units={keys.CG_RMSD: "nm"},
     )

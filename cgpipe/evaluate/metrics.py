@@ -163,7 +163,7 @@ def evaluate_model(
         health = read_table(paths["health"])
         rows.append((name, keys.STABLE_FRACTION, float(health[keys.STABLE].mean())))
         rows.append(
-            (name, keys.BACKMAP_CG_RMSD, float(read_table(paths["backmap"])["cg_rmsd"].mean()))
+            (name, keys.BACKMAP_CG_RMSD, float(read_table(paths["backmap"])[keys.CG_RMSD].mean()))
         )
 
     table = pd.DataFrame(rows, columns=[keys.FOLD, keys.METRIC, keys.VALUE])

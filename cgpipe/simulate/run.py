@@ -149,8 +149,8 @@ def simulate_fold(
             keys.STABLE: np.isnan(failed_at),
             keys.FAILURE_REASON: reasons,
             keys.TIME_TO_FAILURE: failed_at,
-            "start_frame": starts,
-            "n_frames": alive.sum(axis=1),
+            keys.START_FRAME: starts,
+            keys.N_FRAMES: alive.sum(axis=1),
         }
     )
     write_trajectory(output_dir / "traj.h5", trajectory, provenance)

@@ -102,7 +102,8 @@ def train_fold(
     for epoch in tqdm(range(epochs), desc=f"fold {fold}", file=sys.stderr, mininterval=5):
         model.train()
         order = torch.randperm(len(train_frames), generator=generator).to(device)
-        total, count = 0.0, 0
+        total = torch.zeros((), device=device)  # summed on the device: no sync per step
+        count = 0
         for start in range(0, len(order), params["batch_size"]):
             batch = order[start : start + params["batch_size"]]
             _, predicted = model.energy_and_forces(x_train[batch], create_graph=True)
@@ -111,19 +112,24 @@ def train_fold(
             loss.backward()
             optimizer.step()
             scheduler.step()
-            total += float(loss.detach()) * len(batch)
+            total += loss.detach() * len(batch)
             count += len(batch)
         model.eval()
-        train_mse = total / count
+        train_mse = float(total) / count
         test_rmse = force_rmse(model, x_test, f_test)
         records += [
             {
                 keys.EPOCH: epoch,
                 keys.SPLIT: "train",
                 keys.LOSS: train_mse,
-                "rmse": math.sqrt(train_mse),
+                keys.RMSE: math.sqrt(train_mse),
             },
-            {keys.EPOCH: epoch, keys.SPLIT: "heldout", keys.LOSS: test_rmse**2, "rmse": test_rmse},
+            {
+                keys.EPOCH: epoch,
+                keys.SPLIT: "heldout",
+                keys.LOSS: test_rmse**2,
+                keys.RMSE: test_rmse,
+            },
         ]
         log.info(
             "fold %d epoch %d: train rmse %.2f, held-out rmse %.2f kJ/mol/nm",
@@ -135,7 +141,7 @@ def train_fold(
     if not records:  # a model with nothing to train (the prior alone) is scored once
         test_rmse = force_rmse(model, x_test, f_test)
         records.append(
-            {keys.EPOCH: 0, keys.SPLIT: "heldout", keys.LOSS: test_rmse**2, "rmse": test_rmse}
+            {keys.EPOCH: 0, keys.SPLIT: "heldout", keys.LOSS: test_rmse**2, keys.RMSE: test_rmse}
         )
 
     output_dir = Path(output_dir)
@@ -155,6 +161,6 @@ def train_fold(
         output_dir / "losses.parquet",
         pd.DataFrame.from_records(records),
         provenance,
-        units={keys.LOSS: "(kJ/mol/nm)^2", "rmse": "kJ/mol/nm"},
+        units={keys.LOSS: "(kJ/mol/nm)^2", keys.RMSE: "kJ/mol/nm"},
     )
     return model
