@@ -19,7 +19,6 @@ PARQUET_PROVENANCE_KEY = b"cgpipe.provenance"
 UNIT_LENGTH = "nanometers"
 UNIT_TIME = "picoseconds"
 UNIT_FORCE = "kilojoules/mole/nanometer"
-UNIT_ENERGY = "kilojoules/mole"
 
 # --- mapping table columns --------------------------------------------------------------
 BEAD = "bead"

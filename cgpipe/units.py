@@ -1,12 +1,9 @@
 """Physical constants in cgpipe's units (nm, ps, kJ/mol, K, amu).
 
-Conversions to Å or kcal/mol belong at import/export edges only and are spelled
-out there with these constants.
+Conversions to Å or kcal/mol belong at import/export edges only, spelled out there.
 """
 
 BOLTZMANN = 0.00831446261815324  # kJ/mol/K (k_B * N_A)
-ANGSTROM = 0.1  # nm
-KCAL = 4.184  # kJ
 
 
 def thermal_energy(temperature: float) -> float:

@@ -94,17 +94,6 @@ class TrajectoryData:
         """Sorted unique trajectory labels."""
         return np.unique(self.trajectory_index)
 
-    def select(self, frames: np.ndarray) -> TrajectoryData:
-        """The frames selected by an index or boolean mask, as a new object."""
-        return TrajectoryData(
-            topology=self.topology,
-            coordinates=self.coordinates[frames],
-            time=self.time[frames],
-            forces=None if self.forces is None else self.forces[frames],
-            trajectory_index=self.trajectory_index[frames],
-            provenance=self.provenance,
-        )
-
     def to_mdtraj(self) -> md.Trajectory:
         return md.Trajectory(self.coordinates, self.topology, time=self.time)
 
