@@ -35,18 +35,47 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
 
 
 @app.command()
+def prepare(
+    system: Annotated[str, typer.Option(help="System name.")],
+    output: Annotated[Path, typer.Option(help="Prepared structure (PDB) to write.")],
+    structure: Annotated[
+        str | None, typer.Option(help="PDB/mmCIF path or package:relative/path.")
+    ] = None,
+    sequence: Annotated[str | None, typer.Option(help="One-letter amino-acid sequence.")] = None,
+    secondary_structure: Annotated[
+        str, typer.Option(help="extended, helix, strand, polyproline, or H/E/P/C per residue.")
+    ] = "extended",
+    config: ConfigOption = "{}",
+) -> None:
+    """Build (sequence) or repair (structure) a system, add hydrogens, solvate if explicit."""
+    from cgpipe.reference import prepare_structure
+
+    cfg = load_config(config)
+    prepare_structure(
+        output,
+        system=system,
+        params=cfg["reference"],
+        seed=derive_seed(cfg["seed"], "prepare", system),
+        structure=structure,
+        sequence=sequence,
+        secondary_structure=secondary_structure,
+    )
+
+
+@app.command()
 def reference(
-    structure: Annotated[str, typer.Option(help="PDB/mmCIF path or package:relative/path.")],
+    structure: Annotated[str, typer.Option(help="Prepared structure (see `cgpipe prepare`).")],
     system: Annotated[str, typer.Option(help="System name.")],
     index: Annotated[int, typer.Option(help="Trajectory number.")],
     output: Annotated[Path, typer.Option(help="Trajectory HDF5 to write.")],
     config: ConfigOption = "{}",
     threads: ThreadsOption = 1,
     platform: Annotated[
-        str | None, typer.Option(help="OpenMM platform (default: fastest).")
+        str | None,
+        typer.Option(help="OpenMM platform (default: $CGPIPE_OPENMM_PLATFORM, else the fastest)."),
     ] = None,
 ) -> None:
-    """Generate one all-atom reference trajectory with positions and forces."""
+    """Generate one all-atom reference trajectory with positions and forces (resumable)."""
     from cgpipe.reference import generate_trajectory
 
     cfg = load_config(config)
@@ -61,6 +90,81 @@ def reference(
         threads=threads,
         platform_name=platform,
     )
+
+
+@app.command()
+def download(
+    url: Annotated[str, typer.Option(help="URL of the file.")],
+    output: Annotated[Path, typer.Option(help="Where to keep it (under resources/download/).")],
+    known_hash: Annotated[
+        str | None, typer.Option(help="Publisher's hash, e.g. md5:...; else pinned (SHA-256).")
+    ] = None,
+    size: Annotated[int | None, typer.Option(help="Publisher's size in bytes.")] = None,
+    config: ConfigOption = "{}",
+) -> None:
+    """Download one file with a checksum; a file that differs from the hash is refused."""
+    from cgpipe.reference.download import fetch
+
+    cfg = load_config(config)
+    fetch(url, output, known_hash=known_hash, size=size, retries=cfg["download"]["retries"])
+
+
+@app.command()
+def ingest(
+    source: Annotated[str, typer.Option(help="mdshare or mdcath.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Downloaded files (mdshare: pdb, xtc).")],
+    system: Annotated[str, typer.Option(help="System name.")],
+    index: Annotated[int, typer.Option(help="Trajectory (mdshare) or replica (mdcath) number.")],
+    output: Annotated[Path, typer.Option(help="Trajectory HDF5 to write.")],
+    config: ConfigOption = "{}",
+) -> None:
+    """Convert a downloaded trajectory to the reference artifact (nm, kJ/mol/nm)."""
+    from cgpipe.io import sha256sum
+    from cgpipe.reference.download import MDSHARE_CATALOGUE, DownloadRecord, pin_path
+    from cgpipe.reference.ingest import ingest_mdcath, ingest_mdshare
+
+    cfg = load_config(config)
+    stride = cfg["download"]["stride"]
+    base = cfg["download"]["mdshare_url" if source == "mdshare" else "mdcath_url"]
+    records = []
+    for path in inputs:
+        md5 = MDSHARE_CATALOGUE[path.name][0] if source == "mdshare" else None
+        record = DownloadRecord(
+            url=f"{base.rstrip('/')}/{path.name}",
+            path=path,
+            sha256=sha256sum(path),
+            known_hash=f"md5:{md5}" if md5 else None,
+            pinned=md5 is None and pin_path(path).exists(),
+        )
+        records.append(record.to_dict())
+    if source == "mdshare":
+        if len(inputs) != 2:
+            raise typer.BadParameter(
+                "mdshare takes the topology PDB and one XTC", param_hint="inputs"
+            )
+        ingest_mdshare(
+            inputs[0],
+            inputs[1],
+            output,
+            system=system,
+            index=index,
+            download=records,
+            stride=stride,
+        )
+    elif source == "mdcath":
+        if len(inputs) != 1:
+            raise typer.BadParameter("mdcath takes one domain HDF5 file", param_hint="inputs")
+        ingest_mdcath(
+            inputs[0],
+            output,
+            system=system,
+            temperature=int(cfg["temperature"]),
+            replica=index,
+            download=records,
+            stride=stride,
+        )
+    else:
+        raise typer.BadParameter(f"unknown source {source!r}", param_hint="--source")
 
 
 @app.command()

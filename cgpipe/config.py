@@ -83,16 +83,89 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> di
     return validate(raw, CONFIG_SCHEMA, name)
 
 
+# Systems-sheet columns that override the config's value for that system.
+REFERENCE_OVERRIDES = (
+    "forcefield",
+    "solvent",
+    "timestep",
+    "friction",
+    "constraints",
+    "n_trajectories",
+    "equilibration_steps",
+    "n_steps",
+    "save_every",
+)
+# Facts of the downloadable datasets that the sheet's values must agree with.
+MDSHARE_DATASETS = {"alanine-dipeptide": {"temperature": 300.0, "n_trajectories": 3}}
+MDCATH_TEMPERATURES = (320, 348, 379, 413, 450)
+MDCATH_REPLICAS = 5
+
+
+def _typed(row: dict[str, str], schema: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Cells are text in a TSV; numbers become numbers where the schema wants them."""
+    typed: dict[str, Any] = {}
+    for key, text in row.items():
+        kind = schema["properties"].get(key, {}).get("type")
+        try:
+            if kind == "integer":
+                typed[key] = int(text)
+            elif kind == "number":
+                typed[key] = float(text)
+            else:
+                typed[key] = text
+        except ValueError:
+            raise ConfigError(f"{where}: column {key!r} must be a {kind}, got {text!r}") from None
+    return typed
+
+
+def _check_source(row: dict[str, Any], where: str) -> None:
+    from cgpipe.residues import parse_sequence
+
+    source = row["source"]
+    given = [key for key in ("structure", "sequence", "dataset") if key in row]
+    if source == "openmm":
+        if given not in (["structure"], ["sequence"]):
+            raise ConfigError(
+                f"{where}: source openmm needs exactly one of the columns structure and "
+                f"sequence (and no dataset); got {given or 'none'}"
+            )
+        if "sequence" in row:
+            try:
+                parse_sequence(row["sequence"], f"{where}, column 'sequence'")
+            except ValueError as error:
+                raise ConfigError(str(error)) from None
+        return
+    if given != ["dataset"]:
+        raise ConfigError(
+            f"{where}: source {source} needs the column dataset (and no structure or "
+            f"sequence); got {given or 'none'}"
+        )
+    if source == "mdshare" and row["dataset"] not in MDSHARE_DATASETS:
+        raise ConfigError(
+            f"{where}: unknown mdshare dataset {row['dataset']!r}; "
+            f"known: {sorted(MDSHARE_DATASETS)}"
+        )
+    if source == "mdcath" and row.get("temperature") not in MDCATH_TEMPERATURES:
+        raise ConfigError(
+            f"{where}: an mdcath system needs a temperature column, one of the dataset's "
+            f"{list(MDCATH_TEMPERATURES)} K; got {row.get('temperature')}"
+        )
+
+
 def load_systems(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Load and validate the systems sheet: one row per system, indexed by name."""
     try:
         sheet = pd.read_csv(path, sep="\t", dtype=str, comment="#", keep_default_na=False)
     except (OSError, pd.errors.ParserError) as error:
         raise ConfigError(f"{path}: cannot read the systems sheet ({error})") from error
+    schema = _load_schema(SYSTEMS_SCHEMA)
     rows = []
     for number, row in enumerate(sheet.to_dict(orient="records"), start=2):
-        row = {k: v for k, v in row.items() if v != ""}
-        rows.append(validate(row, SYSTEMS_SCHEMA, f"{path}, line {number}"))
+        where = f"{path}, line {number}"
+        row = _typed({k: v.strip() for k, v in row.items() if v.strip() != ""}, schema, where)
+        row = validate(row, SYSTEMS_SCHEMA, where)
+        _check_source(row, where)
+        rows.append(row)
     if not rows:
         raise ConfigError(f"{path}: the systems sheet lists no system")
     table = pd.DataFrame(rows)
@@ -100,6 +173,58 @@ def load_systems(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not duplicated.empty:
         raise ConfigError(f"{path}: system {duplicated.iloc[0]!r} is listed twice")
     return table.set_index("system", drop=False)
+
+
+def _given(row: Mapping[str, Any], key: str) -> bool:
+    value = row.get(key)
+    return value is not None and not (isinstance(value, float) and value != value)
+
+
+def system_config(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
+    """The configuration of one system: the config with the sheet's overrides applied.
+
+    A sheet read with several systems has NaN where a column is empty for a row; those
+    cells keep the config's value. The result is validated again, so an override out of
+    range names the system.
+    """
+    resolved = copy.deepcopy(dict(config))
+    name = row["system"]
+    reference = resolved.setdefault("reference", {})
+    for key in REFERENCE_OVERRIDES:
+        if _given(row, key):
+            value = row[key]
+            if key == "forcefield":
+                value = [part.strip() for part in str(value).split(",")]
+            elif isinstance(value, float) and key in (
+                "n_trajectories",
+                "equilibration_steps",
+                "n_steps",
+                "save_every",
+            ):
+                value = int(value)
+            reference[key] = value
+    if _given(row, "temperature"):
+        resolved["temperature"] = float(row["temperature"])
+    source = row.get("source", "openmm")
+    if source == "mdshare":
+        facts = MDSHARE_DATASETS[row["dataset"]]
+        if _given(row, "temperature") and resolved["temperature"] != facts["temperature"]:
+            raise ConfigError(
+                f"system {name}: the mdshare {row['dataset']} data were simulated at "
+                f"{facts['temperature']} K, not {resolved['temperature']} K"
+            )
+        resolved["temperature"] = facts["temperature"]
+        limit = facts["n_trajectories"]
+    elif source == "mdcath":
+        limit = MDCATH_REPLICAS
+    else:
+        limit = None
+    if limit is not None and reference.get("n_trajectories", 0) > limit:
+        raise ConfigError(
+            f"system {name}: reference.n_trajectories={reference['n_trajectories']} but the "
+            f"{source} dataset has {limit}: set the sheet's n_trajectories column"
+        )
+    return validate(resolved, CONFIG_SCHEMA, f"configuration of system {name}")
 
 
 def system_mappings(row: Mapping[str, Any]) -> list[str]:

@@ -46,6 +46,12 @@ JS_PHI_PSI = "js_phi_psi"
 KL_PHI_PSI = "kl_phi_psi"
 JS_PHI_PSI_REFERENCE_HALVES = "js_phi_psi_reference_halves"
 KL_PHI_PSI_REFERENCE_HALVES = "kl_phi_psi_reference_halves"
+# Maps without the backbone dihedrals (C-alpha) are compared on radius of gyration and
+# end-to-end distance of the beads instead.
+JS_RG_END_TO_END = "js_rg_end_to_end"
+KL_RG_END_TO_END = "kl_rg_end_to_end"
+JS_RG_END_TO_END_REFERENCE_HALVES = "js_rg_end_to_end_reference_halves"
+KL_RG_END_TO_END_REFERENCE_HALVES = "kl_rg_end_to_end_reference_halves"
 FORCE_RMSE_HELDOUT = "force_rmse_heldout"
 FORCE_RMSE_HELDOUT_PRIOR = "force_rmse_heldout_prior"
 STABLE_FRACTION = "stable_fraction"

@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import numpy as np
 
+ANGLE_RANGE = ((-np.pi, np.pi), (-np.pi, np.pi))
 
-def histogram_2d(samples: np.ndarray, bins: int, pseudo_count: float) -> np.ndarray:
-    """Normalised [bins, bins] histogram of angle pairs [n, 2] (rad) over [-pi, pi)^2.
 
-    ``pseudo_count`` is added to every bin's count before normalising.
+def histogram_2d(
+    samples: np.ndarray,
+    bins: int,
+    pseudo_count: float,
+    ranges: tuple[tuple[float, float], tuple[float, float]] = ANGLE_RANGE,
+) -> np.ndarray:
+    """Normalised [bins, bins] histogram of pairs [n, 2] over ``ranges`` (default: angles
+    in rad over [-pi, pi)^2).
+
+    Samples outside the ranges count in the edge bins. ``pseudo_count`` is added to
+    every bin's count before normalising.
     """
-    edges = np.linspace(-np.pi, np.pi, bins + 1)
-    counts, _, _ = np.histogram2d(samples[:, 0], samples[:, 1], bins=(edges, edges))
+    low = np.array([r[0] for r in ranges])
+    high = np.array([r[1] for r in ranges])
+    # Clipped just inside the upper edge, so that nothing falls off the grid.
+    samples = np.clip(samples, low, np.nextafter(high, low))
+    edges = [np.linspace(lo, hi, bins + 1) for lo, hi in ranges]
+    counts, _, _ = np.histogram2d(samples[:, 0], samples[:, 1], bins=edges)
     counts = counts + pseudo_count
     return counts / counts.sum()
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import torch  # noqa: E402
 
 from cgpipe import keys  # noqa: E402
 from cgpipe.evaluate.divergence import (  # noqa: E402
+    ANGLE_RANGE,
     free_energy,
     histogram_2d,
     js_divergence,
@@ -58,6 +61,70 @@ def phi_psi(data: TrajectoryData) -> np.ndarray:
     raise ValueError("no residue has both phi and psi defined")
 
 
+def radius_of_gyration_and_end_to_end(data: TrajectoryData) -> np.ndarray:
+    """[n_frames, 2]: radius of gyration of the beads (unweighted) and the distance from
+    the first bead to the last, both in nm."""
+    x = data.coordinates.astype(np.float64)
+    centred = x - x.mean(axis=1, keepdims=True)
+    rg = np.sqrt((centred**2).sum(axis=-1).mean(axis=1))
+    end_to_end = np.linalg.norm(x[:, -1] - x[:, 0], axis=-1)
+    return np.stack([rg, end_to_end], axis=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Projection:
+    """Two collective variables on which the CG and reference ensembles are compared.
+
+    ``ranges`` are in the variables' units; ``scale`` turns them into plotted units.
+    """
+
+    name: str
+    compute: Callable[[TrajectoryData], np.ndarray]
+    ranges: tuple[tuple[float, float], tuple[float, float]]
+    labels: tuple[str, str]
+    scale: float
+    metrics: tuple[str, str, str, str]  # js, kl, js of reference halves, kl of halves
+
+
+def choose_projection(reference: TrajectoryData) -> Projection:
+    """phi/psi where the CG topology keeps the backbone dihedrals (backbone map), else
+    radius of gyration and end-to-end distance over the reference's range plus 25 %."""
+    try:
+        phi_psi(TrajectoryData(reference.topology, reference.coordinates[:1], [0.0]))
+    except ValueError:
+        values = radius_of_gyration_and_end_to_end(reference)
+        low, high = values.min(axis=0), values.max(axis=0)
+        pad = 0.25 * np.maximum(high - low, 1e-3)
+        low, high = np.maximum(low - pad, 0.0), high + pad
+        ranges = ((float(low[0]), float(high[0])), (float(low[1]), float(high[1])))
+        return Projection(
+            "rg_end_to_end",
+            radius_of_gyration_and_end_to_end,
+            ranges,
+            ("radius of gyration (nm)", "end-to-end distance (nm)"),
+            1.0,
+            (
+                keys.JS_RG_END_TO_END,
+                keys.KL_RG_END_TO_END,
+                keys.JS_RG_END_TO_END_REFERENCE_HALVES,
+                keys.KL_RG_END_TO_END_REFERENCE_HALVES,
+            ),
+        )
+    return Projection(
+        "phi_psi",
+        phi_psi,
+        ANGLE_RANGE,
+        ("φ (deg)", "ψ (deg)"),
+        180.0 / np.pi,
+        (
+            keys.JS_PHI_PSI,
+            keys.KL_PHI_PSI,
+            keys.JS_PHI_PSI_REFERENCE_HALVES,
+            keys.KL_PHI_PSI_REFERENCE_HALVES,
+        ),
+    )
+
+
 def _heldout_rmse(model: CGModel, reference: TrajectoryData, frames: np.ndarray) -> float:
     positions = torch.as_tensor(reference.coordinates[frames], dtype=torch.float32)
     forces = torch.as_tensor(reference.forces[frames], dtype=torch.float32)
@@ -67,31 +134,36 @@ def _heldout_rmse(model: CGModel, reference: TrajectoryData, frames: np.ndarray)
 def _plot_fes(
     path: Path,
     panels: list[tuple[str, np.ndarray]],
+    projection: Projection,
     bins: int,
     kT: float,
     title: str,
     provenance: Provenance,
 ) -> None:
     figure, axes = plt.subplots(1, len(panels), figsize=(3.5 * len(panels), 3.3), squeeze=False)
-    extent = (-180, 180, -180, 180)
+    (x0, x1), (y0, y1) = projection.ranges
+    extent = tuple(projection.scale * v for v in (x0, x1, y0, y1))
     levels = np.linspace(0, 8 * kT, 17)
-    for axis, (label, angles) in zip(axes[0], panels, strict=True):
+    for axis, (label, values) in zip(axes[0], panels, strict=True):
         # No pseudo-count here: bins never visited stay blank instead of looking sampled.
-        energy = free_energy(histogram_2d(angles, bins, pseudo_count=0.0), kT)
+        histogram = histogram_2d(values, bins, pseudo_count=0.0, ranges=projection.ranges)
+        energy = free_energy(histogram, kT)
         image = axis.imshow(
             np.clip(energy, 0, levels[-1]).T,
             origin="lower",
             extent=extent,
+            aspect="auto",
             cmap=_CMAP,
             vmin=0,
             vmax=levels[-1],
             interpolation="nearest",
         )
         axis.set_title(label, fontsize=9)
-        axis.set_xlabel("φ (deg)")
-        axis.set_xticks([-180, -90, 0, 90, 180])
-        axis.set_yticks([-180, -90, 0, 90, 180])
-    axes[0][0].set_ylabel("ψ (deg)")
+        axis.set_xlabel(projection.labels[0])
+        if projection.name == "phi_psi":
+            axis.set_xticks([-180, -90, 0, 90, 180])
+            axis.set_yticks([-180, -90, 0, 90, 180])
+    axes[0][0].set_ylabel(projection.labels[1])
     figure.colorbar(image, ax=axes[0].tolist(), label="free energy (kJ/mol)", shrink=0.8)
     figure.suptitle(title, fontsize=10)
     with atomic_output(path) as tmp:
@@ -125,33 +197,35 @@ def evaluate_model(
     kT = thermal_energy(temperature)
     bins, pseudo = params["bins"], params["pseudo_count"]
     reference = read_trajectory(cg_path)
-    reference_angles = phi_psi(reference)
-    p_reference = histogram_2d(reference_angles, bins, pseudo)
+    projection = choose_projection(reference)
+    js_name, kl_name, js_halves, kl_halves = projection.metrics
+    reference_values = projection.compute(reference)
+
+    def histogram(values: np.ndarray) -> np.ndarray:
+        return histogram_2d(values, bins, pseudo, projection.ranges)
+
+    p_reference = histogram(reference_values)
     labels = reference.trajectories
     first_half = np.isin(reference.trajectory_index, labels[: max(1, len(labels) // 2)])
-    p_first = histogram_2d(reference_angles[first_half], bins, pseudo)
-    p_second = histogram_2d(reference_angles[~first_half], bins, pseudo)
+    p_first = histogram(reference_values[first_half])
+    p_second = histogram(reference_values[~first_half])
 
     rows: list[tuple[str, str, float]] = []
     if (~first_half).any():
-        rows.append(
-            (keys.ALL_FOLDS, keys.JS_PHI_PSI_REFERENCE_HALVES, js_divergence(p_first, p_second))
-        )
-        rows.append(
-            (keys.ALL_FOLDS, keys.KL_PHI_PSI_REFERENCE_HALVES, kl_divergence(p_first, p_second))
-        )
-    panels = [(f"reference ({reference.n_frames} frames)", reference_angles)]
+        rows.append((keys.ALL_FOLDS, js_halves, js_divergence(p_first, p_second)))
+        rows.append((keys.ALL_FOLDS, kl_halves, kl_divergence(p_first, p_second)))
+    panels = [(f"reference ({reference.n_frames} frames)", reference_values)]
     inputs: list[str] = [os.fspath(cg_path)]
     for fold, paths in enumerate(fold_dirs):
         name = f"fold{fold}"
         inputs += list(paths.values())
         simulation = read_trajectory(paths["traj"])
         if simulation.n_frames:
-            model_angles = phi_psi(simulation)
-            p_model = histogram_2d(model_angles, bins, pseudo)
-            rows.append((name, keys.JS_PHI_PSI, js_divergence(p_reference, p_model)))
-            rows.append((name, keys.KL_PHI_PSI, kl_divergence(p_reference, p_model)))
-            panels.append((f"{model_name} {name}", model_angles))
+            model_values = projection.compute(simulation)
+            p_model = histogram(model_values)
+            rows.append((name, js_name, js_divergence(p_reference, p_model)))
+            rows.append((name, kl_name, kl_divergence(p_reference, p_model)))
+            panels.append((f"{model_name} {name}", model_values))
         model = load_model(paths["model"])
         _, held_out = split_frames(reference.trajectory_index, n_folds, fold)
         held_out = evenly(held_out, _HELDOUT_FRAMES)
@@ -177,12 +251,14 @@ def evaluate_model(
         inputs=inputs,
     )
     write_table(output_dir / "metrics.parquet", table, provenance)
+    title = "φ/ψ" if projection.name == "phi_psi" else "radius of gyration / end-to-end"
     _plot_fes(
         output_dir / "fes.png",
         panels,
+        projection,
         bins,
         kT,
-        f"{system} / {mapping} / {model_name}: φ/ψ free energy",
+        f"{system} / {mapping} / {model_name}: {title} free energy",
         provenance,
     )
     return table

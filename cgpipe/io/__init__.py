@@ -3,17 +3,26 @@ writer, atomic writes and provenance."""
 
 from cgpipe.io.atomic import atomic_output
 from cgpipe.io.provenance import Provenance, read_provenance, sha256sum
+from cgpipe.io.structure import read_structure, write_structure
 from cgpipe.io.tables import read_table, write_table
-from cgpipe.io.trajectory import TrajectoryData, read_trajectory, write_trajectory
+from cgpipe.io.trajectory import (
+    TrajectoryData,
+    TrajectoryWriter,
+    read_trajectory,
+    write_trajectory,
+)
 
 __all__ = [
     "Provenance",
     "TrajectoryData",
+    "TrajectoryWriter",
     "atomic_output",
     "read_provenance",
+    "read_structure",
     "read_table",
     "read_trajectory",
     "sha256sum",
+    "write_structure",
     "write_table",
     "write_trajectory",
 ]

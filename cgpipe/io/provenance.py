@@ -121,7 +121,7 @@ def _json_default(value: Any) -> Any:
 
 
 def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read the provenance record of any cgpipe artifact (HDF5, Parquet or checkpoint)."""
+    """Read the provenance record of any cgpipe artifact (HDF5, Parquet, PDB, checkpoint...)."""
     path = Path(path)
     suffix = path.suffix
     if suffix in (".h5", ".hdf5"):
@@ -152,6 +152,10 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
             re.DOTALL,
         )
         text = found.group(1) if found else None
+    elif suffix == ".pdb":
+        from cgpipe.io.structure import structure_provenance_text
+
+        text = structure_provenance_text(path)
     else:
         raise ValueError(f"{path}: no provenance reader for files ending in {suffix!r}")
     if text is None:

@@ -120,56 +120,139 @@ class TrajectoryData:
         )
 
 
-def _check_finite(name: str, array: np.ndarray, path: Path) -> None:
+def _check_finite(name: str, array: np.ndarray, path: Path, first_frame: int = 0) -> None:
     bad = ~np.isfinite(array).reshape(array.shape[0], -1).all(axis=1)
     if bad.any():
         frame = int(np.flatnonzero(bad)[0])
+        atom = int(np.flatnonzero(~np.isfinite(array[frame]).all(axis=-1))[0])
         raise ValueError(
-            f"{path}: {name} hold NaN or infinite values, first at frame {frame} "
-            f"({int(bad.sum())} frames affected)"
+            f"{path}: {name} hold NaN or infinite values, first at frame {first_frame + frame} "
+            f"(atom {atom}; {int(bad.sum())} frames affected)"
         )
+
+
+class TrajectoryWriter:
+    """Write a trajectory in blocks of frames, atomically: the file appears when complete.
+
+    For trajectories too long to hold in memory (reference generation appends as it
+    goes). Use as a context manager; leaving the block by an exception leaves nothing.
+
+    Parameters
+    ----------
+    path
+        The artifact to write.
+    topology
+        Topology of every frame.
+    provenance
+        Its record, stored when the writer closes.
+    with_forces
+        Whether every block carries forces.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        topology: md.Topology,
+        provenance: Provenance,
+        *,
+        with_forces: bool,
+    ) -> None:
+        self.path = Path(path)
+        self.topology = topology
+        self.provenance = provenance
+        self.with_forces = with_forces
+        self.n_frames = 0
+
+    def __enter__(self) -> TrajectoryWriter:
+        self._atomic = atomic_output(self.path)
+        tmp = self._atomic.__enter__()
+        self._handle = h5py.File(tmp, "w")
+        handle, n_atoms = self._handle, self.topology.n_atoms
+        handle.attrs["conventions"] = "Pande"
+        handle.attrs["conventionVersion"] = "1.1"
+        handle.attrs["program"] = "cgpipe"
+        handle.attrs["programVersion"] = cgpipe.__version__
+        handle.attrs["application"] = "cgpipe"
+        handle.attrs["title"] = f"cgpipe {self.provenance.stage}"
+        topology_json = json.dumps(
+            md.formats.HDF5TrajectoryFile.convert_topology_to_dict(self.topology)
+        )
+        handle.create_dataset(keys.TOPOLOGY, data=np.array([topology_json.encode("ascii")]))
+        # Chunks of up to 256 frames: whole frames read fast, gzip level 1 stays cheap.
+        frame_chunks = (max(1, min(256, (1 << 20) // (12 * max(n_atoms, 1)))), max(n_atoms, 1), 3)
+        compression = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+        names = [(keys.COORDINATES, keys.UNIT_LENGTH)]
+        if self.with_forces:
+            names.append((keys.FORCES, keys.UNIT_FORCE))
+        for name, units in names:
+            dataset = handle.create_dataset(
+                name,
+                shape=(0, n_atoms, 3),
+                maxshape=(None, n_atoms, 3),
+                dtype=np.float32,
+                chunks=frame_chunks,
+                **compression,
+            )
+            dataset.attrs[keys.UNITS] = units
+        handle.create_dataset(keys.TIME, shape=(0,), maxshape=(None,), dtype=np.float32)
+        handle[keys.TIME].attrs[keys.UNITS] = keys.UNIT_TIME
+        handle.create_dataset(keys.TRAJECTORY_INDEX, shape=(0,), maxshape=(None,), dtype=np.int64)
+        return self
+
+    def append(
+        self,
+        coordinates: np.ndarray,
+        time: np.ndarray,
+        forces: np.ndarray | None = None,
+        trajectory_index: np.ndarray | int = 0,
+    ) -> None:
+        """Add frames: coordinates [n, n_atoms, 3] nm, time [n] ps, forces kJ/mol/nm."""
+        coordinates = np.asarray(coordinates, dtype=np.float32)
+        n = coordinates.shape[0]
+        if coordinates.shape[1:] != (self.topology.n_atoms, 3):
+            raise ValueError(
+                f"{self.path}: frames have {coordinates.shape[1:]} positions, the topology "
+                f"has {self.topology.n_atoms} atoms"
+            )
+        if (forces is not None) != self.with_forces:
+            raise ValueError(f"{self.path}: every block must carry forces, or none")
+        _check_finite("coordinates", coordinates, self.path, self.n_frames)
+        blocks = {keys.COORDINATES: coordinates}
+        if forces is not None:
+            forces = np.asarray(forces, dtype=np.float32)
+            _check_finite("forces", forces, self.path, self.n_frames)
+            blocks[keys.FORCES] = forces
+        blocks[keys.TIME] = np.asarray(time, dtype=np.float32).reshape(n)
+        blocks[keys.TRAJECTORY_INDEX] = np.broadcast_to(
+            np.asarray(trajectory_index, dtype=np.int64), (n,)
+        )
+        for name, block in blocks.items():
+            dataset = self._handle[name]
+            dataset.resize(self.n_frames + n, axis=0)
+            dataset[self.n_frames :] = block
+        self.n_frames += n
+
+    def __exit__(self, kind, value, traceback) -> None:
+        try:
+            if kind is None:
+                self._handle.attrs[keys.PROVENANCE] = self.provenance.to_json()
+        finally:
+            self._handle.close()
+            self._atomic.__exit__(kind, value, traceback)
 
 
 def write_trajectory(
     path: str | os.PathLike[str], data: TrajectoryData, provenance: Provenance
 ) -> None:
     """Write ``data`` atomically to ``path`` in mdtraj's HDF5 layout plus forces."""
-    path = Path(path)
-    _check_finite("coordinates", data.coordinates, path)
+    # Checked before the file is opened, so that bad data leaves no temporary file either.
+    _check_finite("coordinates", data.coordinates, Path(path))
     if data.forces is not None:
-        _check_finite("forces", data.forces, path)
-    topology_json = json.dumps(
-        md.formats.HDF5TrajectoryFile.convert_topology_to_dict(data.topology)
-    )
-    with atomic_output(path) as tmp, h5py.File(tmp, "w") as handle:
-        handle.attrs["conventions"] = "Pande"
-        handle.attrs["conventionVersion"] = "1.1"
-        handle.attrs["program"] = "cgpipe"
-        handle.attrs["programVersion"] = cgpipe.__version__
-        handle.attrs["application"] = "cgpipe"
-        handle.attrs["title"] = f"cgpipe {provenance.stage}"
-        handle.attrs[keys.PROVENANCE] = provenance.to_json()
-        handle.create_dataset(keys.TOPOLOGY, data=np.array([topology_json.encode("ascii")]))
-        chunks = (min(max(data.n_frames, 1), 256), data.topology.n_atoms, 3)
-        compression = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
-        coordinates = handle.create_dataset(
-            keys.COORDINATES,
-            data=data.coordinates,
-            chunks=chunks if data.n_frames else None,
-            **(compression if data.n_frames else {}),
-        )
-        coordinates.attrs[keys.UNITS] = keys.UNIT_LENGTH
-        time = handle.create_dataset(keys.TIME, data=data.time.astype(np.float32))
-        time.attrs[keys.UNITS] = keys.UNIT_TIME
-        if data.forces is not None:
-            forces = handle.create_dataset(
-                keys.FORCES,
-                data=data.forces,
-                chunks=chunks if data.n_frames else None,
-                **(compression if data.n_frames else {}),
-            )
-            forces.attrs[keys.UNITS] = keys.UNIT_FORCE
-        handle.create_dataset(keys.TRAJECTORY_INDEX, data=data.trajectory_index)
+        _check_finite("forces", data.forces, Path(path))
+    with TrajectoryWriter(
+        path, data.topology, provenance, with_forces=data.forces is not None
+    ) as writer:
+        writer.append(data.coordinates, data.time, data.forces, data.trajectory_index)
 
 
 def topology_from_dict(topology_dict: dict[str, Any]) -> md.Topology:

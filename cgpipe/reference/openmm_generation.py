@@ -1,10 +1,23 @@
-"""OpenMM generation of reference trajectories (positions and forces)."""
+"""OpenMM generation of reference trajectories (positions and forces), with restart.
+
+Each trajectory starts from the system's prepared structure: it is minimised, given
+Maxwell-Boltzmann velocities and equilibrated (in explicit water under a Monte Carlo
+barostat, after which recording runs at the equilibrated volume), then recorded:
+positions (nm) and the potential's forces (kJ/mol/nm) every ``save_every`` steps.
+
+Long runs are cut into blocks of ``checkpoint_interval`` steps. After each block the
+frames and an OpenMM checkpoint (positions, velocities, box, random-number state) go
+to ``<output>.checkpoint/``; a killed job started again resumes from the last block
+and, on the same platform, produces the same trajectory as an uninterrupted run.
+"""
 
 from __future__ import annotations
 
-import importlib.util
+import hashlib
+import json
 import logging
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,54 +30,28 @@ import openmm.app as app
 import openmm.unit as unit
 from tqdm import tqdm
 
-from cgpipe.io import Provenance, TrajectoryData, write_trajectory
+from cgpipe.io import Provenance, TrajectoryWriter, atomic_output, sha256sum
+from cgpipe.reference.structure import (
+    WATER_AND_IONS,
+    create_system,
+    load_forcefield,
+    load_structure,
+    resolve_structure,
+)
 from cgpipe.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
-_CONSTRAINTS = {
-    "none": None,
-    "HBonds": app.HBonds,
-    "AllBonds": app.AllBonds,
-    "HAngles": app.HAngles,
-}
 _PLATFORM_PREFERENCE = ("CUDA", "OpenCL", "CPU", "Reference")
-
-
-def resolve_structure(spec: str) -> Path:
-    """Path of a structure given as a file path or as ``package:relative/path``.
-
-    The package form finds a file shipped inside an installed package without
-    importing the package.
-    """
-    if ":" in spec and not Path(spec).exists():
-        package, relative = spec.split(":", 1)
-        found = importlib.util.find_spec(package)
-        if found is None or not found.submodule_search_locations:
-            raise FileNotFoundError(f"structure {spec!r}: package {package!r} is not installed")
-        path = Path(next(iter(found.submodule_search_locations))) / relative
-    else:
-        path = Path(spec)
-    if not path.is_file():
-        raise FileNotFoundError(f"structure {spec!r}: no file at {path}")
-    return path
-
-
-def _load_structure(path: Path) -> tuple[app.Topology, Any]:
-    is_cif = path.suffix.lower() in (".cif", ".mmcif", ".pdbx")
-    if not is_cif and not any(line.startswith(("ATOM", "HETATM")) for line in open(path)):
-        raise ValueError(f"{path}: the structure holds no atoms (no ATOM or HETATM record)")
-    try:
-        structure = app.PDBxFile(str(path)) if is_cif else app.PDBFile(str(path))
-    except Exception as error:  # OpenMM's parsers raise assorted types on malformed files
-        raise ValueError(f"{path}: cannot read the structure ({error})") from error
-    if structure.topology.getNumAtoms() == 0:
-        raise ValueError(f"{path}: the structure holds no atoms")
-    return structure.topology, structure.positions
+_BAROSTAT_INTERVAL = 25  # steps between Monte Carlo volume moves
+_FORCE_UNIT = unit.kilojoule_per_mole / unit.nanometer
 
 
 def choose_platform(name: str | None = None) -> openmm.Platform:
-    """The named OpenMM platform, or the fastest available (CUDA, OpenCL, CPU)."""
+    """The named OpenMM platform, or the fastest available (CUDA, OpenCL, CPU).
+
+    ``name`` (or the environment variable ``CGPIPE_OPENMM_PLATFORM``) overrides the choice.
+    """
     name = name or os.environ.get("CGPIPE_OPENMM_PLATFORM")
     available = [
         openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())
@@ -79,8 +66,150 @@ def choose_platform(name: str | None = None) -> openmm.Platform:
     raise RuntimeError("no OpenMM platform available")
 
 
+def platform_properties(platform: openmm.Platform, threads: int) -> dict[str, str]:
+    if platform.getName() == "CPU":
+        return {"Threads": str(threads)}
+    if platform.getName() in ("CUDA", "OpenCL"):
+        # Single-precision forces, double-precision integration: the usual trade-off.
+        return {"Precision": "mixed"}
+    return {}
+
+
+class ReferenceSystem:
+    """A prepared structure made ready to simulate: OpenMM system, solute atoms, seed.
+
+    Parameters
+    ----------
+    structure
+        A prepared structure (path or ``package:relative/path``) with every hydrogen,
+        and water for explicit solvent.
+    params
+        The ``reference`` config section.
+    temperature
+        K.
+    """
+
+    def __init__(
+        self, structure: str | os.PathLike[str], params: dict[str, Any], temperature: float
+    ):
+        self.path = resolve_structure(os.fspath(structure))
+        self.params = params
+        self.temperature = temperature
+        self.topology, self.positions = load_structure(self.path)
+        self.explicit = params["solvent"] == "tip3p"
+        if self.explicit and self.topology.getPeriodicBoxVectors() is None:
+            raise ValueError(f"{self.path}: explicit water needs a periodic box (CRYST1 record)")
+        self.forcefield = load_forcefield(params)
+        self.solute = np.array(
+            [a.index for a in self.topology.atoms() if a.residue.name not in WATER_AND_IONS]
+        )
+        if not len(self.solute):
+            raise ValueError(f"{self.path}: no solute atoms (only water and ions)")
+
+    def system(self, *, barostat: bool) -> openmm.System:
+        system = create_system(self.topology, self.forcefield, self.params, str(self.path))
+        if barostat and self.explicit:
+            system.addForce(
+                openmm.MonteCarloBarostat(
+                    self.params["pressure"] * unit.bar,
+                    self.temperature * unit.kelvin,
+                    _BAROSTAT_INTERVAL,
+                )
+            )
+        return system
+
+    def simulation(
+        self, system: openmm.System, seed: int, platform: openmm.Platform, threads: int
+    ) -> app.Simulation:
+        integrator = openmm.LangevinMiddleIntegrator(
+            self.temperature * unit.kelvin,
+            self.params["friction"] / unit.picosecond,
+            self.params["timestep"] * unit.picoseconds,
+        )
+        integrator.setRandomNumberSeed(seed)
+        return app.Simulation(
+            self.topology, system, integrator, platform, platform_properties(platform, threads)
+        )
+
+    def solute_topology(self) -> md.Topology:
+        return md.Topology.from_openmm(self.topology).subset(self.solute)
+
+
+def _fingerprint(**facts: Any) -> str:
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
+
+
+class _Checkpoints:
+    """Blocks of recorded frames and the OpenMM checkpoint after the last one."""
+
+    def __init__(self, folder: Path, fingerprint: str):
+        self.folder = folder
+        self.fingerprint = fingerprint
+        self.state_path = folder / "checkpoint.npz"
+
+    def load(self) -> dict[str, Any] | None:
+        """The last checkpoint, or ``None`` (none, or one written for other settings)."""
+        if not self.state_path.exists():
+            return None
+        with np.load(self.state_path, allow_pickle=False) as saved:
+            meta = json.loads(str(saved["meta"]))
+            state = saved["state"].tobytes()
+        if meta["fingerprint"] != self.fingerprint:
+            log.warning("%s was written with other settings; starting over", self.folder)
+            return None
+        for stale in self.folder.glob("block_*.npz"):
+            if int(stale.stem.split("_")[1]) >= meta["n_blocks"]:
+                stale.unlink()
+        return {**meta, "state": state}
+
+    def reset(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
+        self.folder.mkdir(parents=True)
+
+    def save_block(self, number: int, coordinates: np.ndarray, forces: np.ndarray) -> None:
+        with atomic_output(self.folder / f"block_{number:06d}.npz") as tmp, open(tmp, "wb") as f:
+            np.savez(f, coordinates=coordinates, forces=forces)
+
+    def save_state(self, state: bytes, **meta: Any) -> None:
+        meta["fingerprint"] = self.fingerprint
+        with atomic_output(self.state_path) as tmp, open(tmp, "wb") as handle:
+            np.savez(handle, state=np.frombuffer(state, dtype=np.uint8), meta=json.dumps(meta))
+
+    def blocks(self, n_blocks: int):
+        for number in range(n_blocks):
+            with np.load(self.folder / f"block_{number:06d}.npz") as block:
+                yield block["coordinates"], block["forces"]
+
+
+def _equilibrate(
+    reference: ReferenceSystem,
+    seed: int,
+    platform: openmm.Platform,
+    threads: int,
+    steps: int,
+) -> app.Simulation:
+    """Minimise, draw velocities, equilibrate; return the simulation that records."""
+    simulation = reference.simulation(reference.system(barostat=True), seed, platform, threads)
+    simulation.context.setPositions(reference.positions)
+    if reference.explicit:
+        simulation.context.setPeriodicBoxVectors(*reference.topology.getPeriodicBoxVectors())
+    simulation.minimizeEnergy()
+    simulation.context.setVelocitiesToTemperature(reference.temperature * unit.kelvin, seed)
+    if steps:
+        simulation.step(steps)
+    if not reference.explicit:
+        return simulation
+    # Recording runs at the equilibrated volume: a new context without the barostat.
+    state = simulation.context.getState(getPositions=True, getVelocities=True)
+    production = reference.simulation(reference.system(barostat=False), seed, platform, threads)
+    production.context.setPeriodicBoxVectors(*state.getPeriodicBoxVectors())
+    production.context.setPositions(state.getPositions())
+    production.context.setVelocities(state.getVelocities())
+    return production
+
+
 def generate_trajectory(
-    structure: str,
+    structure: str | os.PathLike[str],
     output: str | os.PathLike[str],
     *,
     system: str,
@@ -90,80 +219,133 @@ def generate_trajectory(
     master_seed: int,
     threads: int = 1,
     platform_name: str | None = None,
-) -> TrajectoryData:
-    """Simulate one reference trajectory and write it to ``output``.
+) -> dict[str, Any]:
+    """Simulate one reference trajectory and write it to ``output``; resume if interrupted.
 
     Parameters
     ----------
     structure
-        Structure spec for :func:`resolve_structure`.
+        The prepared structure (see :mod:`cgpipe.reference.structure`).
     system, index
         System name and trajectory number; with ``master_seed`` they fix the seed.
     temperature
         K.
     params
-        The ``reference`` config section: forcefield, timestep (ps), friction (1/ps),
-        constraints, equilibration_steps, n_steps, save_every.
-    """
-    path = resolve_structure(structure)
-    topology, positions = _load_structure(path)
-    forcefield = app.ForceField(*params["forcefield"])
-    try:
-        omm_system = forcefield.createSystem(
-            topology,
-            nonbondedMethod=app.NoCutoff,
-            constraints=_CONSTRAINTS[params["constraints"]],
-        )
-    except ValueError as error:
-        raise ValueError(
-            f"{path}: force field {params['forcefield']} cannot build it: {error}"
-        ) from error
-    seed = derive_seed(master_seed, "reference", system, index)
-    integrator = openmm.LangevinMiddleIntegrator(
-        temperature * unit.kelvin,
-        params["friction"] / unit.picosecond,
-        params["timestep"] * unit.picoseconds,
-    )
-    integrator.setRandomNumberSeed(seed)
-    platform = choose_platform(platform_name)
-    properties = {"Threads": str(threads)} if platform.getName() == "CPU" else {}
-    simulation = app.Simulation(topology, omm_system, integrator, platform, properties)
-    simulation.context.setPositions(positions)
-    simulation.minimizeEnergy()
-    simulation.context.setVelocitiesToTemperature(temperature * unit.kelvin, seed)
-    if params["equilibration_steps"]:
-        simulation.step(params["equilibration_steps"])
+        The ``reference`` config section: forcefield, solvent, timestep (ps), friction
+        (1/ps), constraints, equilibration_steps, n_steps, save_every, checkpoint_interval.
 
+    Returns
+    -------
+    The provenance ``extra`` record: platform, ns/day, frames, restarts.
+    """
+    output = Path(output)
+    reference = ReferenceSystem(structure, params, temperature)
     save_every = params["save_every"]
     n_frames = params["n_steps"] // save_every
     if n_frames < 1:
         raise ValueError(
             f"reference.n_steps={params['n_steps']} < save_every={save_every}: no frame"
         )
-    n_atoms = topology.getNumAtoms()
-    coordinates = np.empty((n_frames, n_atoms, 3), dtype=np.float32)
-    forces = np.empty((n_frames, n_atoms, 3), dtype=np.float32)
-    start = time.perf_counter()
-    for frame in tqdm(
-        range(n_frames), desc=f"{system} traj {index}", file=sys.stderr, mininterval=5
-    ):
-        simulation.step(save_every)
-        state = simulation.context.getState(getPositions=True, getForces=True)
-        coordinates[frame] = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
-        forces[frame] = state.getForces(asNumpy=True).value_in_unit(
-            unit.kilojoule_per_mole / unit.nanometer
+    frames_per_block = max(1, params["checkpoint_interval"] // save_every)
+    n_blocks = -(-n_frames // frames_per_block)
+    seed = derive_seed(master_seed, "reference", system, index)
+    platform = choose_platform(platform_name)
+    recorded = {k: v for k, v in params.items() if k not in ("n_trajectories",)}
+    checkpoints = _Checkpoints(
+        output.with_name(output.name + ".checkpoint"),
+        _fingerprint(
+            params=recorded,
+            temperature=temperature,
+            seed=seed,
+            structure=sha256sum(reference.path),
+            platform=platform.getName(),
+        ),
+    )
+
+    resumed = checkpoints.load()
+    if resumed is not None:
+        simulation = reference.simulation(reference.system(barostat=False), seed, platform, threads)
+        try:
+            simulation.context.loadCheckpoint(resumed["state"])
+        except Exception as error:  # OpenMM raises a bare Exception for foreign checkpoints
+            log.warning(
+                "cannot load the checkpoint in %s (%s); starting over", checkpoints.folder, error
+            )
+            resumed = None
+    if resumed is None:
+        checkpoints.reset()
+        simulation = _equilibrate(reference, seed, platform, threads, params["equilibration_steps"])
+        checkpoints.save_state(
+            simulation.context.createCheckpoint(), n_blocks=0, n_frames=0, seconds=0.0, restarts=0
         )
-    elapsed = time.perf_counter() - start
-    ns_per_day = n_frames * save_every * params["timestep"] * 1e-3 / elapsed * 86400.0
+        done_blocks, done_frames, seconds, restarts = 0, 0, 0.0, 0
+    else:
+        done_blocks, done_frames = resumed["n_blocks"], resumed["n_frames"]
+        seconds, restarts = resumed["seconds"], resumed["restarts"] + 1
+        log.info("%s trajectory %d: resuming at frame %d", system, index, done_frames)
+
+    solute = reference.solute
+    n_solute = len(solute)
+    progress = tqdm(
+        total=n_frames,
+        initial=done_frames,
+        desc=f"{system} traj {index}",
+        unit="frame",
+        file=sys.stderr,
+        mininterval=5,
+    )
+    with progress:
+        for block in range(done_blocks, n_blocks):
+            size = min(frames_per_block, n_frames - done_frames)
+            coordinates = np.empty((size, n_solute, 3), dtype=np.float32)
+            forces = np.empty((size, n_solute, 3), dtype=np.float32)
+            start = time.perf_counter()
+            for frame in range(size):
+                simulation.step(save_every)
+                state = simulation.context.getState(getPositions=True, getForces=True)
+                coordinates[frame] = state.getPositions(asNumpy=True)[solute].value_in_unit(
+                    unit.nanometer
+                )
+                forces[frame] = state.getForces(asNumpy=True)[solute].value_in_unit(_FORCE_UNIT)
+                progress.update()
+            seconds += time.perf_counter() - start
+            done_frames += size
+            checkpoints.save_block(block, coordinates, forces)
+            checkpoints.save_state(
+                simulation.context.createCheckpoint(),
+                n_blocks=block + 1,
+                n_frames=done_frames,
+                seconds=seconds,
+                restarts=restarts,
+            )
+
+    simulated_ns = n_frames * save_every * params["timestep"] * 1e-3
+    ns_per_day = simulated_ns / seconds * 86400.0 if seconds > 0 else float("nan")
     log.info("%s trajectory %d: %.1f ns/day on %s", system, index, ns_per_day, platform.getName())
-    time_ps = params["timestep"] * save_every * (np.arange(n_frames) + 1)
-    data = TrajectoryData(md.Topology.from_openmm(topology), coordinates, time_ps, forces)
+    extra = {
+        "platform": platform.getName(),
+        "ns_per_day": ns_per_day,
+        "trajectory": index,
+        "frames": n_frames,
+        "restarts": restarts,
+        "simulated_atoms": reference.topology.getNumAtoms(),
+        "solute_atoms": n_solute,
+    }
     provenance = Provenance(
         stage="reference",
-        config={"system": system, "structure": structure, "temperature": temperature, **params},
-        inputs=[path],
+        config={"system": system, "temperature": temperature, **recorded},
+        inputs=[reference.path],
         seed=seed,
-        extra={"platform": platform.getName(), "ns_per_day": ns_per_day, "trajectory": index},
+        extra=extra,
     )
-    write_trajectory(output, data, provenance)
-    return data
+    step_ps = params["timestep"] * save_every
+    with TrajectoryWriter(
+        output, reference.solute_topology(), provenance, with_forces=True
+    ) as writer:
+        first = 0
+        for coordinates, forces in checkpoints.blocks(n_blocks):
+            times = step_ps * (np.arange(first, first + len(coordinates)) + 1)
+            writer.append(coordinates, times, forces)
+            first += len(coordinates)
+    shutil.rmtree(checkpoints.folder)
+    return extra

@@ -34,6 +34,12 @@ _NOTES = {
         "JS between two halves of the reference: the sampling noise floor"
     ),
     keys.KL_PHI_PSI_REFERENCE_HALVES: "KL between two halves of the reference",
+    keys.JS_RG_END_TO_END: (
+        "Jensen-Shannon divergence (nats) of (radius of gyration, end-to-end distance)"
+    ),
+    keys.KL_RG_END_TO_END: "KL divergence D(ref ‖ CG) (nats) of (Rg, end-to-end distance)",
+    keys.JS_RG_END_TO_END_REFERENCE_HALVES: "JS between two halves of the reference",
+    keys.KL_RG_END_TO_END_REFERENCE_HALVES: "KL between two halves of the reference",
     keys.FORCE_RMSE_HELDOUT: "force RMSE on held-out trajectories (kJ/mol/nm per component)",
     keys.FORCE_RMSE_HELDOUT_PRIOR: "the same for the prior alone",
     keys.STABLE_FRACTION: "fraction of CG replicas that never failed",

@@ -1,12 +1,34 @@
+"""OpenMM generation: saved forces, seeds, solvents, checkpoint and restart."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
 import numpy as np
 import openmm
-import openmm.app as app
 import openmm.unit as unit
 import pytest
 
 from cgpipe.io import read_trajectory
-from cgpipe.reference import generate_trajectory, resolve_structure
+from cgpipe.reference import choose_platform, generate_trajectory, prepare_structure
+from cgpipe.reference.openmm_generation import ReferenceSystem
 from tests.conftest import ALA2
+
+
+def _forces_at(reference: ReferenceSystem, positions: np.ndarray) -> np.ndarray:
+    """Forces of the reference's own system (barostat-free) at all-atom positions, Reference."""
+    context = openmm.Context(
+        reference.system(barostat=False),
+        openmm.VerletIntegrator(0.001),
+        openmm.Platform.getPlatformByName("Reference"),
+    )
+    if reference.explicit:
+        context.setPeriodicBoxVectors(*reference.topology.getPeriodicBoxVectors())
+    context.setPositions(positions.astype(np.float64))
+    state = context.getState(getForces=True)
+    return state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
 
 
 def test_saved_forces_are_the_forces_at_the_saved_positions(
@@ -14,20 +36,9 @@ def test_saved_forces_are_the_forces_at_the_saved_positions(
 ):
     data = read_trajectory(ala2_reference[0])
     assert data.n_frames == tiny_reference_params["n_steps"] // tiny_reference_params["save_every"]
-    pdb = app.PDBFile(str(ala2_structure))
-    system = app.ForceField(*tiny_reference_params["forcefield"]).createSystem(
-        pdb.topology, nonbondedMethod=app.NoCutoff, constraints=app.HBonds
-    )
-    context = openmm.Context(
-        system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference")
-    )
+    reference = ReferenceSystem(ala2_structure, tiny_reference_params, 300.0)
     for frame in (0, data.n_frames - 1):
-        context.setPositions(data.coordinates[frame].astype(np.float64))
-        expected = (
-            context.getState(getForces=True)
-            .getForces(asNumpy=True)
-            .value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
-        )
+        expected = _forces_at(reference, data.coordinates[frame])
         np.testing.assert_allclose(data.forces[frame], expected, rtol=1e-3, atol=0.5)
 
 
@@ -35,7 +46,9 @@ def test_provenance_of_a_generated_trajectory(ala2_reference):
     record = read_trajectory(ala2_reference[1]).provenance
     assert record["stage"] == "reference"
     assert record["extra"]["ns_per_day"] > 0 and record["extra"]["platform"]
+    assert record["extra"]["restarts"] == 0
     assert record["seed"] > 0 and record["config"]["temperature"] == 300.0
+    assert record["config"]["solvent"] == "gbn2"
     assert len(record["inputs"]) == 1
 
 
@@ -45,22 +58,116 @@ def test_trajectories_differ_by_seed(ala2_reference):
     assert not np.allclose(a.coordinates, b.coordinates)
 
 
-def test_structure_resolution_errors(tmp_path, tiny_reference_params):
-    assert resolve_structure(ALA2).name == "alanine-dipeptide.pdb"
-    with pytest.raises(FileNotFoundError, match="package 'nopackage' is not installed"):
-        resolve_structure("nopackage:x.pdb")
-    with pytest.raises(FileNotFoundError, match="no file at"):
-        resolve_structure(str(tmp_path / "missing.pdb"))
-    empty = tmp_path / "empty.pdb"
-    empty.write_text("END\n")
-    with pytest.raises(ValueError, match="holds no atoms"):
-        generate_trajectory(
-            str(empty),
-            tmp_path / "out.h5",
-            system="x",
-            index=0,
-            temperature=300.0,
-            params=tiny_reference_params,
-            master_seed=1,
-        )
-    assert not (tmp_path / "out.h5").exists()
+@pytest.mark.parametrize("solvent", ["vacuum", "obc2"])
+def test_implicit_and_vacuum_solvents(tmp_path, ala2_structure, tiny_reference_params, solvent):
+    params = {**tiny_reference_params, "solvent": solvent, "n_steps": 100}
+    output = tmp_path / "traj.h5"
+    generate_trajectory(
+        ALA2, output, system="ala2", index=0, temperature=300.0, params=params, master_seed=1
+    )
+    data = read_trajectory(output)
+    reference = ReferenceSystem(ala2_structure, params, 300.0)
+    np.testing.assert_allclose(
+        data.forces[-1], _forces_at(reference, data.coordinates[-1]), rtol=1e-3, atol=0.5
+    )
+    assert not output.with_name("traj.h5.checkpoint").exists()
+
+
+def test_explicit_water_keeps_the_solute_and_the_forces_the_water_exerts(
+    tmp_path, tiny_reference_params
+):
+    params = {
+        **tiny_reference_params,
+        "solvent": "tip3p",
+        "solvent_padding": 0.6,
+        "nonbonded_cutoff": 0.6,
+        "equilibration_steps": 50,
+        "n_steps": 60,
+    }
+    structure = tmp_path / "structure.pdb"
+    report = prepare_structure(structure, system="ala2", params=params, seed=1, structure=ALA2)
+    assert (
+        report["water_molecules"] > 50
+        and report["n_atoms"] == 22 + 3 * report["water_molecules"] + report["ions"]
+    )
+    output = tmp_path / "traj.h5"
+    extra = generate_trajectory(
+        structure, output, system="ala2", index=0, temperature=300.0, params=params, master_seed=1
+    )
+    data = read_trajectory(output)
+    assert data.topology.n_atoms == 22 and extra["simulated_atoms"] == report["n_atoms"]
+    assert {r.name for r in data.topology.residues} == {"ACE", "ALA", "NME"}
+    # The solute's own forces (in vacuum) differ from the saved ones by the water's pull.
+    vacuum = ReferenceSystem(ALA2, {**params, "solvent": "vacuum"}, 300.0)
+    own = _forces_at(vacuum, data.coordinates[-1])
+    difference = np.linalg.norm(data.forces[-1] - own, axis=-1)
+    assert np.median(difference) > 10.0  # kJ/mol/nm: solvation forces are large
+
+
+_GENERATE = """
+import sys
+from cgpipe.reference import generate_trajectory
+params = {params!r}
+generate_trajectory({structure!r}, sys.argv[1], system="ala2", index=3, temperature=300.0,
+                    params=params, master_seed=5, threads=1)
+"""
+
+
+def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, tiny_reference_params):
+    params = {
+        **tiny_reference_params,
+        "equilibration_steps": 20,
+        "n_steps": 3000,
+        "save_every": 10,
+        "checkpoint_interval": 200,
+    }
+    whole = tmp_path / "whole.h5"
+    generate_trajectory(
+        ALA2, whole, system="ala2", index=3, temperature=300.0, params=params, master_seed=5
+    )
+    cut = tmp_path / "cut.h5"
+    script = _GENERATE.format(params=params, structure=ALA2)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(cut)], stderr=subprocess.DEVNULL, cwd=os.getcwd()
+    )
+    block = tmp_path / "cut.h5.checkpoint" / "block_000002.npz"
+    deadline = time.monotonic() + 120
+    while not block.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert block.exists() and not cut.exists(), "the run was not cut mid-way"
+    extra = generate_trajectory(
+        ALA2, cut, system="ala2", index=3, temperature=300.0, params=params, master_seed=5
+    )
+    assert extra["restarts"] == 1
+    a, b = read_trajectory(whole), read_trajectory(cut)
+    np.testing.assert_array_equal(a.coordinates, b.coordinates)
+    np.testing.assert_array_equal(a.forces, b.forces)
+    np.testing.assert_array_equal(a.time, b.time)
+    assert not (tmp_path / "cut.h5.checkpoint").exists()
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, tiny_reference_params):
+    params = {**tiny_reference_params, "n_steps": 200, "checkpoint_interval": 40}
+    output = tmp_path / "traj.h5"
+    folder = tmp_path / "traj.h5.checkpoint"
+    folder.mkdir()
+    np.savez(
+        folder / "checkpoint.npz",
+        state=np.zeros(4, np.uint8),
+        meta='{"fingerprint": "other", "n_blocks": 3, "n_frames": 6}',
+    )
+    extra = generate_trajectory(
+        ALA2, output, system="ala2", index=0, temperature=300.0, params=params, master_seed=1
+    )
+    assert extra["restarts"] == 0 and read_trajectory(output).n_frames == 10
+
+
+def test_platform_choice(monkeypatch):
+    assert choose_platform().getName() in ("CUDA", "OpenCL", "CPU")
+    assert choose_platform("Reference").getName() == "Reference"
+    monkeypatch.setenv("CGPIPE_OPENMM_PLATFORM", "Reference")
+    assert choose_platform().getName() == "Reference"
+    with pytest.raises(ValueError, match="'Nope' is not available"):
+        choose_platform("Nope")

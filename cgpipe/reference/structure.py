@@ -1,0 +1,350 @@
+"""Starting structures for reference simulations: found, built, repaired, solvated.
+
+A system's structure comes from a file shipped with a package, a PDB or mmCIF file,
+or a one-letter sequence. A sequence is built as an ACE/NME-capped peptide: its
+backbone heavy atoms from internal coordinates (bond lengths and angles of Engh &
+Huber, the chosen phi/psi, trans peptide bonds) placed atom by atom with the natural
+extension reference frame (NeRF). Side chains, missing heavy atoms and hydrogens are
+then added by pdbfixer from its residue templates, for a built peptide and a repaired
+PDB alike, and the provenance lists what was added. Explicit water (TIP3P, with
+neutralising ions and NaCl) is added by OpenMM's Modeller.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import openmm
+import openmm.app as app
+import openmm.unit as unit
+
+from cgpipe.io import Provenance, write_structure
+from cgpipe.residues import CAPS, ONE_LETTER, parse_sequence
+
+log = logging.getLogger(__name__)
+
+# phi, psi in degrees per secondary-structure letter.
+BACKBONE_ANGLES = {
+    "H": (-57.0, -47.0),  # right-handed alpha helix
+    "E": (-120.0, 130.0),  # beta strand
+    "P": (-75.0, 145.0),  # polyproline II
+    "C": (180.0, 180.0),  # fully extended
+}
+_KEYWORDS = {"extended": "C", "helix": "H", "strand": "E", "polyproline": "P"}
+# Proline's ring holds phi near -65 degrees whatever the requested structure.
+_PROLINE_PHI = -65.0
+# Backbone geometry (Engh & Huber 1991), nm and degrees.
+_N_CA, _CA_C, _C_N, _C_O, _CH3_C = 0.1458, 0.1525, 0.1329, 0.1231, 0.1520
+_N_CA_C, _CA_C_N, _C_N_CA = 111.2, 116.2, 121.7
+_OMEGA = 180.0
+
+CONSTRAINTS = {
+    "none": None,
+    "HBonds": app.HBonds,
+    "AllBonds": app.AllBonds,
+    "HAngles": app.HAngles,
+}
+
+WATER_AND_IONS = {"HOH", "WAT", "TIP3", "SOL", "NA", "CL", "K", "MG", "CA", "ZN", "Na+", "Cl-"}
+# Residue names pdbfixer and the Amber/CHARMM templates know, protonation variants too.
+KNOWN_RESIDUES = (
+    set(ONE_LETTER.values())
+    | set(CAPS)
+    | {"HID", "HIE", "HIP", "HSD", "HSE", "HSP", "CYX", "ASH", "GLH", "LYN", "CYM"}
+)
+
+
+def resolve_structure(spec: str) -> Path:
+    """Path of a structure given as a file path or as ``package:relative/path``.
+
+    The package form finds a file shipped inside an installed package without
+    importing the package.
+    """
+    if ":" in spec and not Path(spec).exists():
+        package, relative = spec.split(":", 1)
+        found = importlib.util.find_spec(package)
+        if found is None or not found.submodule_search_locations:
+            raise FileNotFoundError(f"structure {spec!r}: package {package!r} is not installed")
+        path = Path(next(iter(found.submodule_search_locations))) / relative
+    else:
+        path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"structure {spec!r}: no file at {path}")
+    return path
+
+
+def load_structure(path: Path) -> tuple[app.Topology, Any]:
+    """Topology and positions of a PDB or mmCIF file, refusing one without atoms."""
+    is_cif = path.suffix.lower() in (".cif", ".mmcif", ".pdbx")
+    if not is_cif and not any(line.startswith(("ATOM", "HETATM")) for line in open(path)):
+        raise ValueError(f"{path}: the structure holds no atoms (no ATOM or HETATM record)")
+    try:
+        structure = app.PDBxFile(str(path)) if is_cif else app.PDBFile(str(path))
+    except Exception as error:  # OpenMM's parsers raise assorted types on malformed files
+        raise ValueError(f"{path}: cannot read the structure ({error})") from error
+    if structure.topology.getNumAtoms() == 0:
+        raise ValueError(f"{path}: the structure holds no atoms")
+    return structure.topology, structure.positions
+
+
+def _place(a: np.ndarray, b: np.ndarray, c: np.ndarray, bond: float, angle: float, torsion: float):
+    """Position of atom d with |cd| = bond, angle bcd and torsion abcd in degrees (NeRF)."""
+    angle, torsion = np.radians(angle), np.radians(torsion)
+    bc = (c - b) / np.linalg.norm(c - b)
+    normal = np.cross(b - a, bc)
+    normal /= np.linalg.norm(normal)
+    frame = np.stack([bc, np.cross(normal, bc), normal], axis=1)
+    local = bond * np.array(
+        [-np.cos(angle), np.sin(angle) * np.cos(torsion), np.sin(angle) * np.sin(torsion)]
+    )
+    return c + frame @ local
+
+
+def backbone_angles(n_residues: int, secondary_structure: str) -> list[tuple[float, float]]:
+    """(phi, psi) in degrees of each residue for a keyword or a per-residue letter string."""
+    letters = secondary_structure
+    if secondary_structure in _KEYWORDS:
+        letters = _KEYWORDS[secondary_structure] * n_residues
+    if len(letters) != n_residues or any(x not in BACKBONE_ANGLES for x in letters):
+        raise ValueError(
+            f"secondary structure {secondary_structure!r}: give one of {sorted(_KEYWORDS)} or "
+            f"one letter of {''.join(BACKBONE_ANGLES)} per residue ({n_residues} residues)"
+        )
+    return [BACKBONE_ANGLES[x] for x in letters]
+
+
+def build_backbone(
+    sequence: str, secondary_structure: str = "extended"
+) -> tuple[app.Topology, np.ndarray]:
+    """Heavy backbone atoms of ACE-sequence-NME (N, CA, C, O per residue), nm.
+
+    The side chains and hydrogens are left to :func:`repair`.
+    """
+    names = parse_sequence(sequence)
+    angles = backbone_angles(len(names), secondary_structure)
+    # The backbone trace: ACE CH3 and C, then N, CA, C per residue, then NME N and C.
+    ch3 = np.zeros(3)
+    c_ace = np.array([_CH3_C, 0.0, 0.0])
+    n_first = c_ace + _C_N * np.array(
+        [-np.cos(np.radians(_CA_C_N)), np.sin(np.radians(_CA_C_N)), 0.0]
+    )
+    trace = [ch3, c_ace, n_first]
+    psi_previous = 180.0  # the ACE "psi" that orients the first N
+    for k, (phi, psi) in enumerate(angles):
+        if names[k] == "PRO":
+            phi = _PROLINE_PHI
+        if k > 0:
+            trace.append(_place(trace[-3], trace[-2], trace[-1], _C_N, _CA_C_N, psi_previous))
+        trace.append(_place(trace[-3], trace[-2], trace[-1], _N_CA, _C_N_CA, _OMEGA))
+        trace.append(_place(trace[-3], trace[-2], trace[-1], _CA_C, _N_CA_C, phi))
+        psi_previous = psi
+    trace.append(_place(trace[-3], trace[-2], trace[-1], _C_N, _CA_C_N, psi_previous))
+    trace.append(_place(trace[-3], trace[-2], trace[-1], _N_CA, _C_N_CA, _OMEGA))
+
+    def carbonyl_oxygen(ca: np.ndarray, c: np.ndarray, n_next: np.ndarray) -> np.ndarray:
+        # sp2 carbon: O lies opposite the bisector of its bonds to CA and to the next N.
+        away = (c - ca) / np.linalg.norm(c - ca) + (c - n_next) / np.linalg.norm(c - n_next)
+        return c + _C_O * away / np.linalg.norm(away)
+
+    topology = app.Topology()
+    chain = topology.addChain("A")
+    positions: list[np.ndarray] = []
+    elements = app.element
+
+    def add(residue: app.Residue, name: str, element: app.Element, xyz: np.ndarray) -> None:
+        topology.addAtom(name, element, residue)
+        positions.append(xyz)
+
+    ace = topology.addResidue("ACE", chain, "1")
+    add(ace, "CH3", elements.carbon, trace[0])
+    add(ace, "C", elements.carbon, trace[1])
+    add(ace, "O", elements.oxygen, carbonyl_oxygen(trace[0], trace[1], trace[2]))
+    for k, name in enumerate(names):
+        n, ca, c, n_next = trace[2 + 3 * k : 6 + 3 * k]
+        residue = topology.addResidue(name, chain, str(k + 2))
+        add(residue, "N", elements.nitrogen, n)
+        add(residue, "CA", elements.carbon, ca)
+        add(residue, "C", elements.carbon, c)
+        add(residue, "O", elements.oxygen, carbonyl_oxygen(ca, c, n_next))
+    nme = topology.addResidue("NME", chain, str(len(names) + 2))
+    add(nme, "N", elements.nitrogen, trace[-2])
+    add(nme, "C", elements.carbon, trace[-1])
+    return topology, np.array(positions)
+
+
+def solvent_files(forcefield: list[str], solvent: str) -> list[str]:
+    """The force-field files of the solvent that go with the solute's force field."""
+    if solvent == "vacuum":
+        return []
+    if solvent in ("obc2", "gbn2"):
+        return [f"implicit/{solvent}.xml"]
+    if any(name.startswith("amber14") for name in forcefield):
+        return ["amber14/tip3p.xml"]
+    if any(name.startswith("charmm36") for name in forcefield):
+        return ["charmm36/water.xml"]
+    return ["tip3p.xml"]
+
+
+def load_forcefield(params: dict[str, Any]) -> app.ForceField:
+    files = [*params["forcefield"], *solvent_files(params["forcefield"], params["solvent"])]
+    try:
+        return app.ForceField(*files)
+    except (ValueError, OSError) as error:
+        raise ValueError(f"reference.forcefield: cannot load {files}: {error}") from error
+
+
+def _describe(residue: Any) -> str:
+    return f"{residue.name} {residue.id} (chain {residue.chain.id})"
+
+
+def repair(
+    topology: app.Topology, positions: Any, source: str, *, pH: float, seed: int
+) -> tuple[app.Topology, Any, dict[str, Any]]:
+    """Add missing heavy atoms and hydrogens with pdbfixer; report what was added or removed.
+
+    Water and ions are removed (explicit water is added afresh). Residues are not added
+    where the chain has gaps: the structure must be complete in residues.
+
+    Raises
+    ------
+    ValueError
+        For a residue that is neither a standard amino acid nor a cap, naming it.
+    """
+    import pdbfixer
+
+    removed = [r for r in topology.residues() if r.name in WATER_AND_IONS]
+    for residue in topology.residues():
+        if residue.name not in KNOWN_RESIDUES and residue.name not in WATER_AND_IONS:
+            raise ValueError(
+                f"{source}: unknown residue {_describe(residue)}: cgpipe builds the 20 standard "
+                f"amino acids and ACE/NME caps; remove or replace it"
+            )
+    # Not pdbfixer's removeHeterogens: it would take the ACE/NME caps for heterogens.
+    modeller = app.Modeller(topology, positions)
+    modeller.delete(removed)
+    buffer = io.StringIO()
+    app.PDBFile.writeFile(modeller.topology, modeller.positions, buffer, keepIds=True)
+    buffer.seek(0)
+    fixer = pdbfixer.PDBFixer(pdbfile=buffer)
+    fixer.missingResidues = {}
+    fixer.findMissingAtoms()
+    heavy = {
+        _describe(residue): [atom.name for atom in atoms]
+        for residue, atoms in fixer.missingAtoms.items()
+    }
+    for residue, atoms in fixer.missingTerminals.items():
+        heavy.setdefault(_describe(residue), []).extend(atoms)
+    fixer.addMissingAtoms(seed=seed)
+    n_before = fixer.topology.getNumAtoms()
+    fixer.addMissingHydrogens(pH)
+    report = {
+        "heavy_atoms_added": heavy,
+        "hydrogens_added": fixer.topology.getNumAtoms() - n_before,
+        "residues_removed": [_describe(r) for r in removed],
+        "pH": pH,
+    }
+    return fixer.topology, fixer.positions, report
+
+
+def _minimise(topology: app.Topology, positions: Any, forcefield: app.ForceField) -> Any:
+    """Relax a built structure: no constraints (bond lengths relax too), to 10 kJ/mol/nm."""
+    system = forcefield.createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=None)
+    context = openmm.Context(
+        system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU")
+    )
+    context.setPositions(positions)
+    openmm.LocalEnergyMinimizer.minimize(context, 10.0, 5000)
+    return context.getState(getPositions=True).getPositions()
+
+
+def create_system(
+    topology: app.Topology, forcefield: app.ForceField, params: dict[str, Any], source: str
+) -> openmm.System:
+    """The OpenMM system of a prepared structure, naming a residue without a template."""
+    explicit = params["solvent"] == "tip3p"
+    try:
+        return forcefield.createSystem(
+            topology,
+            nonbondedMethod=app.PME if explicit else app.NoCutoff,
+            nonbondedCutoff=params["nonbonded_cutoff"] * unit.nanometer,
+            constraints=CONSTRAINTS[params["constraints"]],
+            rigidWater=True,
+        )
+    except ValueError as error:
+        # OpenMM names the residue ("No template found for residue 3 (XYZ) ...").
+        raise ValueError(
+            f"{source}: force field {params['forcefield']} + {params['solvent']} cannot "
+            f"parametrise it: {error}"
+        ) from error
+
+
+def prepare_structure(
+    output: str | os.PathLike[str],
+    *,
+    system: str,
+    params: dict[str, Any],
+    seed: int,
+    structure: str | None = None,
+    sequence: str | None = None,
+    secondary_structure: str = "extended",
+) -> dict[str, Any]:
+    """Build or repair, protonate, relax (built peptides) and solvate one system's structure.
+
+    Writes ``output`` (PDB with provenance) and returns the preparation report.
+    """
+    if (structure is None) == (sequence is None):
+        raise ValueError(f"system {system}: give exactly one of a structure and a sequence")
+    forcefield = load_forcefield(params)
+    inputs: list[Path] = []
+    if sequence is not None:
+        source = f"system {system}, sequence {sequence}"
+        topology, positions = build_backbone(sequence, secondary_structure)
+        positions = positions * unit.nanometer
+        origin = {"sequence": sequence.upper(), "secondary_structure": secondary_structure}
+    else:
+        path = resolve_structure(structure)
+        source = str(path)
+        topology, positions = load_structure(path)
+        inputs.append(path)
+        origin = {"structure": structure}
+    topology, positions, report = repair(topology, positions, source, pH=params["pH"], seed=seed)
+    # A parametrisation check before any water is added, so an error names solute residues.
+    create_system(topology, forcefield, {**params, "solvent": "vacuum"}, source)
+    if sequence is not None:
+        # In implicit solvent where there is one: vacuum would collapse charged side chains.
+        relax_in = "vacuum" if params["solvent"] == "tip3p" else params["solvent"]
+        positions = _minimise(topology, positions, load_forcefield({**params, "solvent": relax_in}))
+        report["relaxed"] = f"energy minimised in {relax_in}, no constraints"
+    if params["solvent"] == "tip3p":
+        modeller = app.Modeller(topology, positions)
+        modeller.addSolvent(
+            forcefield,
+            model="tip3p",
+            padding=params["solvent_padding"] * unit.nanometer,
+            ionicStrength=params["ionic_strength"] * unit.molar,
+            neutralize=True,
+        )
+        n_water = sum(1 for r in modeller.topology.residues() if r.name == "HOH")
+        report["water_molecules"] = n_water
+        report["ions"] = sum(
+            1 for r in modeller.topology.residues() if r.name in WATER_AND_IONS - {"HOH"}
+        )
+        topology, positions = modeller.topology, modeller.positions
+    report["n_atoms"] = topology.getNumAtoms()
+    log.info("system %s prepared: %s", system, report)
+    keys = ("forcefield", "solvent", "pH", "solvent_padding", "ionic_strength")
+    provenance = Provenance(
+        stage="reference",
+        config={"system": system, **origin, **{k: params[k] for k in keys}},
+        inputs=inputs,
+        seed=seed,
+        extra={"preparation": report},
+    )
+    write_structure(output, topology, positions, provenance)
+    return report

@@ -1,0 +1,39 @@
+"""Amino acids by one-letter code, and the parsing of sequences.
+
+Kept free of heavy imports: the workflow checks the systems sheet's sequences when it
+starts, before any job runs.
+"""
+
+from __future__ import annotations
+
+ONE_LETTER: dict[str, str] = {
+    "A": "ALA", "R": "ARG", "N": "ASN", "D": "ASP", "C": "CYS",
+    "Q": "GLN", "E": "GLU", "G": "GLY", "H": "HIS", "I": "ILE",
+    "L": "LEU", "K": "LYS", "M": "MET", "F": "PHE", "P": "PRO",
+    "S": "SER", "T": "THR", "W": "TRP", "Y": "TYR", "V": "VAL",
+}  # fmt: skip
+CAPS = ("ACE", "NME")
+
+
+def parse_sequence(sequence: str, source: str = "sequence") -> list[str]:
+    """Three-letter residue names of a one-letter sequence (case-insensitive).
+
+    Raises
+    ------
+    ValueError
+        Naming the first letter that is not one of the 20 standard amino acids and its
+        position (1-based).
+    """
+    text = sequence.strip()
+    if not text:
+        raise ValueError(f"{source}: the sequence is empty")
+    residues = []
+    for position, letter in enumerate(text, start=1):
+        name = ONE_LETTER.get(letter.upper())
+        if name is None:
+            raise ValueError(
+                f"{source}: {letter!r} at position {position} of {text!r} is not an amino acid "
+                f"(one-letter codes: {''.join(sorted(ONE_LETTER))})"
+            )
+        residues.append(name)
+    return residues
