@@ -1,6 +1,8 @@
 # The two Quickstart commands (see README):
 #   make run    set up .venv, then run the workflow on the embedded default config/config.yaml
 #   make test   set up .venv, then lint and run the test suite
+# Another config: make run CONFIG=config/examples/chignolin.yaml
+# Benchmarks (tables under benchmarks/): make benchmark
 #
 # torch is installed first and pinned to the CPU build by default, so that pip never
 # pulls multi-GB CUDA wheels on a CPU machine. On a GPU machine pass the CUDA build:
@@ -11,10 +13,11 @@ PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
+CONFIG ?=
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test lint clean
+.PHONY: setup run test lint benchmark clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +28,8 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed
 
 run: setup
-	snakemake --workflow-profile workflow/profiles/default --cores $(CORES)
+	snakemake --workflow-profile workflow/profiles/default --cores $(CORES) \
+		$(if $(CONFIG),--configfile $(CONFIG))
 
 lint: setup
 	ruff check cgpipe tests
@@ -34,6 +38,9 @@ lint: setup
 
 test: lint
 	python -m pytest
+
+benchmark: setup
+	python benchmarks/reference_throughput.py
 
 clean:
 	rm -rf results logs .snakemake $(wildcard benchmarks/*/)
