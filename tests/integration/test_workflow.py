@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from cgpipe import keys
-from cgpipe.io import read_provenance, read_table
+from cgpipe.io import read_provenance, read_table, read_trajectory
 from tests.conftest import REPO
+from tests.synthetic import DOMAIN, write_mdcath
 
 pytestmark = pytest.mark.integration
 
@@ -31,14 +32,19 @@ def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    """A copy of the workflow in a fresh folder, run once to completion."""
-    folder = tmp_path_factory.mktemp("workflow")
+def _copy_workflow(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "Snakefile", folder)
     shutil.copytree(REPO / "workflow", folder / "workflow", symlinks=False)
     shutil.copytree(REPO / "config", folder / "config")
     shutil.copytree(REPO / "envs", folder / "envs")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory) -> Path:
+    """A copy of the workflow in a fresh folder, run once to completion."""
+    folder = _copy_workflow(tmp_path_factory.mktemp("workflow"))
     result = _snakemake(folder)
     assert result.returncode == 0, result.stderr[-5000:]
     return folder
@@ -64,8 +70,23 @@ def test_every_artifact_exists_and_opens(workdir):
         )
         assert len(health) == 4
     page = (workdir / "results/report/index.html").read_text()
-    assert page.count("data:image/png;base64,") == 2  # one FES figure per model
-    assert "ala2 · backbone · prior" in page
+    assert page.count("data:image/png;base64,") == 4  # one FES figure per system and model
+    assert "ala2 · backbone · prior" in page and "ala5 · calpha · cgschnet" in page
+
+
+def test_a_system_built_from_its_sequence(workdir):
+    structure = read_provenance(workdir / "results/reference/ala5/structure.pdb")
+    assert structure["config"]["sequence"] == "AAAAA"
+    assert structure["config"]["solvent"] == "vacuum"  # the systems sheet's override
+    added = structure["extra"]["preparation"]["heavy_atoms_added"]
+    assert added == {f"ALA {k} (chain A)": ["CB"] for k in range(2, 7)}
+    trajectory = md.load(str(workdir / "results/reference/ala5/traj_0.h5"))
+    assert [r.name for r in trajectory.topology.residues] == ["ACE", *["ALA"] * 5, "NME"]
+    assert md.load(str(workdir / "results/cg/ala5/calpha.h5")).n_atoms == 5
+    metrics = read_table(workdir / "results/evaluate/ala5/calpha/cgschnet/metrics.parquet")
+    names = set(metrics[keys.METRIC])
+    assert {keys.JS_RG_END_TO_END, keys.JS_RG_END_TO_END_REFERENCE_HALVES} <= names
+    assert np.isfinite(metrics[keys.VALUE]).all()
 
 
 def test_metric_table_has_every_metric_for_every_fold(workdir):
@@ -135,3 +156,42 @@ def test_changing_the_set_of_models_reruns_only_the_report(workdir):
     planned = re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.MULTILINE)
     assert {"train", "simulate", "evaluate"} <= set(planned)
     assert "reference" not in planned
+
+
+def test_a_downloaded_system_is_fetched_checked_and_ingested(tmp_path, http_server, ala2_structure):
+    """An mdCATH-layout file served on 127.0.0.1 goes through the download and ingest rules;
+    its SHA-256 is pinned, and a later download that differs is refused."""
+    folder = _copy_workflow(tmp_path / "workflow")
+    rng = np.random.default_rng(3)
+    structure = md.load(str(ala2_structure))
+    coords = (structure.xyz * 10.0 + rng.normal(0, 0.1, (5, 22, 3))).astype(np.float32)
+    forces = rng.normal(0, 10.0, coords.shape).astype(np.float32)
+    served = http_server.root / f"mdcath_dataset_{DOMAIN}.h5"
+    write_mdcath(served, ala2_structure.read_text(), coords, forces, temperatures=("348",))
+    (folder / "dom.tsv").write_text(
+        "system\tsource\tdataset\ttemperature\tn_trajectories\tmappings\n"
+        f"dom\tmdcath\t{DOMAIN}\t348\t2\tbackbone\n"
+    )
+    targets = ["results/reference/dom/traj_0.h5", "results/reference/dom/traj_1.h5"]
+    url = http_server.url("")
+    options = ["--config", "systems=dom.tsv", f"download={{'mdcath_url': '{url}'}}"]
+    result = _snakemake(folder, *options, "--", *targets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    downloaded = folder / f"resources/download/dom/mdcath_dataset_{DOMAIN}.h5"
+    assert downloaded.exists() and downloaded.with_name(downloaded.name + ".sha256").exists()
+    data = read_trajectory(folder / targets[1])
+    np.testing.assert_allclose(data.coordinates, coords * 0.1, rtol=1e-6)
+    np.testing.assert_allclose(data.forces, forces * 41.84, rtol=1e-5)
+    extra = data.provenance["extra"]
+    assert extra["download"][0]["pinned"] and extra["replica"] == 1
+    assert "x41.84" in extra["units"]["forces"]
+    # The publisher's file changes: a fresh download is refused, and nothing is kept.
+    write_mdcath(served, ala2_structure.read_text(), coords + 1.0, forces, temperatures=("348",))
+    downloaded.unlink()
+    for target in targets:
+        (folder / target).unlink()
+    result = _snakemake(folder, *options, "--", *targets)
+    assert result.returncode != 0
+    log = (folder / f"logs/download/dom/mdcath_dataset_{DOMAIN}.h5.log").read_text()
+    assert "checksum mismatch" in log and url in log
+    assert not downloaded.exists() and not (folder / targets[0]).exists()

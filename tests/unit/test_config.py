@@ -1,13 +1,20 @@
 import pytest
 
-from cgpipe.config import ConfigError, load_config, load_systems
+from cgpipe.config import ConfigError, load_config, load_systems, system_config
 from tests.conftest import REPO
 
+SHIPPED = ["config/config.yaml", "config/test.yaml"] + sorted(
+    str(p.relative_to(REPO)) for p in (REPO / "config/examples").glob("*.yaml")
+)
 
-@pytest.mark.parametrize("name", ["config/config.yaml", "config/test.yaml"])
-def test_shipped_configs_validate(name):
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_configs_and_their_systems_validate(name):
     config = load_config(REPO / name)
-    assert config["train"]["n_folds"] <= config["reference"]["n_trajectories"]
+    systems = load_systems(REPO / config["systems"])
+    for _, row in systems.iterrows():
+        resolved = system_config(config, row)
+        assert config["train"]["n_folds"] <= resolved["reference"]["n_trajectories"]
 
 
 def test_defaults_are_filled():
@@ -40,3 +47,75 @@ def test_systems_sheet(tmp_path):
     bad.write_text("system\tstructure\tmappings\nala2\tx.pdb\tbeads\n")
     with pytest.raises(ConfigError, match=r"(?s)line 2.*mappings"):
         load_systems(bad)
+
+
+def _sheet(tmp_path, text):
+    path = tmp_path / "systems.tsv"
+    path.write_text(text)
+    return path
+
+
+def test_the_sheet_overrides_the_config_per_system(tmp_path):
+    sheet = _sheet(
+        tmp_path,
+        "system\tsequence\tmappings\ttemperature\tsolvent\tn_steps\tforcefield\n"
+        "cln\tGYDPETGTWG\tcalpha\t340\ttip3p\t1000\tamber14-all.xml\n"
+        "ala2\tGA\tbackbone\t\t\t\t\n",
+    )
+    systems = load_systems(sheet)
+    config = load_config(None)
+    cln = system_config(config, systems.loc["cln"])
+    assert cln["temperature"] == 340.0 and cln["reference"]["solvent"] == "tip3p"
+    assert cln["reference"]["n_steps"] == 1000
+    assert cln["reference"]["forcefield"] == ["amber14-all.xml"]
+    ala2 = system_config(config, systems.loc["ala2"])
+    assert ala2["temperature"] == 300.0 and ala2["reference"] == config["reference"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            "system\tsequence\tmappings\nx\tGYB\tcalpha\n",
+            r"line 2, column 'sequence': 'B' at position 3",
+        ),
+        ("system\tmappings\nx\tcalpha\n", r"line 2: source openmm needs exactly one of"),
+        (
+            "system\tstructure\tsequence\tmappings\nx\ta.pdb\tGG\tcalpha\n",
+            "exactly one of",
+        ),
+        ("system\tsource\tmappings\nx\tmdcath\tcalpha\n", "needs the column dataset"),
+        (
+            "system\tsource\tdataset\tmappings\nx\tmdcath\t1r9lA02\tcalpha\n",
+            r"temperature column, one of the dataset's \[320",
+        ),
+        (
+            "system\tsource\tdataset\tmappings\nx\tmdshare\tbpti\tcalpha\n",
+            "unknown mdshare dataset 'bpti'",
+        ),
+        (
+            "system\tsequence\tmappings\tn_steps\nx\tGG\tcalpha\tmany\n",
+            "'n_steps' must be a integer",
+        ),
+        ("system\tsequence\tmappings\tsolvent\nx\tGG\tcalpha\twater\n", r"solvent: 'water'"),
+    ],
+)
+def test_bad_systems_sheet_names_line_and_column(tmp_path, text, message):
+    with pytest.raises(ConfigError, match=message):
+        load_systems(_sheet(tmp_path, text))
+
+
+def test_downloaded_datasets_bound_their_trajectories(tmp_path):
+    sheet = _sheet(
+        tmp_path,
+        "system\tsource\tdataset\tmappings\tn_trajectories\ttemperature\n"
+        "ala2\tmdshare\talanine-dipeptide\tbackbone\t\t\n"
+        "dom\tmdcath\t1r9lA02\tcalpha\t5\t348\n",
+    )
+    systems = load_systems(sheet)
+    config = load_config(None)
+    with pytest.raises(ConfigError, match="the mdshare dataset has 3"):
+        system_config(config, systems.loc["ala2"])
+    three = load_config({"reference": {"n_trajectories": 3}, "train": {"n_folds": 3}})
+    assert system_config(three, systems.loc["ala2"])["temperature"] == 300.0
+    assert system_config(config, systems.loc["dom"])["temperature"] == 348.0

@@ -9,13 +9,13 @@ rule prepare_structure:
         "results/reference/{system}/structure.pdb",
     log:
         "logs/reference/{system}/structure.log",
+    wildcard_constraints:
+        system=_one_of(GENERATED),
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1
     resources:
         mem_mb=2000,
-    wildcard_constraints:
-        system=_one_of(GENERATED),
     params:
         source=get_structure_source,
         config=config_json("reference"),
@@ -33,14 +33,14 @@ rule reference:
         "logs/reference/{system}/traj_{i}.log",
     benchmark:
         "benchmarks/reference/{system}/traj_{i}.tsv"
+    wildcard_constraints:
+        system=_one_of(GENERATED),
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         gpu=1,
-    wildcard_constraints:
-        system=_one_of(GENERATED),
     params:
         config=config_json("reference"),
     shell:
@@ -54,13 +54,13 @@ rule download:
         "resources/download/{system}/{filename}",
     log:
         "logs/download/{system}/{filename}.log",
+    wildcard_constraints:
+        system=_one_of(DOWNLOADED),
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1
     resources:
         mem_mb=500,
-    wildcard_constraints:
-        system=_one_of(DOWNLOADED),
     params:
         source=get_download_args,
         config=config_json("download"),
@@ -76,13 +76,13 @@ rule ingest:
         "results/reference/{system}/traj_{i}.h5",
     log:
         "logs/reference/{system}/traj_{i}.log",
+    wildcard_constraints:
+        system=_one_of(DOWNLOADED),
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1
     resources:
         mem_mb=4000,
-    wildcard_constraints:
-        system=_one_of(DOWNLOADED),
     params:
         source=get_source,
         config=config_json("download"),

@@ -1,0 +1,143 @@
+"""Starting structures: peptides built from sequence, PDB repair, and bad input."""
+
+import mdtraj as md
+import numpy as np
+import openmm.app as app
+import pytest
+
+from cgpipe.io import read_provenance
+from cgpipe.reference import prepare_structure
+from cgpipe.reference.structure import build_backbone, solvent_files
+from cgpipe.residues import parse_sequence
+from tests.conftest import ALA2
+
+
+@pytest.fixture
+def params(tiny_reference_params):
+    return dict(tiny_reference_params)
+
+
+def _backbone_trajectory(topology: app.Topology, positions: np.ndarray) -> md.Trajectory:
+    return md.Trajectory(positions[None], md.Topology.from_openmm(topology))
+
+
+@pytest.mark.parametrize(
+    ("secondary_structure", "phi", "psi"),
+    [("helix", -57.0, -47.0), ("strand", -120.0, 130.0), ("extended", 180.0, 180.0)],
+)
+def test_built_backbone_has_the_requested_dihedrals(secondary_structure, phi, psi):
+    topology, positions = build_backbone("AKAAG", secondary_structure)
+    trajectory = _backbone_trajectory(topology, positions)
+    _, phis = md.compute_phi(trajectory)
+    _, psis = md.compute_psi(trajectory)
+    # mdtraj finds phi/psi of residues with both neighbours, caps included.
+    wrap = lambda a: (np.degrees(a) + 180.0) % 360.0 - 180.0  # noqa: E731
+    assert phis.shape[1] == 5 and psis.shape[1] == 5
+    np.testing.assert_allclose(wrap(phis[0] - np.radians(phi)), 0.0, atol=0.5)
+    np.testing.assert_allclose(wrap(psis[0] - np.radians(psi)), 0.0, atol=0.5)
+    # Consecutive atoms of the trace ACE CH3, C, then N, CA, C per residue, then NME N, C.
+    trace = [a.index for a in trajectory.topology.atoms if a.name != "O"]
+    lengths = md.compute_distances(trajectory, np.stack([trace[:-1], trace[1:]], axis=1))[0]
+    expected = [0.1520, *[0.1329, 0.1458, 0.1525] * 5, 0.1329, 0.1458]
+    np.testing.assert_allclose(lengths, expected, atol=1e-4)
+    oxygens = trajectory.topology.select("name O")
+    carbons = [a.index - 1 for a in trajectory.topology.atoms if a.name == "O"]
+    carbonyl = md.compute_distances(trajectory, np.stack([carbons, oxygens], axis=1))[0]
+    np.testing.assert_allclose(carbonyl, 0.1231, atol=1e-4)
+
+
+def test_per_residue_secondary_structure_and_proline():
+    topology, positions = build_backbone("GPHE", "HPEC")
+    _, phis = md.compute_phi(_backbone_trajectory(topology, positions))
+    np.testing.assert_allclose(np.degrees(phis[0, :4]), [-57.0, -65.0, -120.0, 180.0], atol=0.5)
+    with pytest.raises(ValueError, match="one letter of HEPC per residue"):
+        build_backbone("GPHE", "HH")
+
+
+def test_chignolin_from_its_sequence(tmp_path, params):
+    output = tmp_path / "structure.pdb"
+    report = prepare_structure(output, system="cln", params=params, seed=1, sequence="GYDPETGTWG")
+    pdb = app.PDBFile(str(output))
+    names = [r.name for r in pdb.topology.residues()]
+    assert names == ["ACE", *parse_sequence("GYDPETGTWG"), "NME"]
+    # Side chains come from pdbfixer's templates; glycines have none to add.
+    assert report["heavy_atoms_added"]["TRP 10 (chain A)"][0] == "CB"
+    assert not any(key.startswith("GLY") for key in report["heavy_atoms_added"])
+    assert report["hydrogens_added"] > 60 and "relaxed" in report
+    assert sum(a.element.symbol == "H" for a in pdb.topology.atoms()) == report["hydrogens_added"]
+    record = read_provenance(output)
+    assert record["config"]["sequence"] == "GYDPETGTWG"
+    assert record["extra"]["preparation"] == report
+
+
+def test_repair_adds_missing_atoms_and_says_which(tmp_path, params, ala2_structure):
+    pdb = app.PDBFile(str(ala2_structure))
+    modeller = app.Modeller(pdb.topology, pdb.positions)
+    modeller.delete(
+        [a for a in modeller.topology.atoms() if a.element.symbol == "H" or a.name == "CB"]
+    )
+    broken = tmp_path / "broken.cif"  # mmCIF input too
+    with open(broken, "w") as handle:
+        app.PDBxFile.writeFile(modeller.topology, modeller.positions, handle)
+    output = tmp_path / "structure.pdb"
+    report = prepare_structure(output, system="ala2", params=params, seed=1, structure=str(broken))
+    assert report["heavy_atoms_added"] == {"ALA 2 (chain A)": ["CB"]}
+    assert report["hydrogens_added"] == 12 and report["n_atoms"] == 22
+
+
+def test_a_complete_structure_gets_nothing_added(tmp_path, params):
+    report = prepare_structure(
+        tmp_path / "s.pdb", system="ala2", params=params, seed=1, structure=ALA2
+    )
+    assert report["heavy_atoms_added"] == {} and report["hydrogens_added"] == 0
+
+
+def test_solvent_files_follow_the_force_field():
+    assert solvent_files(["amber14-all.xml"], "gbn2") == ["implicit/gbn2.xml"]
+    assert solvent_files(["amber14-all.xml"], "tip3p") == ["amber14/tip3p.xml"]
+    assert solvent_files(["charmm36.xml"], "tip3p") == ["charmm36/water.xml"]
+    assert solvent_files(["amber99sbildn.xml"], "tip3p") == ["tip3p.xml"]
+    assert solvent_files(["amber14-all.xml"], "vacuum") == []
+
+
+# --- bad input: a clear error naming what is wrong, and nothing written ------------------
+
+
+def test_letters_that_are_not_amino_acids(tmp_path, params):
+    with pytest.raises(ValueError, match=r"'X' at position 3 of 'GYXPE' is not an amino acid"):
+        prepare_structure(tmp_path / "s.pdb", system="s", params=params, seed=1, sequence="GYXPE")
+    with pytest.raises(ValueError, match="'1' at position 2"):
+        parse_sequence("A1")
+    assert not (tmp_path / "s.pdb").exists()
+
+
+def test_a_pdb_with_no_atoms(tmp_path, params):
+    empty = tmp_path / "empty.pdb"
+    empty.write_text("HEADER    NOTHING\nEND\n")
+    with pytest.raises(ValueError, match=f"{empty}: the structure holds no atoms"):
+        prepare_structure(
+            tmp_path / "s.pdb", system="s", params=params, seed=1, structure=str(empty)
+        )
+    assert not (tmp_path / "s.pdb").exists()
+
+
+def test_an_unknown_residue_is_named(tmp_path, params, ala2_structure):
+    text = ala2_structure.read_text().replace("NME", "XYZ")
+    odd = tmp_path / "odd.pdb"
+    odd.write_text(text)
+    with pytest.raises(ValueError, match=r"odd.pdb: unknown residue XYZ 3 \(chain"):
+        prepare_structure(tmp_path / "s.pdb", system="s", params=params, seed=1, structure=str(odd))
+    assert not (tmp_path / "s.pdb").exists()
+
+
+def test_a_residue_without_a_template_is_named(tmp_path, params, ala2_structure):
+    # An extra atom in ALA: pdbfixer keeps it, and no template of the force field matches.
+    lines = ala2_structure.read_text().splitlines()
+    cb = next(line for line in lines if line[12:16].strip() == "CB")
+    extra = cb[:12] + " CX " + cb[16:30] + f"{float(cb[30:38]) + 1.5:8.3f}" + cb[38:]
+    at = lines.index(cb) + 1
+    bad = tmp_path / "bad.pdb"
+    bad.write_text("\n".join([*lines[:at], extra, *lines[at:]]) + "\n")
+    with pytest.raises(ValueError, match=r"bad.pdb: force field .* No template found for residue"):
+        prepare_structure(tmp_path / "s.pdb", system="s", params=params, seed=1, structure=str(bad))
+    assert not (tmp_path / "s.pdb").exists()
