@@ -3,6 +3,8 @@
 # Path grammar (wildcards: system from config/systems.tsv, mapping in backbone|calpha,
 # model in cgschnet|prior, fold in 0..n_folds-1, i = reference trajectory number):
 #
+#   resources/download/{system}/{filename}                     downloads (checksummed or pinned)
+#   results/reference/{system}/structure.pdb                   prepared structure (generated systems)
 #   results/reference/{system}/traj_{i}.h5                     all-atom positions + forces
 #   results/mapping/{system}/{mapping}.parquet                 Xi rows + bead table + CG topology
 #   results/cg/{system}/{mapping}.h5                           CG positions + forces, all trajectories
