@@ -97,6 +97,9 @@ REFERENCE_OVERRIDES = (
 )
 # Facts of the downloadable datasets that the sheet's values must agree with.
 MDSHARE_DATASETS = {"alanine-dipeptide": {"temperature": 300.0, "n_trajectories": 3}}
+# Sources whose data hold positions only, and the models that cannot learn from them.
+POSITIONS_ONLY_SOURCES = ("mdshare",)
+FORCE_MATCHED_MODELS = ("cgschnet",)
 MDCATH_TEMPERATURES = (320, 348, 379, 413, 450)
 MDCATH_REPLICAS = 5
 
@@ -224,7 +227,15 @@ def system_config(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str
             f"system {name}: reference.n_trajectories={reference['n_trajectories']} but the "
             f"{source} dataset has {limit}: set the sheet's n_trajectories column"
         )
-    return validate(resolved, CONFIG_SCHEMA, f"configuration of system {name}")
+    resolved = validate(resolved, CONFIG_SCHEMA, f"configuration of system {name}")
+    needing_forces = sorted(set(resolved["train"]["models"]) & set(FORCE_MATCHED_MODELS))
+    if source in POSITIONS_ONLY_SOURCES and needing_forces:
+        raise ConfigError(
+            f"system {name}: the {source} data hold positions only, but train.models "
+            f"{needing_forces} are trained by force matching; use models that need no forces "
+            f"(prior)"
+        )
+    return resolved
 
 
 def system_mappings(row: Mapping[str, Any]) -> list[str]:

@@ -229,11 +229,12 @@ def evaluate_model(
         model = load_model(paths["model"])
         _, held_out = split_frames(reference.trajectory_index, n_folds, fold)
         held_out = evenly(held_out, _HELDOUT_FRAMES)
-        rows.append((name, keys.FORCE_RMSE_HELDOUT, _heldout_rmse(model, reference, held_out)))
-        prior_only = CGModel(model.hparams["bead_types"], model.hparams["prior"], None)
-        rows.append(
-            (name, keys.FORCE_RMSE_HELDOUT_PRIOR, _heldout_rmse(prior_only, reference, held_out))
-        )
+        if reference.forces is not None:  # positions-only data (mdshare) has no force error
+            rmse = _heldout_rmse(model, reference, held_out)
+            rows.append((name, keys.FORCE_RMSE_HELDOUT, rmse))
+            prior_only = CGModel(model.hparams["bead_types"], model.hparams["prior"], None)
+            prior_rmse = _heldout_rmse(prior_only, reference, held_out)
+            rows.append((name, keys.FORCE_RMSE_HELDOUT_PRIOR, prior_rmse))
         health = read_table(paths["health"])
         rows.append((name, keys.STABLE_FRACTION, float(health[keys.STABLE].mean())))
         rows.append(

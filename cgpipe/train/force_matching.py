@@ -57,8 +57,6 @@ def train_fold(
     """
     device = select_device(threads)
     data: TrajectoryData = read_trajectory(cg_path)
-    if data.forces is None:
-        raise ValueError(f"{cg_path}: no forces; force matching needs projected CG forces")
     mapping = read_mapping(mapping_path)
     if mapping.n_beads != data.topology.n_atoms:
         raise ValueError(
@@ -83,13 +81,24 @@ def train_fold(
         device
     )
 
-    def tensor(array: np.ndarray) -> torch.Tensor:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if data.forces is None and trainable:
+        raise ValueError(
+            f"{cg_path}: no forces (positions-only data); {model_name} is trained by force "
+            "matching and needs them"
+        )
+
+    def tensor(array: np.ndarray | None) -> torch.Tensor | None:
+        if array is None:
+            return None
         return torch.as_tensor(array, dtype=torch.float32, device=device)
 
-    x_train, f_train = tensor(data.coordinates[train_frames]), tensor(data.forces[train_frames])
-    x_test, f_test = tensor(data.coordinates[test_frames]), tensor(data.forces[test_frames])
+    forces = data.forces if data.forces is not None else None
+    x_train = tensor(data.coordinates[train_frames])
+    x_test = tensor(data.coordinates[test_frames])
+    f_train = tensor(forces[train_frames]) if forces is not None else None
+    f_test = tensor(forces[test_frames]) if forces is not None else None
     records: list[dict[str, Any]] = []
-    trainable = [p for p in model.parameters() if p.requires_grad]
     epochs = params["epochs"] if trainable else 0
     if trainable:
         optimizer = torch.optim.AdamW(
@@ -139,7 +148,7 @@ def train_fold(
             test_rmse,
         )
     if not records:  # a model with nothing to train (the prior alone) is scored once
-        test_rmse = force_rmse(model, x_test, f_test)
+        test_rmse = force_rmse(model, x_test, f_test) if f_test is not None else float("nan")
         records.append(
             {keys.EPOCH: 0, keys.SPLIT: "heldout", keys.LOSS: test_rmse**2, keys.RMSE: test_rmse}
         )

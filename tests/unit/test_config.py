@@ -116,6 +116,12 @@ def test_downloaded_datasets_bound_their_trajectories(tmp_path):
     config = load_config(None)
     with pytest.raises(ConfigError, match="the mdshare dataset has 3"):
         system_config(config, systems.loc["ala2"])
-    three = load_config({"reference": {"n_trajectories": 3}, "train": {"n_folds": 3}})
+    three = load_config(
+        {"reference": {"n_trajectories": 3}, "train": {"n_folds": 3, "models": ["prior"]}}
+    )
     assert system_config(three, systems.loc["ala2"])["temperature"] == 300.0
+    # Positions only: a model trained by force matching cannot use them.
+    three["train"]["models"] = ["cgschnet", "prior"]
+    with pytest.raises(ConfigError, match=r"positions only, but train.models \['cgschnet'\]"):
+        system_config(three, systems.loc["ala2"])
     assert system_config(config, systems.loc["dom"])["temperature"] == 348.0

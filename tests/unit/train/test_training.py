@@ -77,3 +77,19 @@ def test_train_fold_writes_a_checkpoint_and_losses(tmp_path, cg_artifacts, model
     assert np.isfinite(losses.loss).all()
     record = read_provenance(tmp_path / "model.pt")
     assert record["seed"] == 3 and str(cg_path) in record["inputs"]
+
+
+def test_positions_only_data_fit_the_prior_but_not_force_matching(tmp_path, cg_artifacts):
+    cg_path, mapping_path = cg_artifacts
+    data = read_trajectory(cg_path)
+    data.forces = None  # as from mdshare
+    positions_only = tmp_path / "positions.h5"
+    write_trajectory(positions_only, data, Provenance("forces"))
+    params = load_config({"train": {"n_folds": 2}})["train"]
+    common = dict(fold=0, temperature=300.0, params=params, seed=3)
+    with pytest.raises(ValueError, match="no forces .* cgschnet is trained by force matching"):
+        train_fold(positions_only, mapping_path, tmp_path / "a", model_name="cgschnet", **common)
+    assert not (tmp_path / "a" / "model.pt").exists()
+    train_fold(positions_only, mapping_path, tmp_path / "b", model_name="prior", **common)
+    assert load_model(tmp_path / "b" / "model.pt").network is None
+    assert np.isnan(read_table(tmp_path / "b" / "losses.parquet").rmse).all()
