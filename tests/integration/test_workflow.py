@@ -195,3 +195,27 @@ def test_a_downloaded_system_is_fetched_checked_and_ingested(tmp_path, http_serv
     log = (folder / f"logs/download/dom/mdcath_dataset_{DOMAIN}.h5.log").read_text()
     assert "checksum mismatch" in log and url in log
     assert not downloaded.exists() and not (folder / targets[0]).exists()
+
+
+def test_an_mdshare_file_is_checked_against_the_catalogue(tmp_path, http_server):
+    """The publisher's MD5 reaches the download: a file that is not the published one is
+    refused and not kept."""
+    folder = _copy_workflow(tmp_path / "workflow")
+    (http_server.root / "alanine-dipeptide-nowater.pdb").write_text("not the published file\n")
+    (folder / "md.tsv").write_text(
+        "system\tsource\tdataset\tmappings\nmd\tmdshare\talanine-dipeptide\tbackbone\n"
+    )
+    (folder / "md.yaml").write_text(
+        "systems: md.tsv\n"
+        f"download: {{mdshare_url: '{http_server.url('')}'}}\n"
+        "reference: {n_trajectories: 2}\n"
+        "train: {models: [prior], n_folds: 2}\n"
+    )
+    options = ["--configfile", "config/test.yaml", "md.yaml"]
+    target = "resources/download/md/alanine-dipeptide-nowater.pdb"
+    result = _snakemake(folder, *options, "--", target)
+    assert result.returncode != 0
+    log = (folder / "logs/download/md/alanine-dipeptide-nowater.pdb.log").read_text()
+    assert "checksum mismatch: expected md5:728635667ed4937cf4a0e5b7c801d9ea" in log
+    assert not (folder / target).exists()
+    assert set(http_server.requests) == {"/alanine-dipeptide-nowater.pdb"}
