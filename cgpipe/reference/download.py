@@ -46,6 +46,7 @@ import pooch
 import requests
 import urllib3
 
+from cgpipe.config import MDSHARE_DATASETS
 from cgpipe.io import atomic_output, sha256sum
 
 log = logging.getLogger(__name__)
@@ -59,12 +60,12 @@ MDSHARE_CATALOGUE: dict[str, tuple[str, int]] = {
     "alanine-dipeptide-1-250ns-nowater.xtc": ("96b7686aa28a459d51a0d77c2dd0316e", 42911308),
     "alanine-dipeptide-2-250ns-nowater.xtc": ("6d3a8d9aecb3aa0e0a1ea9b195b7dfe0", 42907500),
 }
-# dataset -> (topology file, trajectory file pattern, number of trajectories)
+# dataset -> (topology file, trajectory file pattern); facts such as the number of
+# trajectories live in cgpipe.config.MDSHARE_DATASETS, which the systems sheet is checked by.
 _MDSHARE_DATASETS = {
     "alanine-dipeptide": (
         "alanine-dipeptide-nowater.pdb",
         "alanine-dipeptide-{index}-250ns-nowater.xtc",
-        3,
     ),
 }
 
@@ -144,7 +145,8 @@ def mdshare_files(dataset: str, n_trajectories: int) -> list[str]:
         raise ValueError(
             f"unknown mdshare dataset {dataset!r}; cgpipe knows {sorted(_MDSHARE_DATASETS)}"
         )
-    topology, pattern, available = _MDSHARE_DATASETS[dataset]
+    topology, pattern = _MDSHARE_DATASETS[dataset]
+    available = MDSHARE_DATASETS[dataset]["n_trajectories"]
     if not 1 <= n_trajectories <= available:
         raise ValueError(
             f"mdshare dataset {dataset!r} holds {available} trajectories; "

@@ -39,7 +39,6 @@ KCAL_PER_MOL_ANGSTROM_TO_KJ_PER_MOL_NM = KCAL_TO_KJ / ANGSTROM_TO_NM
 # frame i at (i + 1) ns, i.e. at the end of the interval it closes, which is also how
 # cgpipe's OpenMM generation times its frames.
 MDCATH_PS_PER_FRAME = 1000.0
-MDCATH_TEMPERATURES = (320, 348, 379, 413, 450)  # K
 MDCATH_UNITS = {"coords": ("Angstrom", "Å"), "forces": ("kcal/mol/Angstrom", "kcal/mol/Å")}
 
 

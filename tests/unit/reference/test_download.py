@@ -259,3 +259,11 @@ def test_mdcath_file_names_and_domain_validation():
 def test_malformed_known_hash_is_a_caller_error(tmp_path):
     with pytest.raises(ValueError, match="not of the form"):
         fetch("http://127.0.0.1:1/x", tmp_path / "x", known_hash="crc32:zz", retries=0)
+
+
+def test_the_schema_defaults_are_the_publishers_addresses():
+    from cgpipe.config import load_config
+
+    defaults = load_config(None)["download"]
+    assert defaults["mdshare_url"] == download.MDSHARE_URL
+    assert defaults["mdcath_url"] == download.MDCATH_URL
