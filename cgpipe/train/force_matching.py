@@ -88,16 +88,13 @@ def train_fold(
             "matching and needs them"
         )
 
-    def tensor(array: np.ndarray | None) -> torch.Tensor | None:
-        if array is None:
-            return None
+    def tensor(array: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(array, dtype=torch.float32, device=device)
 
-    forces = data.forces if data.forces is not None else None
     x_train = tensor(data.coordinates[train_frames])
     x_test = tensor(data.coordinates[test_frames])
-    f_train = tensor(forces[train_frames]) if forces is not None else None
-    f_test = tensor(forces[test_frames]) if forces is not None else None
+    f_train = tensor(data.forces[train_frames]) if data.forces is not None else None
+    f_test = tensor(data.forces[test_frames]) if data.forces is not None else None
     records: list[dict[str, Any]] = []
     epochs = params["epochs"] if trainable else 0
     if trainable:
