@@ -120,15 +120,30 @@ class TrajectoryData:
         )
 
 
-def _check_finite(name: str, array: np.ndarray, path: Path, first_frame: int = 0) -> None:
-    bad = ~np.isfinite(array).reshape(array.shape[0], -1).all(axis=1)
+def check_finite(
+    name: str, array: np.ndarray, path: Path, first_frame: int = 0, stride: int = 1
+) -> None:
+    """Refuse NaN or infinite values in [n_frames, n_atoms, 3] ``array``, naming the first bad
+    frame (``first_frame + k * stride``: the numbering of the file it came from) and atom."""
+    bad = ~np.isfinite(array).all(axis=-1)
     if bad.any():
-        frame = int(np.flatnonzero(bad)[0])
-        atom = int(np.flatnonzero(~np.isfinite(array[frame]).all(axis=-1))[0])
+        frames, atoms = np.nonzero(bad)  # row-major: the earliest frame, then its first atom
         raise ValueError(
-            f"{path}: {name} hold NaN or infinite values, first at frame {first_frame + frame} "
-            f"(atom {atom}; {int(bad.sum())} frames affected)"
+            f"{path}: {name} hold NaN or infinite values, first at frame "
+            f"{first_frame + int(frames[0]) * stride} atom {int(atoms[0])} "
+            f"({int(bad.any(axis=1).sum())} frames affected)"
         )
+
+
+def open_hdf5(path: str | os.PathLike[str], what: str) -> h5py.File:
+    """Open an HDF5 file for reading, with errors that name the file and what it should be."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable HDF5 file ({error})") from error
 
 
 class TrajectoryWriter:
@@ -216,11 +231,11 @@ class TrajectoryWriter:
             )
         if (forces is not None) != self.with_forces:
             raise ValueError(f"{self.path}: every block must carry forces, or none")
-        _check_finite("coordinates", coordinates, self.path, self.n_frames)
+        check_finite("coordinates", coordinates, self.path, self.n_frames)
         blocks = {keys.COORDINATES: coordinates}
         if forces is not None:
             forces = np.asarray(forces, dtype=np.float32)
-            _check_finite("forces", forces, self.path, self.n_frames)
+            check_finite("forces", forces, self.path, self.n_frames)
             blocks[keys.FORCES] = forces
         blocks[keys.TIME] = np.asarray(time, dtype=np.float32).reshape(n)
         blocks[keys.TRAJECTORY_INDEX] = np.broadcast_to(
@@ -246,9 +261,9 @@ def write_trajectory(
 ) -> None:
     """Write ``data`` atomically to ``path`` in mdtraj's HDF5 layout plus forces."""
     # Checked before the file is opened, so that bad data leaves no temporary file either.
-    _check_finite("coordinates", data.coordinates, Path(path))
+    check_finite("coordinates", data.coordinates, Path(path))
     if data.forces is not None:
-        _check_finite("forces", data.forces, Path(path))
+        check_finite("forces", data.forces, Path(path))
     with TrajectoryWriter(
         path, data.topology, provenance, with_forces=data.forces is not None
     ) as writer:
@@ -281,13 +296,7 @@ def topology_from_dict(topology_dict: dict[str, Any]) -> md.Topology:
 def read_trajectory(path: str | os.PathLike[str], stride: int = 1) -> TrajectoryData:
     """Read a cgpipe (or plain mdtraj) HDF5 trajectory, checking it on the way in."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path}: no such trajectory file")
-    try:
-        handle = h5py.File(path, "r")
-    except OSError as error:
-        raise ValueError(f"{path}: not a readable HDF5 file ({error})") from error
-    with handle:
+    with open_hdf5(path, "trajectory file") as handle:
         for name in (keys.TOPOLOGY, keys.COORDINATES, keys.TIME):
             if name not in handle:
                 raise ValueError(f"{path}: no {name!r} dataset; not an mdtraj HDF5 trajectory")
@@ -308,7 +317,7 @@ def read_trajectory(path: str | os.PathLike[str], stride: int = 1) -> Trajectory
             f"{path}: topology has {topology.n_atoms} atoms but coordinates have "
             f"{coordinates.shape[1]}"
         )
-    _check_finite("coordinates", coordinates, path)
+    check_finite("coordinates", coordinates, path)
     if forces is not None:
-        _check_finite("forces", forces, path)
+        check_finite("forces", forces, path)
     return TrajectoryData(topology, coordinates, time, forces, index, provenance)

@@ -28,6 +28,7 @@ import mdtraj as md
 import numpy as np
 
 from cgpipe.io import Provenance, TrajectoryData, write_trajectory
+from cgpipe.io.trajectory import check_finite, open_hdf5
 
 # Unit conversions at the import edge (cgpipe works in nm and kJ/mol; see DESIGN.md).
 ANGSTROM_TO_NM = 0.1  # nm per Å
@@ -93,7 +94,7 @@ def ingest_mdshare(
     if coordinates.shape[0] == 0:
         raise ValueError(f"{xtc}: the trajectory holds no frames")
     _check_atom_count(xtc, coordinates.shape[1], topology, topology_pdb)
-    _check_finite(xtc, "positions", coordinates, stride)
+    check_finite("positions", coordinates, xtc, stride=stride)
 
     data = TrajectoryData(topology, coordinates, time, forces=None)
     provenance = Provenance(
@@ -154,13 +155,7 @@ def ingest_mdcath(
     """
     h5_path, output = Path(h5_path), Path(output)
     _check_stride(stride)
-    if not h5_path.is_file():
-        raise FileNotFoundError(f"{h5_path}: no such mdCATH file")
-    try:
-        handle = h5py.File(h5_path, "r")
-    except OSError as error:
-        raise ValueError(f"{h5_path}: not a readable HDF5 file ({error})") from error
-    with handle:
+    with open_hdf5(h5_path, "mdCATH file") as handle:
         layout = _text(handle.attrs.get("layout"))
         domains = [name for name, item in handle.items() if isinstance(item, h5py.Group)]
         if len(domains) != 1:
@@ -228,8 +223,8 @@ def ingest_mdcath(
     forces = (forces_kcal.astype(np.float64) * KCAL_PER_MOL_ANGSTROM_TO_KJ_PER_MOL_NM).astype(
         np.float32
     )
-    _check_finite(h5_path, f"{prefix}/coords", coordinates, stride)
-    _check_finite(h5_path, f"{prefix}/forces", forces, stride)
+    check_finite(f"{prefix}/coords", coordinates, h5_path, stride=stride)
+    check_finite(f"{prefix}/forces", forces, h5_path, stride=stride)
     time = (np.arange(n_frames_total)[::stride] + 1) * MDCATH_PS_PER_FRAME
 
     data = TrajectoryData(topology, coordinates, time, forces)
@@ -332,16 +327,4 @@ def _check_atom_count(
         raise ValueError(
             f"{path}: {dataset} has {n_atoms} atoms but the topology ({topology_source}) "
             f"has {topology.n_atoms}"
-        )
-
-
-def _check_finite(path: Path, dataset: str, array: np.ndarray, stride: int) -> None:
-    """Refuse NaN or infinite values, naming the first bad frame (in the file's numbering)."""
-    bad = ~np.isfinite(array).all(axis=2)
-    if bad.any():
-        frames, atoms = np.nonzero(bad)  # row-major: the earliest frame, then its first atom
-        raise ValueError(
-            f"{path}: {dataset} hold NaN or infinite values, first at frame "
-            f"{int(frames[0]) * stride} atom {int(atoms[0])} "
-            f"({int(bad.any(axis=1).sum())} frames affected)"
         )
