@@ -1,3 +1,3 @@
-from cgpipe.cli import app
+from cgpipe.cli import main
 
-app(prog_name="cgpipe")
+main()

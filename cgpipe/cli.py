@@ -3,17 +3,27 @@
 Every Snakemake rule calls one of these, and each runs without Snakemake too. The
 ``--config`` option takes a YAML file or a JSON object (as the workflow passes a rule's
 sections); missing keys take the schema's defaults.
+
+An expected error (bad input, a bad file or configuration: :class:`~cgpipe.errors.InputError`
+or :class:`FileNotFoundError`) is reported in one line, ``cgpipe <command>: error: ...``,
+with exit status 2; ``cgpipe --debug <command>`` adds its traceback. Any other exception
+is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import sys
+import traceback
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cgpipe.config import load_config
+from cgpipe.errors import InputError
 from cgpipe.seeds import derive_seed
 
 app = typer.Typer(
@@ -25,9 +35,33 @@ app = typer.Typer(
 ConfigOption = Annotated[str, typer.Option("--config", help="YAML file or JSON object.")]
 ThreadsOption = Annotated[int, typer.Option(help="CPU threads.")]
 
+# Errors of the user's making, reported in one line; every other exception is a bug.
+EXPECTED_ERRORS = (InputError, FileNotFoundError)
+# Exit status of an expected error: click's for a usage error, which is one too.
+EXIT_INPUT_ERROR = 2
+
+
+@dataclasses.dataclass
+class _Run:
+    """What the global options and the command line chose, for :func:`main`'s report."""
+
+    command: str | None = None
+    debug: bool = False
+
+
+_run = _Run()
+
 
 @app.callback()
-def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+def configure(
+    ctx: typer.Context,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an error in the input too.")
+    ] = False,
+) -> None:
+    """Options of every command (given before the command's name)."""
+    _run.command, _run.debug = ctx.invoked_subcommand, debug
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -103,10 +137,15 @@ def download(
     config: ConfigOption = "{}",
 ) -> None:
     """Download one file with a checksum; a file that differs from the hash is refused."""
-    from cgpipe.reference.download import fetch
+    from cgpipe.reference.download import DownloadError, fetch
 
     cfg = load_config(config)
-    fetch(url, output, known_hash=known_hash, size=size, retries=cfg["download"]["retries"])
+    try:
+        fetch(url, output, known_hash=known_hash, size=size, retries=cfg["download"]["retries"])
+    except DownloadError as error:
+        # Its message says in one line why (checksum, size, HTTP error, offline...): the
+        # URL, the hash or the network is the user's to check, not cgpipe's code.
+        raise InputError(str(error)) from error
 
 
 @app.command()
@@ -128,6 +167,8 @@ def ingest(
     base = cfg["download"]["mdshare_url" if source == "mdshare" else "mdcath_url"]
     records = []
     for path in inputs:
+        if source == "mdshare" and path.name not in MDSHARE_CATALOGUE:
+            raise InputError(f"{path}: not a file of cgpipe's mdshare catalogue")
         md5 = MDSHARE_CATALOGUE[path.name][0] if source == "mdshare" else None
         record = DownloadRecord(
             url=f"{base.rstrip('/')}/{path.name}",
@@ -198,10 +239,11 @@ def forces(
     mapped = read_mapping(mapping_path)
     parts = []
     for path in references:
+        data = read_trajectory(path)  # its errors name the file already
         try:
-            parts.append(project(read_trajectory(path), mapped))
-        except ValueError as error:
-            raise ValueError(f"{path}: {error}") from error
+            parts.append(project(data, mapped))
+        except InputError as error:  # names the mapping, not the trajectory
+            raise InputError(f"{path}: {error}") from error
     combined = TrajectoryData.concatenate(parts)
     provenance = Provenance(
         "forces",
@@ -346,5 +388,37 @@ def report(
     write_report(output, [str(m) for m in metrics], [str(f) for f in fes])
 
 
+def _one_line(error: BaseException) -> str:
+    """The message of an expected error on one line (a configuration's errors joined)."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        # open()'s own message reads "[Errno 2] No such file or directory: 'x'".
+        return f"{error.filename}: {error.strerror}"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return "; ".join(lines) or type(error).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the command line (the ``cgpipe`` console script).
+
+    An expected error ends the program with one line on stderr and exit status 2 (its
+    traceback above it with ``--debug``); any other exception propagates with its
+    traceback.
+
+    Parameters
+    ----------
+    argv
+        The arguments after the program name; ``sys.argv[1:]`` when ``None``.
+    """
+    _run.command, _run.debug = None, False
+    try:
+        app(args=argv, prog_name="cgpipe")
+    except EXPECTED_ERRORS as error:
+        if _run.debug:
+            traceback.print_exception(error)
+        where = f"cgpipe {_run.command}" if _run.command else "cgpipe"
+        print(f"{where}: error: {_one_line(error)}", file=sys.stderr)
+        sys.exit(EXIT_INPUT_ERROR)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -19,12 +19,15 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from cgpipe.errors import InputError
+from cgpipe.forcefields import forcefield_problem
+
 SCHEMA_DIR = Path(str(resources.files("cgpipe") / "schemas"))
 CONFIG_SCHEMA = SCHEMA_DIR / "config.schema.yaml"
 SYSTEMS_SCHEMA = SCHEMA_DIR / "systems.schema.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration or systems sheet that does not satisfy its schema."""
 
 
@@ -73,14 +76,32 @@ def load_config(source: str | os.PathLike[str] | Mapping[str, Any] | None) -> di
     elif isinstance(source, Mapping):
         raw, name = dict(source), "configuration"
     elif isinstance(source, str) and source.lstrip().startswith("{"):
-        raw, name = json.loads(source), "configuration given as JSON"
+        name = "configuration given as JSON"
+        try:
+            raw = json.loads(source)
+        except json.JSONDecodeError as error:
+            raise ConfigError(f"{name}: not valid JSON ({error})") from None
     else:
         name = os.fspath(source)
         with open(source) as handle:
-            raw = yaml.safe_load(handle) or {}
+            try:
+                raw = yaml.safe_load(handle) or {}
+            except yaml.YAMLError as error:
+                raise ConfigError(
+                    f"{name}: not valid YAML ({' '.join(str(error).split())})"
+                ) from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{name}: the configuration must be a mapping of keys to values")
-    return validate(raw, CONFIG_SCHEMA, name)
+    return check_config(validate(raw, CONFIG_SCHEMA, name), name)
+
+
+def check_config(config: dict[str, Any], source: str) -> dict[str, Any]:
+    """Checks across keys that a schema cannot express; returns ``config``."""
+    reference = config["reference"]
+    problem = forcefield_problem(reference["forcefield"], reference["solvent"])
+    if problem is not None:
+        raise ConfigError(f"{source}: reference.forcefield {reference['forcefield']} {problem}")
+    return config
 
 
 # Systems-sheet columns that override the config's value for that system.
@@ -123,6 +144,7 @@ def _typed(row: dict[str, str], schema: Mapping[str, Any], where: str) -> dict[s
 
 def _check_source(row: dict[str, Any], where: str) -> None:
     from cgpipe.residues import parse_sequence
+    from cgpipe.sources import resolve_structure
 
     source = row["source"]
     given = [key for key in ("structure", "sequence", "dataset") if key in row]
@@ -132,6 +154,11 @@ def _check_source(row: dict[str, Any], where: str) -> None:
                 f"{where}: source openmm needs exactly one of the columns structure and "
                 f"sequence (and no dataset); got {given or 'none'}"
             )
+        if "structure" in row:
+            try:
+                resolve_structure(row["structure"], f"{where}, column 'structure'")
+            except (InputError, FileNotFoundError) as error:
+                raise ConfigError(str(error)) from None
         if "sequence" in row:
             try:
                 parse_sequence(row["sequence"], f"{where}, column 'sequence'")
@@ -162,8 +189,12 @@ def load_systems(path: str | os.PathLike[str]) -> pd.DataFrame:
     except (OSError, pd.errors.ParserError) as error:
         raise ConfigError(f"{path}: cannot read the systems sheet ({error})") from error
     schema = _load_schema(SYSTEMS_SCHEMA)
+    # The file's own line numbers of the rows, past comment and blank lines (as pandas
+    # skips them), so that an error points at the line the user sees.
+    with open(path) as handle:
+        numbers = [n for n, line in enumerate(handle, 1) if line.split("#", 1)[0].strip()][1:]
     rows = []
-    for number, row in enumerate(sheet.to_dict(orient="records"), start=2):
+    for number, row in zip(numbers, sheet.to_dict(orient="records"), strict=True):
         where = f"{path}, line {number}"
         row = _typed({k: v.strip() for k, v in row.items() if v.strip() != ""}, schema, where)
         row = validate(row, SYSTEMS_SCHEMA, where)
@@ -227,7 +258,8 @@ def system_config(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str
             f"system {name}: reference.n_trajectories={reference['n_trajectories']} but the "
             f"{source} dataset has {limit}: set the sheet's n_trajectories column"
         )
-    resolved = validate(resolved, CONFIG_SCHEMA, f"configuration of system {name}")
+    where = f"configuration of system {name}"
+    resolved = check_config(validate(resolved, CONFIG_SCHEMA, where), where)
     needing_forces = sorted(set(resolved["train"]["models"]) & set(FORCE_MATCHED_MODELS))
     if source in POSITIONS_ONLY_SOURCES and needing_forces:
         raise ConfigError(

@@ -6,6 +6,8 @@ starts, before any job runs.
 
 from __future__ import annotations
 
+from cgpipe.errors import InputError
+
 ONE_LETTER: dict[str, str] = {
     "A": "ALA", "R": "ARG", "N": "ASN", "D": "ASP", "C": "CYS",
     "Q": "GLN", "E": "GLU", "G": "GLY", "H": "HIS", "I": "ILE",
@@ -20,18 +22,18 @@ def parse_sequence(sequence: str, source: str = "sequence") -> list[str]:
 
     Raises
     ------
-    ValueError
+    InputError
         Naming the first letter that is not one of the 20 standard amino acids and its
         position (1-based).
     """
     text = sequence.strip()
     if not text:
-        raise ValueError(f"{source}: the sequence is empty")
+        raise InputError(f"{source}: the sequence is empty")
     residues = []
     for position, letter in enumerate(text, start=1):
         name = ONE_LETTER.get(letter.upper())
         if name is None:
-            raise ValueError(
+            raise InputError(
                 f"{source}: {letter!r} at position {position} of {text!r} is not an amino acid "
                 f"(one-letter codes: {''.join(sorted(ONE_LETTER))})"
             )

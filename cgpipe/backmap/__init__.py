@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
 from cgpipe import keys
+from cgpipe.errors import InputError
 from cgpipe.geometry import kabsch, rmsd, superpose
 from cgpipe.io import Provenance, TrajectoryData, read_trajectory, write_table, write_trajectory
 from cgpipe.mapping import read_mapping
@@ -83,7 +84,7 @@ def backmap_fold(
     templates = reference.coordinates[evenly(train_frames, _MAX_TEMPLATES)]
     cg = read_trajectory(cg_trajectory_path, stride=params["stride"])
     if cg.topology.n_atoms != mapping.n_beads:
-        raise ValueError(
+        raise InputError(
             f"{cg_trajectory_path} has {cg.topology.n_atoms} beads, "
             f"{mapping_path} {mapping.n_beads}"
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cgpipe.errors import InputError
 from cgpipe.io import TrajectoryData
 from cgpipe.mapping import Mapping
 
@@ -17,7 +18,7 @@ from cgpipe.mapping import Mapping
 def project(data: TrajectoryData, mapping: Mapping) -> TrajectoryData:
     """Map all-atom positions and forces to CG positions (nm) and forces (kJ/mol/nm)."""
     if data.topology.n_atoms != mapping.n_atoms:
-        raise ValueError(
+        raise InputError(
             f"mapping {mapping.name!r} is for {mapping.n_atoms} atoms, the trajectory has "
             f"{data.topology.n_atoms}"
         )

@@ -1,7 +1,8 @@
 """Artifact I/O shared by every stage: one trajectory reader and writer, one table
-writer, atomic writes and provenance."""
+writer, one checkpoint reader, atomic writes and provenance."""
 
 from cgpipe.io.atomic import atomic_output
+from cgpipe.io.checkpoint import read_checkpoint
 from cgpipe.io.provenance import Provenance, read_provenance, sha256sum
 from cgpipe.io.structure import read_structure, write_structure
 from cgpipe.io.tables import read_table, write_table
@@ -17,6 +18,7 @@ __all__ = [
     "TrajectoryData",
     "TrajectoryWriter",
     "atomic_output",
+    "read_checkpoint",
     "read_provenance",
     "read_structure",
     "read_table",

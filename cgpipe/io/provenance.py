@@ -23,6 +23,7 @@ from typing import Any
 
 import cgpipe
 from cgpipe import keys
+from cgpipe.errors import InputError
 
 _TRACKED_PACKAGES = ("torch", "openmm", "mdtraj", "numpy", "torch_geometric", "h5py", "pyarrow")
 
@@ -135,9 +136,9 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
         metadata = pq.read_schema(path).metadata or {}
         text = metadata.get(keys.PARQUET_PROVENANCE_KEY)
     elif suffix == ".pt":
-        import torch
+        from cgpipe.io.checkpoint import read_checkpoint
 
-        text = torch.load(path, map_location="cpu", weights_only=True).get(keys.PROVENANCE)
+        text = read_checkpoint(path).get(keys.PROVENANCE)
     elif suffix == ".png":
         from PIL import Image
 
@@ -157,9 +158,9 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
 
         text = structure_provenance_text(path)
     else:
-        raise ValueError(f"{path}: no provenance reader for files ending in {suffix!r}")
+        raise InputError(f"{path}: no provenance reader for files ending in {suffix!r}")
     if text is None:
-        raise ValueError(f"{path}: artifact carries no provenance record")
+        raise InputError(f"{path}: artifact carries no provenance record")
     if isinstance(text, bytes):
         text = text.decode()
     return json.loads(text)

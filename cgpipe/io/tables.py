@@ -9,6 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from cgpipe import keys
+from cgpipe.errors import InputError
 from cgpipe.io.atomic import atomic_output
 from cgpipe.io.provenance import Provenance
 
@@ -37,4 +38,4 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     try:
         return pq.read_table(path).to_pandas()
     except (OSError, pa.ArrowInvalid) as error:
-        raise ValueError(f"{path}: not a readable Parquet table ({error})") from error
+        raise InputError(f"{path}: not a readable Parquet table ({error})") from error

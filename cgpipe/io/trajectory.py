@@ -15,10 +15,12 @@ attributes go into the same atomic write.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import operator
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ import numpy as np
 
 import cgpipe
 from cgpipe import keys
+from cgpipe.errors import InputError
 from cgpipe.io.atomic import atomic_output
 from cgpipe.io.provenance import Provenance
 
@@ -128,22 +131,40 @@ def check_finite(
     bad = ~np.isfinite(array).all(axis=-1)
     if bad.any():
         frames, atoms = np.nonzero(bad)  # row-major: the earliest frame, then its first atom
-        raise ValueError(
+        raise InputError(
             f"{path}: {name} hold NaN or infinite values, first at frame "
             f"{first_frame + int(frames[0]) * stride} atom {int(atoms[0])} "
             f"({int(bad.any(axis=1).sum())} frames affected)"
         )
 
 
-def open_hdf5(path: str | os.PathLike[str], what: str) -> h5py.File:
-    """Open an HDF5 file for reading, with errors that name the file and what it should be."""
+@contextlib.contextmanager
+def open_hdf5(path: str | os.PathLike[str], what: str) -> Iterator[h5py.File]:
+    """Open an HDF5 file for reading, with errors that name the file and what it should be.
+
+    A context manager. h5py's errors while opening the file, and while reading it in the
+    ``with`` block, become :class:`~cgpipe.errors.InputError` naming the file: a file
+    cut short or damaged may open and fail only when a dataset is read.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    InputError
+        The file is not HDF5, or is damaged.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such {what}")
     try:
-        return h5py.File(path, "r")
+        handle = h5py.File(path, "r")
     except OSError as error:
-        raise ValueError(f"{path}: not a readable HDF5 file ({error})") from error
+        raise InputError(f"{path}: not a readable HDF5 file ({error})") from error
+    with handle:
+        try:
+            yield handle
+        except (OSError, RuntimeError) as error:  # what h5py raises for a damaged file
+            raise InputError(f"{path}: damaged {what}, cannot read it ({error})") from error
 
 
 class TrajectoryWriter:
@@ -299,21 +320,26 @@ def read_trajectory(path: str | os.PathLike[str], stride: int = 1) -> Trajectory
     with open_hdf5(path, "trajectory file") as handle:
         for name in (keys.TOPOLOGY, keys.COORDINATES, keys.TIME):
             if name not in handle:
-                raise ValueError(f"{path}: no {name!r} dataset; not an mdtraj HDF5 trajectory")
+                raise InputError(f"{path}: no {name!r} dataset; not an mdtraj HDF5 trajectory")
         raw = handle[keys.TOPOLOGY][0]
-        topology = topology_from_dict(json.loads(raw.decode() if isinstance(raw, bytes) else raw))
+        try:
+            topology = topology_from_dict(
+                json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+            )
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
+            raise InputError(f"{path}: the topology is not mdtraj's JSON ({error!r})") from error
         coordinates = handle[keys.COORDINATES][::stride]
         units = handle[keys.COORDINATES].attrs.get(keys.UNITS, keys.UNIT_LENGTH)
         units = units.decode() if isinstance(units, bytes) else units
         if units != keys.UNIT_LENGTH:
-            raise ValueError(f"{path}: coordinates are in {units!r}, cgpipe expects nanometers")
+            raise InputError(f"{path}: coordinates are in {units!r}, cgpipe expects nanometers")
         time = handle[keys.TIME][::stride]
         forces = handle[keys.FORCES][::stride] if keys.FORCES in handle else None
         index = handle[keys.TRAJECTORY_INDEX][::stride] if keys.TRAJECTORY_INDEX in handle else None
         text = handle.attrs.get(keys.PROVENANCE)
         provenance = json.loads(text) if text is not None else {}
     if coordinates.shape[1] != topology.n_atoms:
-        raise ValueError(
+        raise InputError(
             f"{path}: topology has {topology.n_atoms} atoms but coordinates have "
             f"{coordinates.shape[1]}"
         )

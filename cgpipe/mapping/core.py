@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from cgpipe import keys
+from cgpipe.errors import InputError
 from cgpipe.io import Provenance, read_table
 from cgpipe.io.trajectory import topology_from_dict
 
@@ -191,11 +192,11 @@ def build_fixed_mapping(name: str, topology: md.Topology) -> Mapping:
     matching averages out, while Xi_f Xi^T = I keeps the mean force exact.
     """
     if name not in FIXED_MAPPINGS:
-        raise ValueError(f"unknown fixed mapping {name!r}; known: {sorted(FIXED_MAPPINGS)}")
+        raise InputError(f"unknown fixed mapping {name!r}; known: {sorted(FIXED_MAPPINGS)}")
     select, bond, type_by = FIXED_MAPPINGS[name]
     centres = select(topology)
     if len(centres) < 2:
-        raise ValueError(
+        raise InputError(
             f"mapping {name!r}: the topology yields {len(centres)} beads, need at least 2"
         )
     atoms = list(topology.atoms)
@@ -272,7 +273,7 @@ def read_mapping(path: str | os.PathLike[str]) -> Mapping:
     metadata = pq.read_schema(path).metadata or {}
     for key in (_CG_TOPOLOGY_KEY, _N_ATOMS_KEY, _NAME_KEY):
         if key not in metadata:
-            raise ValueError(f"{path}: not a cgpipe mapping (no {key.decode()} metadata)")
+            raise InputError(f"{path}: not a cgpipe mapping (no {key.decode()} metadata)")
     topology = topology_from_dict(json.loads(metadata[_CG_TOPOLOGY_KEY]))
     mapping = Mapping(
         name=metadata[_NAME_KEY].decode(),
@@ -280,5 +281,8 @@ def read_mapping(path: str | os.PathLike[str]) -> Mapping:
         table=table,
         topology=topology,
     )
-    mapping.check()
+    try:
+        mapping.check()
+    except ValueError as error:
+        raise InputError(f"{path}: {error}") from error
     return mapping

@@ -15,7 +15,9 @@ import torch
 from torch import nn
 
 from cgpipe import keys
+from cgpipe.errors import InputError
 from cgpipe.io import Provenance, atomic_output
+from cgpipe.io.checkpoint import read_checkpoint
 from cgpipe.models.prior import Prior
 from cgpipe.models.schnet import SchNet
 
@@ -81,7 +83,7 @@ class CGModel(nn.Module):
 def build_model(name: str, bead_types: list[int], prior: Prior, schnet: dict[str, Any]) -> CGModel:
     """A model of the registry by name: ``cgschnet`` (prior + SchNet) or ``prior``."""
     if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; known: {MODEL_NAMES}")
+        raise InputError(f"unknown model {name!r}; known: {MODEL_NAMES}")
     network = None
     if name == "cgschnet":
         network = {"num_types": int(max(bead_types)) + 1, **schnet}
@@ -100,19 +102,22 @@ def save_model(path: str | os.PathLike[str], model: CGModel, provenance: Provena
 
 
 def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu") -> CGModel:
-    """Rebuild a model from its checkpoint without unpickling objects."""
-    try:
-        checkpoint = torch.load(path, map_location=device, weights_only=True)
-    except (OSError, RuntimeError) as error:
-        raise ValueError(f"{path}: not a readable cgpipe checkpoint ({error})") from error
-    if "hparams" not in checkpoint or "state_dict" not in checkpoint:
-        raise ValueError(f"{path}: not a cgpipe checkpoint (no hparams/state_dict)")
+    """Rebuild a model from its checkpoint without unpickling objects.
+
+    Raises
+    ------
+    FileNotFoundError
+        No file at ``path``.
+    InputError
+        The file is not a cgpipe checkpoint, or one that this version's models do not fit.
+    """
+    checkpoint = read_checkpoint(path)
     try:
         model = CGModel(**json.loads(checkpoint["hparams"]))
         model.load_state_dict(checkpoint["state_dict"])
-    except (TypeError, RuntimeError) as error:
+    except (TypeError, ValueError, RuntimeError) as error:
         written_by = json.loads(checkpoint.get(keys.PROVENANCE, "{}")).get("cgpipe_version")
-        raise ValueError(
+        raise InputError(
             f"{path}: checkpoint written by cgpipe {written_by} does not fit this version's "
             f"models ({error}); retrain it"
         ) from error

@@ -47,6 +47,7 @@ import requests
 import urllib3
 
 from cgpipe.config import MDSHARE_DATASETS
+from cgpipe.errors import InputError
 from cgpipe.io import atomic_output, sha256sum
 
 log = logging.getLogger(__name__)
@@ -142,13 +143,13 @@ def mdshare_files(dataset: str, n_trajectories: int) -> list[str]:
         Keys of :data:`MDSHARE_CATALOGUE`, to be appended to :data:`MDSHARE_URL`.
     """
     if dataset not in _MDSHARE_DATASETS:
-        raise ValueError(
+        raise InputError(
             f"unknown mdshare dataset {dataset!r}; cgpipe knows {sorted(_MDSHARE_DATASETS)}"
         )
     topology, pattern = _MDSHARE_DATASETS[dataset]
     available = MDSHARE_DATASETS[dataset]["n_trajectories"]
     if not 1 <= n_trajectories <= available:
-        raise ValueError(
+        raise InputError(
             f"mdshare dataset {dataset!r} holds {available} trajectories; "
             f"asked for {n_trajectories}"
         )
@@ -166,7 +167,7 @@ def mdcath_file(domain: str) -> str:
     # The id becomes part of a URL and a file name: letters and digits only keep it from
     # climbing out of the download folder or the dataset's path.
     if not isinstance(domain, str) or not domain.isascii() or not domain.isalnum():
-        raise ValueError(
+        raise InputError(
             f"mdCATH domain id {domain!r} is not a CATH domain id: expected letters and "
             "digits only, such as '1r9lA02' (PDB code, chain, domain number)"
         )
@@ -176,7 +177,7 @@ def mdcath_file(domain: str) -> str:
 def fetch_mdshare(filename: str, folder: Path, *, retries: int = 2) -> DownloadRecord:
     """Download one file of :data:`MDSHARE_CATALOGUE` into ``folder``, checking MD5 and size."""
     if filename not in MDSHARE_CATALOGUE:
-        raise ValueError(
+        raise InputError(
             f"{filename!r} is not in cgpipe's mdshare catalogue; known: {sorted(MDSHARE_CATALOGUE)}"
         )
     md5, size = MDSHARE_CATALOGUE[filename]
@@ -291,7 +292,7 @@ def _check_hash_format(known_hash: str) -> None:
     if algorithm.lower() not in ("md5", "sha1", "sha256", "sha512") or not re.fullmatch(
         r"[0-9a-fA-F]+", digest
     ):
-        raise ValueError(
+        raise InputError(
             f"known_hash {known_hash!r} is not of the form 'md5:<hex>' or 'sha256:<hex>'"
         )
 

@@ -27,6 +27,7 @@ import h5py
 import mdtraj as md
 import numpy as np
 
+from cgpipe.errors import InputError
 from cgpipe.io import Provenance, TrajectoryData, write_trajectory
 from cgpipe.io.trajectory import check_finite, open_hdf5
 
@@ -90,9 +91,9 @@ def ingest_mdshare(
         with md.formats.XTCTrajectoryFile(str(xtc), "r") as handle:
             coordinates, time, _step, _box = handle.read(stride=stride)
     except (OSError, RuntimeError) as error:  # mdtraj's XTC reader raises either
-        raise ValueError(f"{xtc}: not a readable XTC trajectory ({error})") from error
+        raise InputError(f"{xtc}: not a readable XTC trajectory ({error})") from error
     if coordinates.shape[0] == 0:
-        raise ValueError(f"{xtc}: the trajectory holds no frames")
+        raise InputError(f"{xtc}: the trajectory holds no frames")
     _check_atom_count(xtc, coordinates.shape[1], topology, topology_pdb)
     check_finite("positions", coordinates, xtc, stride=stride)
 
@@ -159,7 +160,7 @@ def ingest_mdcath(
         layout = _text(handle.attrs.get("layout"))
         domains = [name for name, item in handle.items() if isinstance(item, h5py.Group)]
         if len(domains) != 1:
-            raise ValueError(
+            raise InputError(
                 f"{h5_path}: an mdCATH file holds one domain group at its root, found {domains}"
             )
         domain = domains[0]
@@ -172,14 +173,14 @@ def ingest_mdcath(
                 (name for name, item in domain_group.items() if isinstance(item, h5py.Group)),
                 key=lambda name: (not name.isdigit(), int(name) if name.isdigit() else 0, name),
             )
-            raise ValueError(
+            raise InputError(
                 f"{h5_path}: no temperature group {domain}/{temperature_key} "
                 f"({temperature} K); available: {available}"
             )
         replica_key = str(int(replica))
         replica_group = domain_group[temperature_key].get(replica_key)
         if not isinstance(replica_group, h5py.Group):
-            raise ValueError(
+            raise InputError(
                 f"{h5_path}: no replica group {domain}/{temperature_key}/{replica_key}; "
                 f"available: {sorted(domain_group[temperature_key])}"
             )
@@ -191,12 +192,12 @@ def ingest_mdcath(
         n_frames_total = int(coords_dataset.shape[0])
         declared = replica_group.attrs.get("numFrames")
         if declared is not None and int(declared) != n_frames_total:
-            raise ValueError(
+            raise InputError(
                 f"{h5_path}: {prefix} declares numFrames={int(declared)} but "
                 f"{prefix}/coords holds {n_frames_total} frames"
             )
         if forces_dataset.shape != coords_dataset.shape:
-            raise ValueError(
+            raise InputError(
                 f"{h5_path}: {prefix}/forces has shape {forces_dataset.shape}, "
                 f"{prefix}/coords {coords_dataset.shape}"
             )
@@ -204,11 +205,11 @@ def ingest_mdcath(
         forces_kcal = forces_dataset[::stride]
 
     if coords_angstrom.ndim != 3 or coords_angstrom.shape[2] != 3:
-        raise ValueError(
+        raise InputError(
             f"{h5_path}: {prefix}/coords has shape {coords_angstrom.shape}, expected [F, N, 3]"
         )
     if coords_angstrom.shape[0] == 0:
-        raise ValueError(f"{h5_path}: {prefix}/coords holds no frames")
+        raise InputError(f"{h5_path}: {prefix}/coords holds no frames")
     topology = _pdb_text_topology(pdb_text, h5_path, f"{domain}/pdbProteinAtoms")
     _check_atom_count(
         h5_path,
@@ -276,7 +277,7 @@ def _dataset(path: Path, group: h5py.Group, name: str, prefix: str | None = None
     item = group.get(name)
     if not isinstance(item, h5py.Dataset):
         where = f"{prefix or group.name.strip('/')}/{name}"
-        raise ValueError(f"{path}: no {where!r} dataset; not an mdCATH file of the expected layout")
+        raise InputError(f"{path}: no {where!r} dataset; not an mdCATH file of the expected layout")
     return item
 
 
@@ -286,7 +287,7 @@ def _check_unit(path: Path, dataset: h5py.Dataset, where: str) -> None:
     name = dataset.name.rsplit("/", 1)[-1]
     unit = _text(dataset.attrs.get("unit"))
     if unit is not None and unit not in MDCATH_UNITS[name]:
-        raise ValueError(
+        raise InputError(
             f"{path}: {where} is in {unit!r}; cgpipe converts from {MDCATH_UNITS[name][0]!r}"
         )
 
@@ -297,15 +298,15 @@ def _load_pdb_topology(path: Path) -> md.Topology:
     try:
         topology = md.load_topology(str(path))
     except Exception as error:  # mdtraj's PDB parser raises assorted types on bad input
-        raise ValueError(f"{path}: cannot read the PDB topology ({error})") from error
+        raise InputError(f"{path}: cannot read the PDB topology ({error})") from error
     if topology.n_atoms == 0:
-        raise ValueError(f"{path}: the PDB topology holds no atoms")
+        raise InputError(f"{path}: the PDB topology holds no atoms")
     return topology
 
 
 def _pdb_text_topology(text: str | None, path: Path, where: str) -> md.Topology:
     if not text or not any(line.startswith(("ATOM", "HETATM")) for line in text.splitlines()):
-        raise ValueError(f"{path}: {where} holds no PDB atom records")
+        raise InputError(f"{path}: {where} holds no PDB atom records")
     # mdtraj's PDB reader takes a file name, not a stream.
     with tempfile.TemporaryDirectory(prefix="cgpipe-mdcath-") as folder:
         pdb = Path(folder) / "protein.pdb"
@@ -313,7 +314,7 @@ def _pdb_text_topology(text: str | None, path: Path, where: str) -> md.Topology:
         try:
             return _load_pdb_topology(pdb)
         except ValueError as error:
-            raise ValueError(f"{path}: {where} is not a readable PDB ({error})") from error
+            raise InputError(f"{path}: {where} is not a readable PDB ({error})") from error
 
 
 def _check_atom_count(
@@ -324,7 +325,7 @@ def _check_atom_count(
     dataset: str = "the trajectory",
 ) -> None:
     if n_atoms != topology.n_atoms:
-        raise ValueError(
+        raise InputError(
             f"{path}: {dataset} has {n_atoms} atoms but the topology ({topology_source}) "
             f"has {topology.n_atoms}"
         )

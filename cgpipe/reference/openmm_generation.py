@@ -30,10 +30,13 @@ import openmm.app as app
 import openmm.unit as unit
 from tqdm import tqdm
 
+from cgpipe.errors import InputError
 from cgpipe.io import Provenance, TrajectoryWriter, atomic_output, sha256sum
 from cgpipe.reference.structure import (
     WATER_AND_IONS,
     create_system,
+    force_classes,
+    forcefield_files,
     load_forcefield,
     load_structure,
     resolve_structure,
@@ -58,7 +61,7 @@ def choose_platform(name: str | None = None) -> openmm.Platform:
     ]
     if name:
         if name not in available:
-            raise ValueError(f"OpenMM platform {name!r} is not available; have {available}")
+            raise InputError(f"OpenMM platform {name!r} is not available; have {available}")
         return openmm.Platform.getPlatformByName(name)
     for candidate in _PLATFORM_PREFERENCE:
         if candidate in available:
@@ -98,16 +101,18 @@ class ReferenceSystem:
         self.topology, self.positions = load_structure(self.path)
         self.explicit = params["solvent"] == "tip3p"
         if self.explicit and self.topology.getPeriodicBoxVectors() is None:
-            raise ValueError(f"{self.path}: explicit water needs a periodic box (CRYST1 record)")
+            raise InputError(f"{self.path}: explicit water needs a periodic box (CRYST1 record)")
         self.forcefield = load_forcefield(params)
         self.solute = np.array(
             [a.index for a in self.topology.atoms() if a.residue.name not in WATER_AND_IONS]
         )
         if not len(self.solute):
-            raise ValueError(f"{self.path}: no solute atoms (only water and ions)")
+            raise InputError(f"{self.path}: no solute atoms (only water and ions)")
 
     def system(self, *, barostat: bool) -> openmm.System:
         system = create_system(self.topology, self.forcefield, self.params, str(self.path))
+        # What the provenance records: the forces of the recording system, barostat aside.
+        self.force_classes = force_classes(system)
         if barostat and self.explicit:
             system.addForce(
                 openmm.MonteCarloBarostat(
@@ -243,7 +248,7 @@ def generate_trajectory(
     save_every = params["save_every"]
     n_frames = params["n_steps"] // save_every
     if n_frames < 1:
-        raise ValueError(
+        raise InputError(
             f"reference.n_steps={params['n_steps']} < save_every={save_every}: no frame"
         )
     frames_per_block = max(1, params["checkpoint_interval"] // save_every)
@@ -330,6 +335,8 @@ def generate_trajectory(
         "restarts": restarts,
         "simulated_atoms": reference.topology.getNumAtoms(),
         "solute_atoms": n_solute,
+        "forcefield_files": forcefield_files(params),
+        "force_classes": reference.force_classes,
     }
     provenance = Provenance(
         stage="reference",

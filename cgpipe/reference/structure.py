@@ -12,7 +12,7 @@ neutralising ions and NaCl) is added by OpenMM's Modeller.
 
 from __future__ import annotations
 
-import importlib.util
+import collections
 import io
 import logging
 import os
@@ -24,8 +24,11 @@ import openmm
 import openmm.app as app
 import openmm.unit as unit
 
+from cgpipe.errors import InputError
+from cgpipe.forcefields import all_files
 from cgpipe.io import Provenance, write_structure
 from cgpipe.residues import CAPS, ONE_LETTER, parse_sequence
+from cgpipe.sources import resolve_structure
 
 log = logging.getLogger(__name__)
 
@@ -60,36 +63,17 @@ KNOWN_RESIDUES = (
 )
 
 
-def resolve_structure(spec: str) -> Path:
-    """Path of a structure given as a file path or as ``package:relative/path``.
-
-    The package form finds a file shipped inside an installed package without
-    importing the package.
-    """
-    if ":" in spec and not Path(spec).exists():
-        package, relative = spec.split(":", 1)
-        found = importlib.util.find_spec(package)
-        if found is None or not found.submodule_search_locations:
-            raise FileNotFoundError(f"structure {spec!r}: package {package!r} is not installed")
-        path = Path(next(iter(found.submodule_search_locations))) / relative
-    else:
-        path = Path(spec)
-    if not path.is_file():
-        raise FileNotFoundError(f"structure {spec!r}: no file at {path}")
-    return path
-
-
 def load_structure(path: Path) -> tuple[app.Topology, Any]:
     """Topology and positions of a PDB or mmCIF file, refusing one without atoms."""
     is_cif = path.suffix.lower() in (".cif", ".mmcif", ".pdbx")
     if not is_cif and not any(line.startswith(("ATOM", "HETATM")) for line in open(path)):
-        raise ValueError(f"{path}: the structure holds no atoms (no ATOM or HETATM record)")
+        raise InputError(f"{path}: the structure holds no atoms (no ATOM or HETATM record)")
     try:
         structure = app.PDBxFile(str(path)) if is_cif else app.PDBFile(str(path))
     except Exception as error:  # OpenMM's parsers raise assorted types on malformed files
-        raise ValueError(f"{path}: cannot read the structure ({error})") from error
+        raise InputError(f"{path}: cannot read the structure ({error})") from error
     if structure.topology.getNumAtoms() == 0:
-        raise ValueError(f"{path}: the structure holds no atoms")
+        raise InputError(f"{path}: the structure holds no atoms")
     return structure.topology, structure.positions
 
 
@@ -112,7 +96,7 @@ def backbone_angles(n_residues: int, secondary_structure: str) -> list[tuple[flo
     if secondary_structure in _KEYWORDS:
         letters = _KEYWORDS[secondary_structure] * n_residues
     if len(letters) != n_residues or any(x not in BACKBONE_ANGLES for x in letters):
-        raise ValueError(
+        raise InputError(
             f"secondary structure {secondary_structure!r}: give one of {sorted(_KEYWORDS)} or "
             f"one letter of {''.join(BACKBONE_ANGLES)} per residue ({n_residues} residues)"
         )
@@ -178,25 +162,58 @@ def build_backbone(
     return topology, np.array(positions)
 
 
-def solvent_files(forcefield: list[str], solvent: str) -> list[str]:
-    """The force-field files of the solvent that go with the solute's force field."""
-    if solvent == "vacuum":
-        return []
-    if solvent in ("obc2", "gbn2"):
-        return [f"implicit/{solvent}.xml"]
-    if any(name.startswith("amber14") for name in forcefield):
-        return ["amber14/tip3p.xml"]
-    if any(name.startswith("charmm36") for name in forcefield):
-        return ["charmm36/water.xml"]
-    return ["tip3p.xml"]
+# Forces that a doubled force-field file would double: each must appear at most once
+# (HarmonicBondForce is left out: CHARMM's Urey-Bradley terms add a second one).
+_SINGLE_FORCES = (
+    "NonbondedForce",
+    "HarmonicAngleForce",
+    "PeriodicTorsionForce",
+    "CMAPTorsionForce",
+)
+# The forces an implicit solvent adds: one for obc2/gbn2, none otherwise.
+_IMPLICIT_SOLVENT_FORCES = ("GBSAOBCForce", "CustomGBForce", "AmoebaGeneralizedKirkwoodForce")
 
 
 def load_forcefield(params: dict[str, Any]) -> app.ForceField:
-    files = [*params["forcefield"], *solvent_files(params["forcefield"], params["solvent"])]
+    """The solute's force-field files plus the solvent's, each once."""
+    files = forcefield_files(params)
     try:
         return app.ForceField(*files)
     except (ValueError, OSError) as error:
-        raise ValueError(f"reference.forcefield: cannot load {files}: {error}") from error
+        raise InputError(f"reference.forcefield: cannot load {files}: {error}") from error
+
+
+def forcefield_files(params: dict[str, Any]) -> list[str]:
+    """What :func:`load_forcefield` loads for a ``reference`` section."""
+    return all_files(params["forcefield"], params["solvent"])
+
+
+def force_classes(system: openmm.System) -> list[str]:
+    """Class names of a system's forces, in the system's order."""
+    return [type(force).__name__ for force in system.getForces()]
+
+
+def check_system(system: openmm.System, params: dict[str, Any], source: str) -> list[str]:
+    """Refuse a system whose forces betray a doubled or missing term; return its force classes.
+
+    An implicit solvent must contribute exactly one generalised-Born force, vacuum and
+    explicit water none, and no solute force that a force-field file adds once may
+    appear twice.
+    """
+    classes = force_classes(system)
+    counts = collections.Counter(classes)
+    implicit = sum(counts[name] for name in _IMPLICIT_SOLVENT_FORCES)
+    expected = 1 if params["solvent"] in ("obc2", "gbn2") else 0
+    doubled = [name for name in _SINGLE_FORCES if counts[name] > 1]
+    if implicit != expected or doubled:
+        what = f"{implicit} implicit-solvent forces (expected {expected})"
+        if doubled:
+            what += f", {', '.join(doubled)} more than once"
+        raise InputError(
+            f"{source}: the OpenMM system built from {forcefield_files(params)} with solvent "
+            f"{params['solvent']} holds {what}; forces: {classes}"
+        )
+    return classes
 
 
 def _describe(residue: Any) -> str:
@@ -221,7 +238,7 @@ def repair(
     removed = [r for r in topology.residues() if r.name in WATER_AND_IONS]
     for residue in topology.residues():
         if residue.name not in KNOWN_RESIDUES and residue.name not in WATER_AND_IONS:
-            raise ValueError(
+            raise InputError(
                 f"{source}: unknown residue {_describe(residue)}: cgpipe builds the 20 standard "
                 f"amino acids and ACE/NME caps; remove or replace it"
             )
@@ -269,7 +286,7 @@ def create_system(
     """The OpenMM system of a prepared structure, naming a residue without a template."""
     explicit = params["solvent"] == "tip3p"
     try:
-        return forcefield.createSystem(
+        system = forcefield.createSystem(
             topology,
             nonbondedMethod=app.PME if explicit else app.NoCutoff,
             nonbondedCutoff=params["nonbonded_cutoff"] * unit.nanometer,
@@ -278,10 +295,12 @@ def create_system(
         )
     except ValueError as error:
         # OpenMM names the residue ("No template found for residue 3 (XYZ) ...").
-        raise ValueError(
+        raise InputError(
             f"{source}: force field {params['forcefield']} + {params['solvent']} cannot "
             f"parametrise it: {error}"
         ) from error
+    check_system(system, params, source)
+    return system
 
 
 def prepare_structure(
@@ -299,7 +318,7 @@ def prepare_structure(
     Writes ``output`` (PDB with provenance) and returns the preparation report.
     """
     if (structure is None) == (sequence is None):
-        raise ValueError(f"system {system}: give exactly one of a structure and a sequence")
+        raise InputError(f"system {system}: give exactly one of a structure and a sequence")
     forcefield = load_forcefield(params)
     inputs: list[Path] = []
     if sequence is not None:
@@ -315,7 +334,8 @@ def prepare_structure(
         origin = {"structure": structure}
     topology, positions, report = repair(topology, positions, source, pH=params["pH"], seed=seed)
     # A parametrisation check before any water is added, so an error names solute residues.
-    create_system(topology, forcefield, {**params, "solvent": "vacuum"}, source)
+    in_vacuum = {**params, "solvent": "vacuum"}
+    create_system(topology, load_forcefield(in_vacuum), in_vacuum, source)
     if sequence is not None:
         # In implicit solvent where there is one: vacuum would collapse charged side chains.
         relax_in = "vacuum" if params["solvent"] == "tip3p" else params["solvent"]
@@ -344,7 +364,7 @@ def prepare_structure(
         config={"system": system, **origin, **{k: params[k] for k in keys}},
         inputs=inputs,
         seed=seed,
-        extra={"preparation": report},
+        extra={"preparation": report, "forcefield_files": forcefield_files(params)},
     )
     write_structure(output, topology, positions, provenance)
     return report

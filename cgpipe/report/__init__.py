@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from cgpipe import keys
+from cgpipe.errors import InputError
 from cgpipe.io import Provenance, atomic_output, read_table
 
 _STYLE = """
@@ -75,13 +76,13 @@ def write_report(
 ) -> None:
     """Write the report page from every model's metrics table and FES plot (same order)."""
     if len(metrics_paths) != len(fes_paths):
-        raise ValueError("need one FES plot per metrics table")
+        raise InputError("need one FES plot per metrics table")
     sections = []
     for metrics_path, fes_path in zip(metrics_paths, fes_paths, strict=True):
         metrics = read_table(metrics_path)
         missing = set(keys.METRIC_COLUMNS) - set(metrics.columns)
         if missing:
-            raise ValueError(f"{metrics_path}: metrics table lacks columns {sorted(missing)}")
+            raise InputError(f"{metrics_path}: metrics table lacks columns {sorted(missing)}")
         first = metrics.iloc[0]
         title = f"{first[keys.SYSTEM]} · {first[keys.MAPPING]} · {first[keys.MODEL]}"
         table = summarise(metrics).to_html(float_format=lambda v: f"{v:.4g}", na_rep="")

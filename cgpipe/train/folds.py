@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from cgpipe.errors import InputError
+
 
 def fold_trajectories(trajectories: np.ndarray, n_folds: int, fold: int) -> np.ndarray:
     """The trajectory labels held out in ``fold`` (contiguous blocks of the sorted labels)."""
     labels = np.unique(trajectories)
     if not 2 <= n_folds <= len(labels):
-        raise ValueError(
+        raise InputError(
             f"train.n_folds={n_folds} needs between 2 and the {len(labels)} available trajectories"
         )
     if not 0 <= fold < n_folds:
-        raise ValueError(f"fold {fold} is outside 0..{n_folds - 1}")
+        raise InputError(f"fold {fold} is outside 0..{n_folds - 1}")
     return np.array_split(labels, n_folds)[fold]
 
 

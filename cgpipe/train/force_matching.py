@@ -16,6 +16,7 @@ from tqdm import tqdm
 
 from cgpipe import keys
 from cgpipe.device import select_device
+from cgpipe.errors import InputError
 from cgpipe.io import Provenance, TrajectoryData, read_trajectory, write_table
 from cgpipe.mapping import read_mapping
 from cgpipe.models import CGModel, build_model, fit_prior, save_model
@@ -59,7 +60,7 @@ def train_fold(
     data: TrajectoryData = read_trajectory(cg_path)
     mapping = read_mapping(mapping_path)
     if mapping.n_beads != data.topology.n_atoms:
-        raise ValueError(
+        raise InputError(
             f"{mapping_path} has {mapping.n_beads} beads but {cg_path} has {data.topology.n_atoms}"
         )
     train_frames, test_frames = split_frames(data.trajectory_index, params["n_folds"], fold)
@@ -83,7 +84,7 @@ def train_fold(
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     if data.forces is None and trainable:
-        raise ValueError(
+        raise InputError(
             f"{cg_path}: no forces (positions-only data); {model_name} is trained by force "
             "matching and needs them"
         )

@@ -125,3 +125,51 @@ def test_downloaded_datasets_bound_their_trajectories(tmp_path):
     with pytest.raises(ConfigError, match=r"positions only, but train.models \['cgschnet'\]"):
         system_config(three, systems.loc["ala2"])
     assert system_config(config, systems.loc["dom"])["temperature"] == 348.0
+
+
+def test_a_missing_structure_file_is_refused_naming_line_and_column(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sheet = _sheet(
+        tmp_path,
+        "system\tstructure\tmappings\n"
+        "ala2\topenmmtools:data/alanine-dipeptide-gbsa/alanine-dipeptide.pdb\tbackbone\n"
+        "gone\tmissing.pdb\tbackbone\n",
+    )
+    with pytest.raises(ConfigError) as refused:
+        load_systems(sheet)
+    assert str(refused.value) == f"{sheet}, line 3, column 'structure': no file at missing.pdb"
+    sheet.write_text("system\tstructure\tmappings\nx\tno_such_package_cgpipe:data/x.pdb\tcalpha\n")
+    with pytest.raises(ConfigError, match=r"line 2, column 'structure': package 'no_such_packa"):
+        load_systems(sheet)
+
+
+def test_a_relative_structure_path_is_taken_from_the_current_directory(tmp_path, monkeypatch):
+    # Snakemake runs from the workflow directory, where the sheet's paths start.
+    sheet = _sheet(tmp_path, "system\tstructure\tmappings\nx\tinputs/x.pdb\tcalpha\n")
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inputs" / "x.pdb").write_text("ATOM\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_systems(sheet.name).loc["x", "structure"] == "inputs/x.pdb"
+    monkeypatch.chdir(tmp_path / "inputs")
+    with pytest.raises(ConfigError, match="no file at inputs/x.pdb"):
+        load_systems(tmp_path / sheet.name)
+
+
+def test_sheet_errors_count_comment_and_blank_lines(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    sheet = _sheet(
+        tmp_path,
+        "# the systems of a study\nsystem\tstructure\tmappings\n\n# built next\n"
+        "gone\tmissing.pdb\tbackbone\n",
+    )
+    with pytest.raises(ConfigError, match=r"line 5, column 'structure'"):
+        load_systems(sheet)
+
+
+def test_a_config_that_does_not_parse_is_one_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"given as JSON: not valid JSON"):
+        load_config('{"seed": ')
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("reference:\n  forcefield: [amber14-all.xml\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml: not valid YAML \(.*\)$"):
+        load_config(broken)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from cgpipe.io import Provenance
+from cgpipe.io import Provenance, read_provenance
 from cgpipe.models import CGModel, build_model, fit_prior, load_model, radius_graph, save_model
 
 TYPES = [0, 2, 1, 0, 2]  # C N CA C N: the two C and the two N are alike
@@ -113,3 +113,4 @@ def test_checkpoint_round_trip_loads_without_pickles(tmp_path, model):
     back = load_model(path).double()
     x = torch.tensor(_chain(3, seed=8))
     torch.testing.assert_close(back(x), model(x))
+    assert read_provenance(path)["config"] == {"epochs": 1}

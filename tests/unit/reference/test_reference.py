@@ -49,6 +49,15 @@ def test_provenance_of_a_generated_trajectory(ala2_reference):
     assert record["extra"]["restarts"] == 0
     assert record["seed"] > 0 and record["config"]["temperature"] == 300.0
     assert record["config"]["solvent"] == "gbn2"
+    assert record["extra"]["forcefield_files"] == ["amber14-all.xml", "implicit/gbn2.xml"]
+    assert sorted(record["extra"]["force_classes"]) == [
+        "CMMotionRemover",
+        "CustomGBForce",
+        "HarmonicAngleForce",
+        "HarmonicBondForce",
+        "NonbondedForce",
+        "PeriodicTorsionForce",
+    ]
     assert len(record["inputs"]) == 1
 
 

@@ -5,9 +5,10 @@ import numpy as np
 import openmm.app as app
 import pytest
 
+from cgpipe.forcefields import solvent_files
 from cgpipe.io import read_provenance
 from cgpipe.reference import prepare_structure
-from cgpipe.reference.structure import build_backbone, solvent_files
+from cgpipe.reference.structure import build_backbone
 from cgpipe.residues import parse_sequence
 from tests.conftest import ALA2
 
