@@ -1,19 +1,9 @@
 # cgpipe: machine-learned coarse-grained force fields, from all-atom reference to report.
 #
-# Path grammar (wildcards: system from config/systems.tsv, mapping in backbone|calpha,
-# model in cgschnet|prior, fold in 0..n_folds-1, i = reference trajectory number):
-#
-#   resources/download/{system}/{filename}                     downloads (checksummed or pinned)
-#   results/reference/{system}/structure.pdb                   prepared structure (generated systems)
-#   results/reference/{system}/traj_{i}.h5                     all-atom positions + forces
-#   results/mapping/{system}/{mapping}.parquet                 Xi rows + bead table + CG topology
-#   results/cg/{system}/{mapping}.h5                           CG positions + forces, all trajectories
-#   results/train/{system}/{mapping}/{model}/fold{fold}/       model.pt, losses.parquet
-#   results/simulate/{system}/{mapping}/{model}/fold{fold}/    traj.h5, health.parquet
-#   results/backmap/{system}/{mapping}/{model}/fold{fold}/     traj.h5 (all-atom), backmap.parquet
-#   results/evaluate/{system}/{mapping}/{model}/               metrics.parquet, fes.png
-#   results/report/index.html                                  the report across systems and models
-#   logs/<stage>/..., benchmarks/<stage>/...
+# The path grammar (results/<stage>/{system}/{mapping}/{model}/fold{fold}/..., logs/,
+# benchmarks/, resources/download/) is spelled once, in cgpipe/paths.py, and the rules
+# build their inputs and outputs from it. Each job receives only its stage's and its
+# method's configuration sections (cgpipe.config.job_config).
 #
 # Units everywhere: nm, ps, kJ/mol, kJ/mol/nm, K, amu.
 

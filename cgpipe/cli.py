@@ -1,8 +1,11 @@
 """The ``cgpipe`` command line: one command per workflow stage.
 
-Every Snakemake rule calls one of these, and each runs without Snakemake too. The
-``--config`` option takes a YAML file or a JSON object (as the workflow passes a rule's
-sections); missing keys take the schema's defaults.
+Every Snakemake rule calls one of these, and each runs without Snakemake too. A
+command parses its options, validates the configuration and calls the one ``run`` of
+its stage; the stage writes its artifacts and, beside them, the configuration it ran
+with. The ``--config`` option takes a YAML file or a JSON object (as the workflow passes
+a job's sections, :func:`cgpipe.config.job_config`); missing keys take the schema's
+defaults.
 
 An expected error (bad input, a bad file or configuration: :class:`~cgpipe.errors.InputError`
 or :class:`FileNotFoundError`) is reported in one line, ``cgpipe <command>: error: ...``,
@@ -25,6 +28,7 @@ import typer
 from cgpipe.config import load_config
 from cgpipe.errors import InputError
 from cgpipe.seeds import derive_seed
+from cgpipe.stages import write_resolved_config
 
 app = typer.Typer(
     help="Machine-learned coarse-grained force fields: one command per workflow stage.",
@@ -34,6 +38,13 @@ app = typer.Typer(
 
 ConfigOption = Annotated[str, typer.Option("--config", help="YAML file or JSON object.")]
 ThreadsOption = Annotated[int, typer.Option(help="CPU threads.")]
+FoldOption = Annotated[int, typer.Option(help="Cross-validation fold.")]
+MappingOption = Annotated[Path, typer.Option("--mapping", help="Mapping Parquet.")]
+CgOption = Annotated[
+    Path, typer.Option("--cg", help="CG HDF5 of the reference (all trajectories).")
+]
+OutputDirOption = Annotated[Path, typer.Option(help="Folder for the stage's artifacts.")]
+ReferencesArgument = Annotated[list[Path], typer.Argument(help="Reference trajectories, in order.")]
 
 # Errors of the user's making, reported in one line; every other exception is a bug.
 EXPECTED_ERRORS = (InputError, FileNotFoundError)
@@ -94,6 +105,7 @@ def prepare(
         sequence=sequence,
         secondary_structure=secondary_structure,
     )
+    write_resolved_config(output, cfg)
 
 
 @app.command()
@@ -124,28 +136,21 @@ def reference(
         threads=threads,
         platform_name=platform,
     )
+    write_resolved_config(output, cfg)
 
 
 @app.command()
 def download(
-    url: Annotated[str, typer.Option(help="URL of the file.")],
-    output: Annotated[Path, typer.Option(help="Where to keep it (under resources/download/).")],
-    known_hash: Annotated[
-        str | None, typer.Option(help="Publisher's hash, e.g. md5:...; else pinned (SHA-256).")
-    ] = None,
-    size: Annotated[int | None, typer.Option(help="Publisher's size in bytes.")] = None,
+    source: Annotated[str, typer.Option(help="mdshare or mdcath.")],
+    output: Annotated[
+        Path, typer.Option(help="Where to keep the file (its name is the dataset's file name).")
+    ],
     config: ConfigOption = "{}",
 ) -> None:
-    """Download one file with a checksum; a file that differs from the hash is refused."""
-    from cgpipe.reference.download import DownloadError, fetch
+    """Download one file of a public dataset, checked against the publisher's hash or a pin."""
+    from cgpipe.reference.download import run
 
-    cfg = load_config(config)
-    try:
-        fetch(url, output, known_hash=known_hash, size=size, retries=cfg["download"]["retries"])
-    except DownloadError as error:
-        # Its message says in one line why (checksum, size, HTTP error, offline...): the
-        # URL, the hash or the network is the user's to check, not cgpipe's code.
-        raise InputError(str(error)) from error
+    run(source, output, cfg=load_config(config))
 
 
 @app.command()
@@ -158,222 +163,126 @@ def ingest(
     config: ConfigOption = "{}",
 ) -> None:
     """Convert a downloaded trajectory to the reference artifact (nm, kJ/mol/nm)."""
-    from cgpipe.io import sha256sum
-    from cgpipe.reference.download import MDSHARE_CATALOGUE, DownloadRecord, pin_path
-    from cgpipe.reference.ingest import ingest_mdcath, ingest_mdshare
+    from cgpipe.reference.ingest import run
 
-    cfg = load_config(config)
-    stride = cfg["download"]["stride"]
-    base = cfg["download"]["mdshare_url" if source == "mdshare" else "mdcath_url"]
-    records = []
-    for path in inputs:
-        if source == "mdshare" and path.name not in MDSHARE_CATALOGUE:
-            raise InputError(f"{path}: not a file of cgpipe's mdshare catalogue")
-        md5 = MDSHARE_CATALOGUE[path.name][0] if source == "mdshare" else None
-        record = DownloadRecord(
-            url=f"{base.rstrip('/')}/{path.name}",
-            path=path,
-            sha256=sha256sum(path),
-            known_hash=f"md5:{md5}" if md5 else None,
-            pinned=md5 is None and pin_path(path).exists(),
-        )
-        records.append(record.to_dict())
-    if source == "mdshare":
-        if len(inputs) != 2:
-            raise typer.BadParameter(
-                "mdshare takes the topology PDB and one XTC", param_hint="inputs"
-            )
-        ingest_mdshare(
-            inputs[0],
-            inputs[1],
-            output,
-            system=system,
-            index=index,
-            download=records,
-            stride=stride,
-        )
-    elif source == "mdcath":
-        if len(inputs) != 1:
-            raise typer.BadParameter("mdcath takes one domain HDF5 file", param_hint="inputs")
-        ingest_mdcath(
-            inputs[0],
-            output,
-            system=system,
-            temperature=int(cfg["temperature"]),
-            replica=index,
-            download=records,
-            stride=stride,
-        )
-    else:
-        raise typer.BadParameter(f"unknown source {source!r}", param_hint="--source")
+    run(source, inputs, output, system=system, index=index, cfg=load_config(config))
 
 
 @app.command()
 def mapping(
-    reference: Annotated[Path, typer.Option(help="A reference trajectory (for its topology).")],
-    name: Annotated[str, typer.Option("--mapping", help="Mapping name (backbone, calpha).")],
+    references: ReferencesArgument,
+    name: Annotated[str, typer.Option("--mapping", help="Mapping name (a registered mapping).")],
     output: Annotated[Path, typer.Option(help="Mapping Parquet to write.")],
+    config: ConfigOption = "{}",
+    fold: Annotated[
+        int | None, typer.Option(help="Fold whose training trajectories a fitted map learns from.")
+    ] = None,
 ) -> None:
-    """Build a CG mapping on the reference topology."""
-    from cgpipe.io import Provenance, read_trajectory
-    from cgpipe.mapping import build_fixed_mapping, write_mapping
+    """Build a CG mapping on the reference (fixed maps read the topology only)."""
+    from cgpipe.mapping import run
 
-    topology = read_trajectory(reference, stride=10**9).topology
-    built = build_fixed_mapping(name, topology)
-    write_mapping(output, built, Provenance("mapping", {"mapping": name}, [reference]))
+    run(references, output, name=name, cfg=load_config(config), fold=fold)
 
 
 @app.command()
 def forces(
-    references: Annotated[list[Path], typer.Argument(help="Reference trajectories, in order.")],
-    mapping_path: Annotated[Path, typer.Option("--mapping", help="Mapping Parquet.")],
+    references: ReferencesArgument,
+    mapping_path: MappingOption,
     output: Annotated[Path, typer.Option(help="CG HDF5 to write.")],
     config: ConfigOption = "{}",
 ) -> None:
     """Project all-atom positions and forces to CG, every trajectory into one file."""
-    from cgpipe.forces import project
-    from cgpipe.io import Provenance, TrajectoryData, read_trajectory, write_trajectory
-    from cgpipe.mapping import read_mapping
+    from cgpipe.forces import run
 
-    cfg = load_config(config)
-    mapped = read_mapping(mapping_path)
-    parts = []
-    for path in references:
-        data = read_trajectory(path)  # its errors name the file already
-        try:
-            parts.append(project(data, mapped))
-        except InputError as error:  # names the mapping, not the trajectory
-            raise InputError(f"{path}: {error}") from error
-    combined = TrajectoryData.concatenate(parts)
-    provenance = Provenance(
-        "forces",
-        {**cfg["forces"], "trajectories": [str(p) for p in references]},
-        [mapping_path, *references],
-    )
-    write_trajectory(output, combined, provenance)
+    run(references, mapping_path, output, cfg=load_config(config))
+
+
+def _seed(cfg: dict, stage: str, cg: Path, model: str, fold: int) -> int:
+    # System and mapping from the path grammar's results/cg/{system}/{mapping}.h5.
+    return derive_seed(cfg["seed"], stage, cg.parent.name, cg.stem, model, fold)
 
 
 @app.command()
 def train(
-    cg: Annotated[Path, typer.Option(help="CG HDF5 with forces.")],
-    mapping_path: Annotated[Path, typer.Option("--mapping", help="Mapping Parquet.")],
-    model: Annotated[str, typer.Option(help="Model name (cgschnet, prior).")],
-    fold: Annotated[int, typer.Option(help="Cross-validation fold.")],
-    output_dir: Annotated[Path, typer.Option(help="Folder for model.pt and losses.parquet.")],
+    cg: CgOption,
+    mapping_path: MappingOption,
+    model: Annotated[str, typer.Option(help="Model name (a registered model).")],
+    fold: FoldOption,
+    output_dir: OutputDirOption,
     config: ConfigOption = "{}",
     threads: ThreadsOption = 1,
 ) -> None:
-    """Train one model on one cross-validation fold by force matching."""
-    from cgpipe.train import train_fold
+    """Train one model on one cross-validation fold."""
+    from cgpipe.train import run
 
     cfg = load_config(config)
-    train_fold(
-        cg,
-        mapping_path,
-        output_dir,
-        model_name=model,
-        fold=fold,
-        temperature=cfg["temperature"],
-        params=cfg["train"],
-        seed=derive_seed(cfg["seed"], "train", cg.parent.name, cg.stem, model, fold),
-        threads=threads,
-    )
+    seed = _seed(cfg, "train", cg, model, fold)
+    run(cg, mapping_path, output_dir, model=model, fold=fold, cfg=cfg, seed=seed, threads=threads)
 
 
 @app.command()
 def simulate(
     model_path: Annotated[Path, typer.Option("--model-file", help="Model checkpoint.")],
-    cg: Annotated[Path, typer.Option(help="CG HDF5 (held-out frames start the replicas).")],
-    mapping_path: Annotated[Path, typer.Option("--mapping", help="Mapping Parquet.")],
-    fold: Annotated[int, typer.Option(help="Cross-validation fold of the model.")],
-    output_dir: Annotated[Path, typer.Option(help="Folder for traj.h5 and health.parquet.")],
+    cg: CgOption,
+    mapping_path: MappingOption,
+    fold: FoldOption,
+    output_dir: OutputDirOption,
     config: ConfigOption = "{}",
     threads: ThreadsOption = 1,
 ) -> None:
-    """Run batched Langevin replicas with a trained model."""
-    from cgpipe.simulate import simulate_fold
+    """Run batched replicas of a trained model from held-out frames."""
+    from cgpipe.simulate import run
 
     cfg = load_config(config)
-    simulate_fold(
-        model_path,
-        cg,
-        mapping_path,
-        output_dir,
-        fold=fold,
-        n_folds=cfg["train"]["n_folds"],
-        temperature=cfg["temperature"],
-        params=cfg["simulate"],
-        seed=derive_seed(
-            cfg["seed"], "simulate", cg.parent.name, cg.stem, model_path.parent.parent.name, fold
-        ),
-        threads=threads,
-    )
+    # The model's name from the path grammar's .../{model}/fold{fold}/model.pt.
+    seed = _seed(cfg, "simulate", cg, model_path.parent.parent.name, fold)
+    run(model_path, cg, mapping_path, output_dir, fold=fold, cfg=cfg, seed=seed, threads=threads)
 
 
 @app.command()
 def backmap(
-    references: Annotated[list[Path], typer.Argument(help="Reference trajectories, in order.")],
+    references: ReferencesArgument,
     simulation: Annotated[Path, typer.Option(help="CG trajectory to backmap.")],
-    mapping_path: Annotated[Path, typer.Option("--mapping", help="Mapping Parquet.")],
-    fold: Annotated[
-        int, typer.Option(help="Cross-validation fold (templates from its training set).")
-    ],
-    output_dir: Annotated[Path, typer.Option(help="Folder for traj.h5 and backmap.parquet.")],
+    mapping_path: MappingOption,
+    fold: FoldOption,
+    output_dir: OutputDirOption,
     config: ConfigOption = "{}",
 ) -> None:
-    """Map a CG trajectory back to all atoms."""
-    from cgpipe.backmap import backmap_fold
+    """Map a CG trajectory back to all atoms (fitted on the fold's training trajectories)."""
+    from cgpipe.backmap import run
 
-    cfg = load_config(config)
-    backmap_fold(
-        simulation,
-        [str(p) for p in references],
-        mapping_path,
-        output_dir,
-        fold=fold,
-        n_folds=cfg["train"]["n_folds"],
-        params=cfg["backmap"],
-    )
+    run(simulation, references, mapping_path, output_dir, fold=fold, cfg=load_config(config))
 
 
 @app.command()
 def evaluate(
-    cg: Annotated[Path, typer.Option(help="CG HDF5 of the reference.")],
+    cg: CgOption,
     system: Annotated[str, typer.Option(help="System name.")],
     mapping_name: Annotated[str, typer.Option("--mapping", help="Mapping name.")],
     model: Annotated[str, typer.Option(help="Model name.")],
     train_dir: Annotated[list[Path], typer.Option(help="Per fold, in order: training folder.")],
     simulate_dir: Annotated[list[Path], typer.Option(help="Per fold: simulation folder.")],
     backmap_dir: Annotated[list[Path], typer.Option(help="Per fold: backmapping folder.")],
-    output_dir: Annotated[Path, typer.Option(help="Folder for metrics.parquet and fes.png.")],
+    output_dir: OutputDirOption,
     config: ConfigOption = "{}",
 ) -> None:
-    """Score every fold of one model against the reference."""
-    from cgpipe.evaluate import evaluate_model
+    """Score every fold of one model against the reference with the configured metrics."""
+    from cgpipe import paths
+    from cgpipe.evaluate import run
 
-    cfg = load_config(config)
     if not len(train_dir) == len(simulate_dir) == len(backmap_dir):
         raise typer.BadParameter("give one --train-dir, --simulate-dir and --backmap-dir per fold")
     folds = [
         {
-            "model": str(t / "model.pt"),
-            "traj": str(s / "traj.h5"),
-            "health": str(s / "health.parquet"),
-            "backmap": str(b / "backmap.parquet"),
+            "model": t / paths.MODEL_FILE,
+            "traj": s / paths.TRAJECTORY_FILE,
+            "health": s / paths.HEALTH_FILE,
+            "backmap": b / paths.BACKMAP_TABLE_FILE,
         }
         for t, s, b in zip(train_dir, simulate_dir, backmap_dir, strict=True)
     ]
-    evaluate_model(
-        cg,
-        folds,
-        output_dir,
-        system=system,
-        mapping=mapping_name,
-        model_name=model,
-        n_folds=cfg["train"]["n_folds"],
-        temperature=cfg["temperature"],
-        params=cfg["evaluate"],
-    )
+    cfg = load_config(config)
+    run(cg, folds, output_dir, system=system, mapping=mapping_name, model=model, cfg=cfg)
 
 
 @app.command()
@@ -383,9 +292,9 @@ def report(
     fes: Annotated[list[Path], typer.Option(help="fes.png of each model, same order.")],
 ) -> None:
     """Write the self-contained HTML report."""
-    from cgpipe.report import write_report
+    from cgpipe.report import run
 
-    write_report(output, [str(m) for m in metrics], [str(f) for f in fes])
+    run(output, metrics, fes)
 
 
 def _one_line(error: BaseException) -> str:

@@ -19,6 +19,7 @@ import jsonschema
 import pandas as pd
 import yaml
 
+from cgpipe.datasets import MDCATH_REPLICAS, MDCATH_TEMPERATURES, MDSHARE_DATASETS
 from cgpipe.errors import InputError
 from cgpipe.forcefields import forcefield_problem
 
@@ -116,13 +117,21 @@ REFERENCE_OVERRIDES = (
     "n_steps",
     "save_every",
 )
-# Facts of the downloadable datasets that the sheet's values must agree with.
-MDSHARE_DATASETS = {"alanine-dipeptide": {"temperature": 300.0, "n_trajectories": 3}}
-# Sources whose data hold positions only, and the models that cannot learn from them.
+# Sources whose data hold positions only.
 POSITIONS_ONLY_SOURCES = ("mdshare",)
-FORCE_MATCHED_MODELS = ("cgschnet",)
-MDCATH_TEMPERATURES = (320, 348, 379, 413, 450)
-MDCATH_REPLICAS = 5
+
+
+def needs_forces(config: Mapping[str, Any], model: str) -> bool:
+    """Whether ``model`` learns from forces: its trainer's schema says ``x-needs-forces``
+    and the model's does not say ``x-trains-nothing``. Facts of the schema, so that the
+    check runs at start-up without importing the models."""
+    schema = _load_schema(CONFIG_SCHEMA)["properties"]
+    trainer = config["models"][model]["trainer"]
+    model_schema = schema["models"]["properties"][model]
+    trainer_schema = schema["trainers"]["properties"][trainer]
+    return trainer_schema.get("x-needs-forces", False) and not model_schema.get(
+        "x-trains-nothing", False
+    )
 
 
 def _typed(row: dict[str, str], schema: Mapping[str, Any], where: str) -> dict[str, Any]:
@@ -242,13 +251,13 @@ def system_config(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str
     source = row.get("source", "openmm")
     if source == "mdshare":
         facts = MDSHARE_DATASETS[row["dataset"]]
-        if _given(row, "temperature") and resolved["temperature"] != facts["temperature"]:
+        if _given(row, "temperature") and resolved["temperature"] != facts.temperature:
             raise ConfigError(
                 f"system {name}: the mdshare {row['dataset']} data were simulated at "
-                f"{facts['temperature']} K, not {resolved['temperature']} K"
+                f"{facts.temperature} K, not {resolved['temperature']} K"
             )
-        resolved["temperature"] = facts["temperature"]
-        limit = facts["n_trajectories"]
+        resolved["temperature"] = facts.temperature
+        limit = facts.n_trajectories
     elif source == "mdcath":
         limit = MDCATH_REPLICAS
     else:
@@ -260,12 +269,17 @@ def system_config(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str
         )
     where = f"configuration of system {name}"
     resolved = check_config(validate(resolved, CONFIG_SCHEMA, where), where)
-    needing_forces = sorted(set(resolved["train"]["models"]) & set(FORCE_MATCHED_MODELS))
+    unknown = [m for m in system_mappings(row) if m not in resolved["mapping"]]
+    if unknown:
+        raise ConfigError(
+            f"system {name}: mapping {unknown[0]!r} of the systems sheet has no section under "
+            f"`mapping` in the config; known: {sorted(resolved['mapping'])}"
+        )
+    needing_forces = sorted(m for m in resolved["train"]["models"] if needs_forces(resolved, m))
     if source in POSITIONS_ONLY_SOURCES and needing_forces:
         raise ConfigError(
             f"system {name}: the {source} data hold positions only, but train.models "
-            f"{needing_forces} are trained by force matching; use models that need no forces "
-            f"(prior)"
+            f"{needing_forces} learn from forces; use models that need none"
         )
     return resolved
 
@@ -273,3 +287,71 @@ def system_config(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str
 def system_mappings(row: Mapping[str, Any]) -> list[str]:
     """The mapping names of one systems-sheet row."""
     return [m.strip() for m in str(row["mappings"]).split(",") if m.strip()]
+
+
+# What each stage's jobs read of a system's configuration, besides `seed` and
+# `temperature`: whole stage sections, and for method kinds only the chosen method's
+# section. A job sees nothing else, so that editing one method's section reruns that
+# method's jobs and nothing upstream or beside them. Keys that only decide which jobs
+# exist (`reference.n_trajectories`, `train.models`) are left out for the same reason.
+_STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "reference": ("reference",),
+    "download": ("download",),
+    "mapping": (),
+    "forces": ("forces",),
+    "train": ("train",),
+    "simulate": ("simulate", "train.n_folds"),
+    "backmap": ("backmap", "train.n_folds"),
+    "evaluate": ("evaluate", "train.n_folds"),
+}
+_JOB_SELECTION_KEYS = {"reference": ("n_trajectories",), "train": ("models",)}
+# Section keys that name the chosen method of a kind, and where the methods' sections are.
+_CHOICE_KEYS = {"forces": "force_map", "simulate": "integrator", "backmap": "method"}
+
+
+def job_config(
+    config: Mapping[str, Any],
+    stage: str,
+    *,
+    mapping: str | None = None,
+    model: str | None = None,
+) -> dict[str, Any]:
+    """The part of a system's configuration that a job of ``stage`` receives.
+
+    Parameters
+    ----------
+    config
+        The system's validated configuration (:func:`system_config`).
+    stage
+        A workflow stage (``reference``, ``mapping``, ``train``, ...).
+    mapping, model
+        The job's mapping and model, for the stages whose method they choose.
+    """
+    chosen: dict[str, Any] = {"seed": config["seed"], "temperature": config["temperature"]}
+    for entry in _STAGE_SECTIONS[stage]:
+        section, _, key = entry.partition(".")
+        if key:
+            chosen.setdefault(section, {})[key] = config[section][key]
+            continue
+        body = {
+            k: v
+            for k, v in config[section].items()
+            if k not in _JOB_SELECTION_KEYS.get(section, ())
+        }
+        choice = _CHOICE_KEYS.get(section)
+        if choice is not None:  # only the chosen method's section
+            methods = {k for k, v in body.items() if isinstance(v, dict)}
+            body = {k: v for k, v in body.items() if k not in methods or k == body[choice]}
+        if section == "evaluate":
+            methods = {k for k, v in body.items() if isinstance(v, dict)}
+            body = {k: v for k, v in body.items() if k not in methods or k in body["metrics"]}
+        chosen[section] = body
+    if stage == "mapping":
+        chosen["mapping"] = {mapping: config["mapping"][mapping]}
+        chosen["train"] = {"n_folds": config["train"]["n_folds"]}
+    if stage == "train":
+        section = config["models"][model]
+        chosen["models"] = {model: section}
+        trainer = section["trainer"]
+        chosen["trainers"] = {trainer: config["trainers"][trainer]}
+    return chosen

@@ -41,6 +41,8 @@ METRIC = "metric"
 VALUE = "value"
 METRIC_COLUMNS = (SYSTEM, MAPPING, MODEL, FOLD, METRIC, VALUE)
 ALL_FOLDS = "all"  # fold value of rows that do not depend on a fold
+# Schema metadata of the metrics table: JSON metric name -> caption (one sentence, units).
+PARQUET_CAPTIONS_KEY = b"cgpipe.captions"
 
 JS_PHI_PSI = "js_phi_psi"
 KL_PHI_PSI = "kl_phi_psi"

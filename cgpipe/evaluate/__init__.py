@@ -1,21 +1,37 @@
 """Evaluation of CG simulations against the all-atom reference.
 
-Metrics (one tidy table per model, :data:`cgpipe.keys.METRIC_COLUMNS`):
+One tidy table per model (:data:`cgpipe.keys.METRIC_COLUMNS`), made by the metrics
+named in ``evaluate.metrics``: each is a :class:`Metric` registered in :data:`METRICS`
+by its own module of this package, built from its config section, and reading what it
+needs from an :class:`EvaluationContext`. Built in:
 
-- ``kl_phi_psi``, ``js_phi_psi``: Kullback-Leibler D(ref || CG) and Jensen-Shannon
-  divergence (natural log, so JS <= ln 2) between phi/psi histograms of the reference
-  (all trajectories) and of a fold's CG simulation; ``bins`` x ``bins`` bins over
-  [-pi, pi)^2 with ``pseudo_count`` added to every bin's count before normalising;
-- ``*_reference_halves``: the same between the two halves of the reference
-  trajectories (first half of the trajectories against the second) — the noise floor
-  that finite sampling alone produces;
-- ``force_rmse_heldout``: force RMSE (kJ/mol/nm, per component) of the fold's model
-  on the held-out trajectories, and ``force_rmse_heldout_prior`` of its prior alone;
-- ``stable_fraction``: replicas that never failed, over all replicas;
-- ``backmap_cg_rmsd``: mean CG-space RMSD (nm) between backmapped and CG frames.
+- ``free_energy``: KL D(ref || CG) and JS divergence (nats) of the 2-D projection
+  (phi/psi, or radius of gyration and end-to-end distance) per fold, and between the
+  reference's halves (the noise floor);
+- ``force_error``: force RMSE (kJ/mol/nm per component) of the model and of its prior
+  alone on the held-out trajectories;
+- ``stability``: replicas that never failed, over all replicas;
+- ``backmap_rmsd``: mean CG-space RMSD (nm) between backmapped and CG frames.
+
+Each metric's captions travel with the table (Parquet schema metadata), so the report
+names no metric.
 """
 
+from cgpipe.evaluate.base import FOLD_FILES, METRICS, EvaluationContext, Metric
 from cgpipe.evaluate.divergence import histogram_2d, js_divergence, kl_divergence
-from cgpipe.evaluate.metrics import evaluate_model, phi_psi
+from cgpipe.evaluate.projection import Projection, choose_projection, phi_psi
+from cgpipe.evaluate.stage import run
 
-__all__ = ["evaluate_model", "histogram_2d", "js_divergence", "kl_divergence", "phi_psi"]
+__all__ = [
+    "FOLD_FILES",
+    "METRICS",
+    "EvaluationContext",
+    "Metric",
+    "Projection",
+    "choose_projection",
+    "histogram_2d",
+    "js_divergence",
+    "kl_divergence",
+    "phi_psi",
+    "run",
+]

@@ -5,7 +5,7 @@ from cgpipe.io.atomic import atomic_output
 from cgpipe.io.checkpoint import read_checkpoint
 from cgpipe.io.provenance import Provenance, read_provenance, sha256sum
 from cgpipe.io.structure import read_structure, write_structure
-from cgpipe.io.tables import read_table, write_table
+from cgpipe.io.tables import read_table, read_table_metadata, write_table
 from cgpipe.io.trajectory import (
     TrajectoryData,
     TrajectoryWriter,
@@ -22,6 +22,7 @@ __all__ = [
     "read_provenance",
     "read_structure",
     "read_table",
+    "read_table_metadata",
     "read_trajectory",
     "sha256sum",
     "write_structure",

@@ -1,8 +1,10 @@
 """The one checkpoint reader: a model checkpoint's dict, opened without unpickling objects.
 
 A cgpipe checkpoint (``model.pt``, written by :func:`cgpipe.models.save_model`) is the
-zip archive of ``torch.save`` holding a dict of plain types: ``state_dict``, ``hparams``
-(JSON text) and ``provenance`` (JSON text).
+zip archive of ``torch.save`` holding a dict of plain types: ``format_version``, ``kind``
+(the model's registered name), ``hparams`` (its constructor arguments as JSON text),
+``state_dict`` and ``provenance`` (JSON text). :func:`cgpipe.models.load_model` checks
+the format and the kind.
 """
 
 from __future__ import annotations

@@ -154,9 +154,7 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
         )
         text = found.group(1) if found else None
     elif suffix == ".pdb":
-        from cgpipe.io.structure import structure_provenance_text
-
-        text = structure_provenance_text(path)
+        text = _pdb_provenance_text(path)
     else:
         raise InputError(f"{path}: no provenance reader for files ending in {suffix!r}")
     if text is None:
@@ -164,3 +162,29 @@ def read_provenance(path: str | os.PathLike[str]) -> dict[str, Any]:
     if isinstance(text, bytes):
         text = text.decode()
     return json.loads(text)
+
+
+# A prepared structure (PDB) carries its provenance in REMARK 999 lines, which PDB
+# readers ignore, cut to the 80-column records.
+_PDB_REMARK = "REMARK 999 CGPIPE "
+_PDB_CHUNK = 80 - len(_PDB_REMARK)
+
+
+def pdb_remarks(provenance: Provenance) -> list[str]:
+    """The REMARK lines (with newlines) that carry ``provenance`` at the top of a PDB."""
+    text = provenance.to_json()
+    return [
+        f"{_PDB_REMARK}{text[start : start + _PDB_CHUNK]}\n"
+        for start in range(0, len(text), _PDB_CHUNK)
+    ]
+
+
+def _pdb_provenance_text(path: Path) -> str | None:
+    chunks = []
+    with open(path) as handle:
+        for line in handle:
+            if line.startswith(_PDB_REMARK):
+                chunks.append(line[len(_PDB_REMARK) :].rstrip("\n"))
+            elif chunks:
+                break
+    return "".join(chunks) or None

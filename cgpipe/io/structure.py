@@ -15,10 +15,7 @@ from pathlib import Path
 import openmm.app as app
 
 from cgpipe.io.atomic import atomic_output
-from cgpipe.io.provenance import Provenance
-
-_REMARK = "REMARK 999 CGPIPE "
-_CHUNK = 80 - len(_REMARK)
+from cgpipe.io.provenance import Provenance, pdb_remarks
 
 
 def write_structure(
@@ -28,12 +25,10 @@ def write_structure(
     provenance: Provenance,
 ) -> None:
     """Write a PDB (with the box, if the topology has one) and its provenance, atomically."""
-    text = provenance.to_json()
     body = io.StringIO()
     app.PDBFile.writeFile(topology, positions, body, keepIds=True)
     with atomic_output(path) as tmp, open(tmp, "w") as handle:
-        for start in range(0, len(text), _CHUNK):
-            handle.write(f"{_REMARK}{text[start : start + _CHUNK]}\n")
+        handle.writelines(pdb_remarks(provenance))
         handle.write(body.getvalue())
 
 
@@ -43,15 +38,3 @@ def read_structure(path: str | os.PathLike[str]) -> app.PDBFile:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no prepared structure")
     return app.PDBFile(str(path))
-
-
-def structure_provenance_text(path: str | os.PathLike[str]) -> str | None:
-    """The JSON text of a prepared structure's provenance, or ``None``."""
-    chunks = []
-    with open(path) as handle:
-        for line in handle:
-            if line.startswith(_REMARK):
-                chunks.append(line[len(_REMARK) :].rstrip("\n"))
-            elif chunks:
-                break
-    return "".join(chunks) or None

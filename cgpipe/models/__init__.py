@@ -1,21 +1,32 @@
-"""CG force-field models: SchNet energy network, physical priors, and their sum.
+"""CG force-field models: energy functions of CG coordinates, forces -dE/dz.
 
-Every model maps CG positions [batch, n_beads, 3] (nm) to energies [batch] (kJ/mol);
-forces (kJ/mol/nm) are -dE/dx by autograd, so they are conservative by construction.
+Every model maps CG positions [n_frames, n_beads, 3] (nm) to energies [n_frames]
+(kJ/mol); forces (kJ/mol/nm) are -dE/dz by autograd, so they are conservative by
+construction. Models are plug-ins: each subclasses :class:`EnergyModel` in its own
+module of this package and registers itself in :data:`MODELS`; a checkpoint records
+the registered name, so :func:`load_model` rebuilds any of them.
 """
 
-from cgpipe.models.cgmodel import MODEL_NAMES, CGModel, build_model, load_model, save_model
+from cgpipe.models.base import (
+    CHECKPOINT_FORMAT,
+    MODELS,
+    EnergyModel,
+    force_rmse,
+    load_model,
+    save_model,
+)
 from cgpipe.models.neighbours import pair_distances, radius_graph
 from cgpipe.models.prior import Prior, fit_prior
 from cgpipe.models.schnet import SchNet
 
 __all__ = [
-    "MODEL_NAMES",
-    "CGModel",
+    "CHECKPOINT_FORMAT",
+    "MODELS",
+    "EnergyModel",
     "Prior",
     "SchNet",
-    "build_model",
     "fit_prior",
+    "force_rmse",
     "load_model",
     "pair_distances",
     "radius_graph",

@@ -38,7 +38,7 @@ import logging
 import re
 import socket
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,32 +46,11 @@ import pooch
 import requests
 import urllib3
 
-from cgpipe.config import MDSHARE_DATASETS
+from cgpipe.datasets import MDCATH_FILE, MDSHARE_CATALOGUE, MDSHARE_DATASETS
 from cgpipe.errors import InputError
 from cgpipe.io import atomic_output, sha256sum
 
 log = logging.getLogger(__name__)
-
-MDSHARE_URL = "http://ftp.imp.fu-berlin.de/pub/cmb-data/"
-
-# filename -> (MD5 hex digest, size in bytes), from mdshare 0.4.2's catalogue.
-MDSHARE_CATALOGUE: dict[str, tuple[str, int]] = {
-    "alanine-dipeptide-nowater.pdb": ("728635667ed4937cf4a0e5b7c801d9ea", 1813),
-    "alanine-dipeptide-0-250ns-nowater.xtc": ("e82ba584d8e64491f30bd1d9dd019687", 42909936),
-    "alanine-dipeptide-1-250ns-nowater.xtc": ("96b7686aa28a459d51a0d77c2dd0316e", 42911308),
-    "alanine-dipeptide-2-250ns-nowater.xtc": ("6d3a8d9aecb3aa0e0a1ea9b195b7dfe0", 42907500),
-}
-# dataset -> (topology file, trajectory file pattern); facts such as the number of
-# trajectories live in cgpipe.config.MDSHARE_DATASETS, which the systems sheet is checked by.
-_MDSHARE_DATASETS = {
-    "alanine-dipeptide": (
-        "alanine-dipeptide-nowater.pdb",
-        "alanine-dipeptide-{index}-250ns-nowater.xtc",
-    ),
-}
-
-MDCATH_URL = "https://huggingface.co/datasets/compsciencelab/mdCATH/resolve/main/data/"
-MDCATH_FILE = "mdcath_dataset_{domain}.h5"
 
 # Seconds without a byte from the server before a transfer counts as failed (requests'
 # read timeout, not a limit on the whole download).
@@ -140,20 +119,19 @@ def mdshare_files(dataset: str, n_trajectories: int) -> list[str]:
     Returns
     -------
     list of str
-        Keys of :data:`MDSHARE_CATALOGUE`, to be appended to :data:`MDSHARE_URL`.
+        Keys of :data:`cgpipe.datasets.MDSHARE_CATALOGUE`, relative to ``download.mdshare_url``.
     """
-    if dataset not in _MDSHARE_DATASETS:
+    if dataset not in MDSHARE_DATASETS:
         raise InputError(
-            f"unknown mdshare dataset {dataset!r}; cgpipe knows {sorted(_MDSHARE_DATASETS)}"
+            f"unknown mdshare dataset {dataset!r}; cgpipe knows {sorted(MDSHARE_DATASETS)}"
         )
-    topology, pattern = _MDSHARE_DATASETS[dataset]
-    available = MDSHARE_DATASETS[dataset]["n_trajectories"]
-    if not 1 <= n_trajectories <= available:
+    facts = MDSHARE_DATASETS[dataset]
+    if not 1 <= n_trajectories <= facts.n_trajectories:
         raise InputError(
-            f"mdshare dataset {dataset!r} holds {available} trajectories; "
+            f"mdshare dataset {dataset!r} holds {facts.n_trajectories} trajectories; "
             f"asked for {n_trajectories}"
         )
-    return [topology, *(pattern.format(index=index) for index in range(n_trajectories))]
+    return [facts.topology, *facts.trajectories[:n_trajectories]]
 
 
 def mdcath_file(domain: str) -> str:
@@ -174,26 +152,49 @@ def mdcath_file(domain: str) -> str:
     return MDCATH_FILE.format(domain=domain)
 
 
-def fetch_mdshare(filename: str, folder: Path, *, retries: int = 2) -> DownloadRecord:
-    """Download one file of :data:`MDSHARE_CATALOGUE` into ``folder``, checking MD5 and size."""
-    if filename not in MDSHARE_CATALOGUE:
-        raise InputError(
-            f"{filename!r} is not in cgpipe's mdshare catalogue; known: {sorted(MDSHARE_CATALOGUE)}"
-        )
-    md5, size = MDSHARE_CATALOGUE[filename]
-    return fetch(
-        MDSHARE_URL + filename,
-        Path(folder) / filename,
-        known_hash=f"md5:{md5}",
-        size=size,
-        retries=retries,
-    )
+def remote_file(
+    source: str, filename: str, download: Mapping[str, Any]
+) -> tuple[str, str | None, int | None]:
+    """Where a downloaded file comes from and how it is checked: (URL, the publisher's
+    hash or ``None`` (then the SHA-256 is pinned), the publisher's size or ``None``).
+
+    Parameters
+    ----------
+    source
+        ``mdshare`` or ``mdcath``.
+    filename
+        The file's name (a key of the mdshare catalogue, or an mdCATH domain file).
+    download
+        The ``download`` config section (base URLs).
+    """
+    if source == "mdshare":
+        if filename not in MDSHARE_CATALOGUE:
+            raise InputError(
+                f"{filename!r} is not in cgpipe's mdshare catalogue; "
+                f"known: {sorted(MDSHARE_CATALOGUE)}"
+            )
+        md5, size = MDSHARE_CATALOGUE[filename]
+        return f"{download['mdshare_url'].rstrip('/')}/{filename}", f"md5:{md5}", size
+    if source == "mdcath":
+        return f"{download['mdcath_url'].rstrip('/')}/{filename}", None, None
+    raise InputError(f"unknown download source {source!r}; known: mdshare, mdcath")
 
 
-def fetch_mdcath(domain: str, folder: Path, *, retries: int = 2) -> DownloadRecord:
-    """Download one mdCATH domain file into ``folder``, pinning its SHA-256 on first use."""
+def fetch_mdshare(
+    filename: str, folder: Path, *, base_url: str, retries: int = 2
+) -> DownloadRecord:
+    """Download one file of :data:`~cgpipe.datasets.MDSHARE_CATALOGUE` from ``base_url``
+    (``download.mdshare_url``) into ``folder``, checking MD5 and size."""
+    url, known_hash, size = remote_file("mdshare", filename, {"mdshare_url": base_url})
+    return fetch(url, Path(folder) / filename, known_hash=known_hash, size=size, retries=retries)
+
+
+def fetch_mdcath(domain: str, folder: Path, *, base_url: str, retries: int = 2) -> DownloadRecord:
+    """Download one mdCATH domain file from ``base_url`` (``download.mdcath_url``) into
+    ``folder``, pinning its SHA-256 on first use."""
     filename = mdcath_file(domain)
-    return fetch(MDCATH_URL + filename, Path(folder) / filename, retries=retries)
+    url, _, _ = remote_file("mdcath", filename, {"mdcath_url": base_url})
+    return fetch(url, Path(folder) / filename, retries=retries)
 
 
 def fetch(
@@ -386,3 +387,20 @@ def _describe(error: BaseException) -> str:
     if found := first(requests.exceptions.ConnectionError):
         return f"connection failed ({found})"
     return f"{type(error).__name__}: {error}"
+
+
+def run(source: str, output: Path, *, cfg: Mapping[str, Any]) -> DownloadRecord:
+    """Download the file of ``source`` named ``output.name`` to ``output``, checked as
+    :func:`remote_file` says; a failed download is an input error (the URL, the hash or
+    the network is the user's to check), reported in one line."""
+    from cgpipe.stages import write_resolved_config
+
+    url, known_hash, size = remote_file(source, output.name, cfg["download"])
+    try:
+        record = fetch(
+            url, output, known_hash=known_hash, size=size, retries=cfg["download"]["retries"]
+        )
+    except DownloadError as error:
+        raise InputError(str(error)) from error
+    write_resolved_config(output, cfg)
+    return record

@@ -329,3 +329,66 @@ def _check_atom_count(
             f"{path}: {dataset} has {n_atoms} atoms but the topology ({topology_source}) "
             f"has {topology.n_atoms}"
         )
+
+
+def run(
+    source: str,
+    inputs: list[Path],
+    output: Path,
+    *,
+    system: str,
+    index: int,
+    cfg: dict[str, Any],
+) -> TrajectoryData:
+    """Convert downloaded files to trajectory ``index`` of ``system``'s reference.
+
+    Parameters
+    ----------
+    source
+        ``mdshare`` (inputs: the topology PDB, then one XTC) or ``mdcath`` (one domain
+        HDF5 file; ``index`` is the replica, ``cfg["temperature"]`` the temperature).
+    cfg
+        The validated configuration (``download`` and ``temperature`` are read).
+    """
+    from cgpipe.io import sha256sum
+    from cgpipe.reference.download import DownloadRecord, pin_path, remote_file
+    from cgpipe.stages import write_resolved_config
+
+    records = []
+    for path in inputs:
+        url, known_hash, _ = remote_file(source, path.name, cfg["download"])
+        record = DownloadRecord(
+            url=url,
+            path=path,
+            sha256=sha256sum(path),
+            known_hash=known_hash,
+            pinned=known_hash is None and pin_path(path).exists(),
+        )
+        records.append(record.to_dict())
+    stride = cfg["download"]["stride"]
+    expected = {"mdshare": 2, "mdcath": 1}[source]
+    if len(inputs) != expected:
+        what = "the topology PDB and one XTC" if source == "mdshare" else "one domain HDF5 file"
+        raise InputError(f"ingest of {source} takes {what}; got {[str(p) for p in inputs]}")
+    if source == "mdshare":
+        data = ingest_mdshare(
+            inputs[0],
+            inputs[1],
+            output,
+            system=system,
+            index=index,
+            download=records,
+            stride=stride,
+        )
+    else:
+        data = ingest_mdcath(
+            inputs[0],
+            output,
+            system=system,
+            temperature=int(cfg["temperature"]),
+            replica=index,
+            download=records,
+            stride=stride,
+        )
+    write_resolved_config(output, cfg)
+    return data

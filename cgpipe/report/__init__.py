@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pandas as pd
 
 from cgpipe import keys
 from cgpipe.errors import InputError
-from cgpipe.io import Provenance, atomic_output, read_table
+from cgpipe.io import Provenance, atomic_output, read_table, read_table_metadata
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
@@ -28,28 +29,20 @@ th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
 img { max-width: 100%; } .note { color: #555; font-size: 0.9rem; }
 """
 
-_NOTES = {
-    keys.JS_PHI_PSI: "Jensen-Shannon divergence (nats) of φ/ψ, CG vs all-atom reference",
-    keys.KL_PHI_PSI: "KL divergence D(ref ‖ CG) (nats) of φ/ψ",
-    keys.JS_PHI_PSI_REFERENCE_HALVES: (
-        "JS between two halves of the reference: the sampling noise floor"
-    ),
-    keys.KL_PHI_PSI_REFERENCE_HALVES: "KL between two halves of the reference",
-    keys.JS_RG_END_TO_END: (
-        "Jensen-Shannon divergence (nats) of (radius of gyration, end-to-end distance)"
-    ),
-    keys.KL_RG_END_TO_END: "KL divergence D(ref ‖ CG) (nats) of (Rg, end-to-end distance)",
-    keys.JS_RG_END_TO_END_REFERENCE_HALVES: "JS between two halves of the reference",
-    keys.KL_RG_END_TO_END_REFERENCE_HALVES: "KL between two halves of the reference",
-    keys.FORCE_RMSE_HELDOUT: "force RMSE on held-out trajectories (kJ/mol/nm per component)",
-    keys.FORCE_RMSE_HELDOUT_PRIOR: "the same for the prior alone",
-    keys.STABLE_FRACTION: "fraction of CG replicas that never failed",
-    keys.BACKMAP_CG_RMSD: "mean CG-space RMSD (nm) of backmapped frames",
-}
 
+def summarise(metrics: pd.DataFrame, captions: dict[str, str] | None = None) -> pd.DataFrame:
+    """One row per metric: its caption, the value of every fold, and mean and std across
+    folds (a fold-independent metric's mean is its one value).
 
-def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per metric: the value of every fold, and mean and std across folds."""
+    Parameters
+    ----------
+    metrics
+        A metrics table (columns :data:`cgpipe.keys.METRIC_COLUMNS`).
+    captions
+        Metric name -> caption (as the evaluation stored them); a metric without one gets
+        an empty caption.
+    """
+    captions = captions or {}
     wide = metrics.pivot_table(
         index=keys.METRIC, columns=keys.FOLD, values=keys.VALUE, aggfunc="first"
     )
@@ -60,7 +53,7 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
         fold_independent = wide[keys.ALL_FOLDS].notna()
         wide.loc[fold_independent, "mean"] = wide.loc[fold_independent, keys.ALL_FOLDS]
         wide = wide.drop(columns=keys.ALL_FOLDS)
-    wide.insert(0, "description", [_NOTES.get(m, "") for m in wide.index])
+    wide.insert(0, "description", [captions.get(m, "") for m in wide.index])
     return wide
 
 
@@ -69,12 +62,38 @@ def _image(path: Path) -> str:
     return f'<img alt="{html.escape(path.name)}" src="data:image/png;base64,{encoded}">'
 
 
-def write_report(
+def read_captions(path: str | os.PathLike[str]) -> dict[str, str]:
+    """Metric name -> caption, as the evaluation stored them in the metrics table's schema
+    metadata (empty for a table without captions)."""
+    stored = read_table_metadata(path).get(keys.PARQUET_CAPTIONS_KEY)
+    if stored is None:
+        return {}
+    try:
+        captions = json.loads(stored)
+    except json.JSONDecodeError as error:
+        raise InputError(f"{path}: unreadable metric captions ({error})") from None
+    if not isinstance(captions, dict):
+        raise InputError(f"{path}: metric captions must map metric names to text")
+    return {str(name): str(text) for name, text in captions.items()}
+
+
+def run(
     output: str | os.PathLike[str],
-    metrics_paths: list[str],
-    fes_paths: list[str],
+    metrics_paths: list[str | os.PathLike[str]],
+    fes_paths: list[str | os.PathLike[str]],
 ) -> None:
-    """Write the report page from every model's metrics table and FES plot (same order)."""
+    """Write the report page from every model's metrics table and FES plot.
+
+    Parameters
+    ----------
+    output
+        The HTML page to write.
+    metrics_paths, fes_paths
+        Each model's ``metrics.parquet`` and ``fes.png``, in the same order. Each metric's
+        caption comes from its table's metadata.
+    """
+    metrics_paths = [os.fspath(p) for p in metrics_paths]
+    fes_paths = [os.fspath(p) for p in fes_paths]
     if len(metrics_paths) != len(fes_paths):
         raise InputError("need one FES plot per metrics table")
     sections = []
@@ -83,9 +102,13 @@ def write_report(
         missing = set(keys.METRIC_COLUMNS) - set(metrics.columns)
         if missing:
             raise InputError(f"{metrics_path}: metrics table lacks columns {sorted(missing)}")
-        first = metrics.iloc[0]
-        title = f"{first[keys.SYSTEM]} · {first[keys.MAPPING]} · {first[keys.MODEL]}"
-        table = summarise(metrics).to_html(float_format=lambda v: f"{v:.4g}", na_rep="")
+        if metrics.empty:  # no metric that ran had anything to score
+            title, table = metrics_path, "<p>No metrics.</p>"
+        else:
+            first = metrics.iloc[0]
+            title = f"{first[keys.SYSTEM]} · {first[keys.MAPPING]} · {first[keys.MODEL]}"
+            summary = summarise(metrics, read_captions(metrics_path))
+            table = summary.to_html(float_format=lambda v: f"{v:.4g}", na_rep="")
         sections.append(
             f"<h2>{html.escape(title)}</h2>\n{_image(Path(fes_path))}\n{table}\n"
             f'<p class="note">From {html.escape(metrics_path)}; mean and std over folds '

@@ -1,13 +1,13 @@
-"""Batched CG Langevin dynamics with per-replica health.
+"""Batched CG dynamics of many replicas with per-replica health.
 
-Many replicas are integrated in one batch with the BAOAB splitting (Leimkuhler &
-Matthews 2013), which samples configurations with small time-step bias. A replica that
-blows up — NaN positions, two beads closer than ``min_distance``, or a CG bond
+Many replicas are integrated in one batch by a registered :class:`Integrator`
+(``simulate.integrator``, built with its section ``simulate.<integrator>``). A replica
+that blows up — NaN positions, two beads closer than ``min_distance``, or a CG bond
 stretched beyond ``max_bond_stretch`` times its prior length — is stopped and recorded
 with its time to failure while the others go on.
 """
 
-from cgpipe.simulate.langevin import BAOAB
-from cgpipe.simulate.run import simulate_fold
+from cgpipe.simulate.base import INTEGRATORS, ForceFunction, Integrator
+from cgpipe.simulate.stage import replica_health, run
 
-__all__ = ["BAOAB", "simulate_fold"]
+__all__ = ["INTEGRATORS", "ForceFunction", "Integrator", "replica_health", "run"]

@@ -1,13 +1,13 @@
-"""Training by force matching, one model per cross-validation fold.
+"""Training of CG force fields, one model per cross-validation fold.
 
-Folds are split by trajectory, never by frame: frames of one trajectory are
-correlated, so a frame-wise split would leak the test set into training. Force
-matching (Noid et al. 2008; CGnet, Wang et al. 2019) minimises
-E ||F_theta(z) - Xi_f f(x)||^2 over the training frames, whose minimiser is the mean
-force -grad A(z); forces are -dE/dz by autograd, so the loss is differentiated twice.
+Folds are split by trajectory (:mod:`cgpipe.data`), never by frame. The prior is fitted
+to the fold's training frames, the model (:data:`cgpipe.models.MODELS`) is built on it,
+and the trainer that the model's section names (:data:`TRAINERS`) fits it. Trainers are
+plug-ins: each subclasses :class:`Trainer` in its own module of this package and
+registers itself.
 """
 
-from cgpipe.train.folds import fold_trajectories, split_frames
-from cgpipe.train.force_matching import train_fold
+from cgpipe.train.base import TRAINERS, Trainer, TrainingData
+from cgpipe.train.run import run
 
-__all__ = ["fold_trajectories", "split_frames", "train_fold"]
+__all__ = ["TRAINERS", "Trainer", "TrainingData", "run"]

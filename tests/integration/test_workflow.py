@@ -150,12 +150,34 @@ def test_changing_the_set_of_models_reruns_only_the_report(workdir):
     assert result.returncode == 0
     planned = re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.MULTILINE)
     assert set(planned) <= {"report", "all"}, planned
-    # ... while a change of science does rerun the jobs that read it.
-    (workdir / "more_epochs.yaml").write_text("train:\n  epochs: 3\n")
-    result = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", "more_epochs.yaml")
-    planned = re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.MULTILINE)
-    assert {"train", "simulate", "evaluate"} <= set(planned)
-    assert "reference" not in planned
+    # ... while a change of science does rerun the jobs that read it: the trainer that
+    # both models use reruns both, from training on; nothing upstream.
+    (workdir / "more_epochs.yaml").write_text("trainers:\n  force_matching:\n    epochs: 3\n")
+    jobs = _planned_jobs(workdir, "more_epochs.yaml")
+    assert {("train", "cgschnet"), ("train", "prior"), ("evaluate", "prior")} <= jobs
+    assert not {stage for stage, _ in jobs} & {"reference", "mapping", "forces"}
+
+
+def _planned_jobs(workdir: Path, configfile: str) -> set[tuple[str, str | None]]:
+    """(rule, model) of every job a dry run with ``configfile`` on top of the test config
+    would run (model None for rules without one)."""
+    result = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", configfile)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = set()
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if rule:
+            model = re.search(r"model=(\w+)", block)
+            jobs.add((rule.group(1), model.group(1) if model else None))
+    return jobs
+
+
+def test_changing_one_models_section_reruns_only_that_models_jobs(workdir):
+    (workdir / "wider.yaml").write_text("models:\n  cgschnet:\n    hidden_channels: 8\n")
+    jobs = _planned_jobs(workdir, "wider.yaml")
+    assert {("train", "cgschnet"), ("simulate", "cgschnet"), ("evaluate", "cgschnet")} <= jobs
+    assert not [job for job in jobs if job[1] == "prior"], jobs
+    assert not {stage for stage, _ in jobs} & {"reference", "mapping", "forces"}
 
 
 def test_a_downloaded_system_is_fetched_checked_and_ingested(tmp_path, http_server, ala2_structure):

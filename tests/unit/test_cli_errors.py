@@ -21,7 +21,7 @@ from cgpipe.io import (
     read_provenance,
     write_trajectory,
 )
-from cgpipe.mapping import build_fixed_mapping, write_mapping
+from cgpipe.mapping import MAPPINGS, write_mapping
 from cgpipe.models import load_model
 from tests.conftest import REPO
 
@@ -119,7 +119,9 @@ def reference_and_mapping(tmp_path, ala2_topology):
     write_trajectory(reference, data, Provenance("test"))
     mapping = tmp_path / "mapping.parquet"
     write_mapping(
-        mapping, build_fixed_mapping("backbone", ala2_topology), Provenance("mapping", {}, [])
+        mapping,
+        MAPPINGS.get("backbone")().build(ala2_topology, None),
+        Provenance("mapping", {}, []),
     )
     return reference, mapping
 

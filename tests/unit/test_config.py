@@ -1,7 +1,7 @@
 import pytest
 
 from cgpipe.config import ConfigError, load_config, load_systems, system_config
-from tests.conftest import REPO
+from tests.conftest import ALA2, REPO
 
 SHIPPED = ["config/config.yaml", "config/test.yaml"] + sorted(
     str(p.relative_to(REPO)) for p in (REPO / "config/examples").glob("*.yaml")
@@ -20,13 +20,31 @@ def test_shipped_configs_and_their_systems_validate(name):
 def test_defaults_are_filled():
     config = load_config(None)
     assert config["temperature"] == 300.0
-    assert config["train"]["cgschnet"]["cutoff"] > 0
+    assert config["models"]["cgschnet"]["cutoff"] > 0
+    assert config["models"]["cgschnet"]["trainer"] in config["trainers"]
+
+
+def test_a_job_receives_only_its_methods_sections():
+    from cgpipe.config import job_config
+
+    config = load_config(REPO / "config/test.yaml")
+    train = job_config(config, "train", model="prior")
+    assert set(train["models"]) == {"prior"} and set(train["trainers"]) == {"force_matching"}
+    assert "models" not in train["train"]  # choosing jobs, not shaping them
+    assert set(job_config(config, "mapping", mapping="calpha")["mapping"]) == {"calpha"}
+    simulate = job_config(config, "simulate")["simulate"]
+    assert simulate["integrator"] in simulate and simulate["n_replicas"] == 4
+    assert job_config(config, "reference")["reference"].get("n_trajectories") is None
 
 
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ({"train": {"epochs": 3, "epoch": 3}}, r"train: .*'epoch' was unexpected"),
+        (
+            {"trainers": {"force_matching": {"epochs": 3, "epoch": 3}}},
+            r"trainers.force_matching: .*'epoch' was unexpected",
+        ),
+        ({"models": {"cgschnet": {"width": 3}}}, r"models.cgschnet: .*'width' was unexpected"),
         ({"temperature": "hot"}, r"temperature: 'hot' is not of type 'number'"),
         ({"simulate": {"timestep": -0.1}}, r"simulate.timestep: -0.1 is less than or equal"),
         ({"reference": {"constraints": "Bonds"}}, r"reference.constraints: 'Bonds' is not one of"),
@@ -44,9 +62,12 @@ def test_systems_sheet(tmp_path):
     bad.write_text("system\tstructure\tmappings\nala 2\tx.pdb\tbackbone\n")
     with pytest.raises(ConfigError, match=r"(?s)line 2.*system"):
         load_systems(bad)
-    bad.write_text("system\tstructure\tmappings\nala2\tx.pdb\tbeads\n")
+    bad.write_text(f"system\tstructure\tmappings\nala2\t{ALA2}\tback bone\n")
     with pytest.raises(ConfigError, match=r"(?s)line 2.*mappings"):
         load_systems(bad)
+    bad.write_text(f"system\tstructure\tmappings\nala2\t{ALA2}\tbeads\n")
+    with pytest.raises(ConfigError, match=r"system ala2: mapping 'beads' .* known: \['backbone'"):
+        system_config(load_config(None), load_systems(bad).loc["ala2"])
 
 
 def _sheet(tmp_path, text):

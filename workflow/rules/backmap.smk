@@ -1,22 +1,22 @@
 rule backmap:
     input:
-        simulation="results/simulate/{system}/{mapping}/{model}/fold{fold}/traj.h5",
-        mapping="results/mapping/{system}/{mapping}.parquet",
+        simulation=paths.SIMULATION,
+        mapping=paths.MAPPING,
         references=get_reference_trajectories,
     output:
-        traj="results/backmap/{system}/{mapping}/{model}/fold{fold}/traj.h5",
-        table="results/backmap/{system}/{mapping}/{model}/fold{fold}/backmap.parquet",
+        traj=paths.BACKMAPPED,
+        table=paths.BACKMAP_TABLE,
     log:
-        "logs/backmap/{system}/{mapping}/{model}/fold{fold}.log",
+        paths.log("backmap", paths.BACKMAP_DIR),
     benchmark:
-        "benchmarks/backmap/{system}/{mapping}/{model}/fold{fold}.tsv"
+        paths.benchmark("backmap", paths.BACKMAP_DIR)
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1
     resources:
         mem_mb=4000,
     params:
-        config=config_json("backmap", "train"),
+        config=config_json("backmap"),
         output_dir=subpath(output.traj, parent=True),
     shell:
         "cgpipe backmap {input.references:q} --simulation {input.simulation:q}"

@@ -1,10 +1,18 @@
 # Helpers shared by the rules: configuration and systems sheet (validated against
-# workflow/schemas), input functions and the final targets. Logic lives in cgpipe.
+# workflow/schemas), input functions and the final targets. Logic lives in cgpipe:
+# the path grammar in cgpipe.paths, what each job receives in cgpipe.config.job_config.
 
 import json
 from pathlib import Path
 
-from cgpipe.config import load_config, load_systems, system_config, system_mappings
+from cgpipe import paths
+from cgpipe.config import (
+    job_config,
+    load_config,
+    load_systems,
+    system_config,
+    system_mappings,
+)
 
 # Validate and fill in defaults; an unknown key, a wrong type or a value out of range
 # stops the run here with a message naming the key.
@@ -39,23 +47,16 @@ wildcard_constraints:
     i=r"\d+",
 
 
-# Keys that only decide which jobs exist. They are kept from the jobs' parameters, so
-# that adding a trajectory or a model does not rerun the jobs already done.
-JOB_SELECTION_KEYS = {"reference": ("n_trajectories",), "train": ("models",)}
-
-
-def config_json(*sections):
-    """Input function: the config sections a rule needs (plus seed and temperature) for
-    the job's system, as JSON text."""
+def config_json(stage):
+    """Input function: the configuration a job of ``stage`` receives, as JSON text."""
 
     def sections_of(wildcards):
-        resolved = SYSTEM_CONFIG[wildcards.system]
-        chosen = {key: resolved[key] for key in ("seed", "temperature", *sections)}
-        for section, selection_keys in JOB_SELECTION_KEYS.items():
-            if section in chosen:
-                chosen[section] = {
-                    k: v for k, v in chosen[section].items() if k not in selection_keys
-                }
+        chosen = job_config(
+            SYSTEM_CONFIG[wildcards.system],
+            stage,
+            mapping=wildcards.get("mapping"),
+            model=wildcards.get("model"),
+        )
         return json.dumps(chosen, sort_keys=True)
 
     return sections_of
@@ -95,27 +96,15 @@ def get_downloads(wildcards):
         names = [topology, trajectories[int(wildcards.i)]]
     else:
         names = [mdcath_file(row["dataset"])]
-    return [f"resources/download/{wildcards.system}/{name}" for name in names]
-
-
-def get_download_args(wildcards):
-    """--url, --known-hash and --size of one file: the publisher's hash where it gives one."""
-    from cgpipe.reference.download import MDSHARE_CATALOGUE
-
-    row = SYSTEMS.loc[wildcards.system]
-    urls = SYSTEM_CONFIG[wildcards.system]["download"]
-    if row["source"] == "mdshare":
-        md5, size = MDSHARE_CATALOGUE[wildcards.filename]
-        base = urls["mdshare_url"]
-        checks = f" --known-hash md5:{md5} --size {size}"
-    else:
-        base, checks = urls["mdcath_url"], ""
-    return f"--url {base.rstrip('/')}/{wildcards.filename}{checks}"
+    return [
+        paths.fill(paths.DOWNLOAD, system=wildcards.system, filename=name)
+        for name in names
+    ]
 
 
 def get_reference_trajectories(wildcards):
     return expand(
-        "results/reference/{system}/traj_{i}.h5",
+        paths.REFERENCE,
         system=wildcards.system,
         i=range(SYSTEM_CONFIG[wildcards.system]["reference"]["n_trajectories"]),
     )
@@ -124,16 +113,16 @@ def get_reference_trajectories(wildcards):
 def get_evaluate_inputs(wildcards):
     """Per-fold artifacts of one model."""
     folds = {
-        "model": "results/train/{system}/{mapping}/{model}/fold{fold}/model.pt",
-        "traj": "results/simulate/{system}/{mapping}/{model}/fold{fold}/traj.h5",
-        "health": "results/simulate/{system}/{mapping}/{model}/fold{fold}/health.parquet",
-        "backmap": "results/backmap/{system}/{mapping}/{model}/fold{fold}/backmap.parquet",
+        "model": paths.MODEL,
+        "traj": paths.SIMULATION,
+        "health": paths.HEALTH,
+        "backmap": paths.BACKMAP_TABLE,
     }
     inputs = {
         name: expand(pattern, fold=FOLDS, **wildcards)
         for name, pattern in folds.items()
     }
-    inputs["cg"] = "results/cg/{system}/{mapping}.h5".format(**wildcards)
+    inputs["cg"] = paths.fill(paths.CG, **wildcards)
     return inputs
 
 
@@ -141,18 +130,17 @@ def get_evaluate_fold_args(wildcards):
     """--train-dir/--simulate-dir/--backmap-dir of every fold, in fold order."""
     args = []
     for fold in FOLDS:
-        tail = f"{wildcards.system}/{wildcards.mapping}/{wildcards.model}/fold{fold}"
         args += [
-            f"--train-dir results/train/{tail}",
-            f"--simulate-dir results/simulate/{tail}",
-            f"--backmap-dir results/backmap/{tail}",
+            f"--train-dir {paths.fill(paths.TRAIN_DIR, fold=fold, **wildcards)}",
+            f"--simulate-dir {paths.fill(paths.SIMULATE_DIR, fold=fold, **wildcards)}",
+            f"--backmap-dir {paths.fill(paths.BACKMAP_DIR, fold=fold, **wildcards)}",
         ]
     return " ".join(args)
 
 
-def _evaluated(name):
+def _evaluated(template):
     return [
-        f"results/evaluate/{system}/{mapping}/{model}/{name}"
+        paths.fill(template, system=system, mapping=mapping, model=model)
         for system, row in SYSTEMS.iterrows()
         for mapping in system_mappings(row)
         for model in MODELS
@@ -160,15 +148,15 @@ def _evaluated(name):
 
 
 def get_all_metrics():
-    return _evaluated("metrics.parquet")
+    return _evaluated(paths.METRICS)
 
 
 def get_all_fes():
-    return _evaluated("fes.png")
+    return _evaluated(paths.FES)
 
 
 def get_final_output():
-    return ["results/report/index.html", *get_all_metrics()]
+    return [paths.REPORT, *get_all_metrics()]
 
 
 def get_report_args():

@@ -2,23 +2,23 @@ rule evaluate:
     input:
         unpack(get_evaluate_inputs),
     output:
-        metrics="results/evaluate/{system}/{mapping}/{model}/metrics.parquet",
+        metrics=paths.METRICS,
         fes=report(
-            "results/evaluate/{system}/{mapping}/{model}/fes.png",
+            paths.FES,
             caption="../report/fes.rst",
             category="Free-energy surfaces",
         ),
     log:
-        "logs/evaluate/{system}/{mapping}/{model}.log",
+        paths.log("evaluate", paths.EVALUATE_DIR),
     benchmark:
-        "benchmarks/evaluate/{system}/{mapping}/{model}.tsv"
+        paths.benchmark("evaluate", paths.EVALUATE_DIR)
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1
     resources:
         mem_mb=4000,
     params:
-        config=config_json("evaluate", "train"),
+        config=config_json("evaluate"),
         folds=get_evaluate_fold_args,
         output_dir=subpath(output.metrics, parent=True),
     shell:

@@ -1,13 +1,13 @@
 rule forces:
     input:
-        mapping="results/mapping/{system}/{mapping}.parquet",
+        mapping=paths.MAPPING,
         references=get_reference_trajectories,
     output:
-        "results/cg/{system}/{mapping}.h5",
+        paths.CG,
     log:
-        "logs/forces/{system}/{mapping}.log",
+        paths.log("forces", paths.CG),
     benchmark:
-        "benchmarks/forces/{system}/{mapping}.tsv"
+        paths.benchmark("forces", paths.CG)
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1

@@ -1,15 +1,17 @@
 rule mapping:
     input:
-        "results/reference/{system}/traj_0.h5",
+        expand(paths.REFERENCE, i=0, allow_missing=True),
     output:
-        "results/mapping/{system}/{mapping}.parquet",
+        paths.MAPPING,
     log:
-        "logs/mapping/{system}/{mapping}.log",
+        paths.log("mapping", paths.MAPPING),
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1
     resources:
         mem_mb=1000,
+    params:
+        config=config_json("mapping"),
     shell:
-        "cgpipe mapping --reference {input:q} --mapping {wildcards.mapping}"
-        " --output {output:q} 2> {log:q}"
+        "cgpipe mapping {input:q} --mapping {wildcards.mapping}"
+        " --output {output:q} --config {params.config:q} 2> {log:q}"

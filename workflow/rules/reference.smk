@@ -6,9 +6,9 @@ rule prepare_structure:
     input:
         get_structure_file,
     output:
-        "results/reference/{system}/structure.pdb",
+        paths.STRUCTURE,
     log:
-        "logs/reference/{system}/structure.log",
+        paths.log("reference", paths.STRUCTURE),
     wildcard_constraints:
         system=_one_of(GENERATED),
     conda:
@@ -26,13 +26,13 @@ rule prepare_structure:
 
 rule reference:
     input:
-        "results/reference/{system}/structure.pdb",
+        paths.STRUCTURE,
     output:
-        "results/reference/{system}/traj_{i}.h5",
+        paths.REFERENCE,
     log:
-        "logs/reference/{system}/traj_{i}.log",
+        paths.log("reference", paths.REFERENCE),
     benchmark:
-        "benchmarks/reference/{system}/traj_{i}.tsv"
+        paths.benchmark("reference", paths.REFERENCE)
     wildcard_constraints:
         system=_one_of(GENERATED),
     conda:
@@ -51,9 +51,9 @@ rule reference:
 
 rule download:
     output:
-        "resources/download/{system}/{filename}",
+        paths.DOWNLOAD,
     log:
-        "logs/download/{system}/{filename}.log",
+        paths.log("download", paths.DOWNLOAD),
     wildcard_constraints:
         system=_one_of(DOWNLOADED),
     conda:
@@ -62,10 +62,10 @@ rule download:
     resources:
         mem_mb=500,
     params:
-        source=get_download_args,
+        source=get_source,
         config=config_json("download"),
     shell:
-        "cgpipe download {params.source} --output {output:q}"
+        "cgpipe download --source {params.source} --output {output:q}"
         " --config {params.config:q} 2> {log:q}"
 
 
@@ -73,9 +73,9 @@ rule ingest:
     input:
         get_downloads,
     output:
-        "results/reference/{system}/traj_{i}.h5",
+        paths.REFERENCE,
     log:
-        "logs/reference/{system}/traj_{i}.log",
+        paths.log("reference", paths.REFERENCE),
     wildcard_constraints:
         system=_one_of(DOWNLOADED),
     conda:

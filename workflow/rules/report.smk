@@ -4,12 +4,12 @@ rule report:
         fes=get_all_fes(),
     output:
         report(
-            "results/report/index.html",
+            paths.REPORT,
             caption="../report/index.rst",
             category="Report",
         ),
     log:
-        "logs/report/index.log",
+        paths.log("report", paths.REPORT),
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1

@@ -1,15 +1,15 @@
 rule simulate:
     input:
-        model="results/train/{system}/{mapping}/{model}/fold{fold}/model.pt",
-        cg="results/cg/{system}/{mapping}.h5",
-        mapping="results/mapping/{system}/{mapping}.parquet",
+        model=paths.MODEL,
+        cg=paths.CG,
+        mapping=paths.MAPPING,
     output:
-        traj="results/simulate/{system}/{mapping}/{model}/fold{fold}/traj.h5",
-        health="results/simulate/{system}/{mapping}/{model}/fold{fold}/health.parquet",
+        traj=paths.SIMULATION,
+        health=paths.HEALTH,
     log:
-        "logs/simulate/{system}/{mapping}/{model}/fold{fold}.log",
+        paths.log("simulate", paths.SIMULATE_DIR),
     benchmark:
-        "benchmarks/simulate/{system}/{mapping}/{model}/fold{fold}.tsv"
+        paths.benchmark("simulate", paths.SIMULATE_DIR)
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1
@@ -17,7 +17,7 @@ rule simulate:
         mem_mb=4000,
         gpu=1,
     params:
-        config=config_json("simulate", "train"),
+        config=config_json("simulate"),
         output_dir=subpath(output.traj, parent=True),
     shell:
         "cgpipe simulate --model-file {input.model:q} --cg {input.cg:q}"

@@ -1,18 +1,18 @@
 rule train:
     input:
-        cg="results/cg/{system}/{mapping}.h5",
-        mapping="results/mapping/{system}/{mapping}.parquet",
+        cg=paths.CG,
+        mapping=paths.MAPPING,
     output:
-        model="results/train/{system}/{mapping}/{model}/fold{fold}/model.pt",
+        model=paths.MODEL,
         losses=report(
-            "results/train/{system}/{mapping}/{model}/fold{fold}/losses.parquet",
+            paths.LOSSES,
             caption="../report/losses.rst",
             category="Training",
         ),
     log:
-        "logs/train/{system}/{mapping}/{model}/fold{fold}.log",
+        paths.log("train", paths.TRAIN_DIR),
     benchmark:
-        "benchmarks/train/{system}/{mapping}/{model}/fold{fold}.tsv"
+        paths.benchmark("train", paths.TRAIN_DIR)
     conda:
         "../../envs/cgpipe.yaml"
     threads: 1

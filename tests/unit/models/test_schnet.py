@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cgpipe.io import Provenance, read_provenance
-from cgpipe.models import CGModel, build_model, fit_prior, load_model, radius_graph, save_model
+from cgpipe.models import MODELS, EnergyModel, fit_prior, load_model, radius_graph, save_model
 
 TYPES = [0, 2, 1, 0, 2]  # C N CA C N: the two C and the two N are alike
 BONDS = np.array([[0, 1], [1, 2], [2, 3], [3, 4]])
@@ -27,10 +27,13 @@ def _chain(n_frames: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def model() -> CGModel:
+def model() -> EnergyModel:
     torch.manual_seed(0)
     prior = fit_prior(_chain(500), BONDS, 300.0, bins=20)
-    return build_model("cgschnet", TYPES, prior, SCHNET).double().eval()
+    section = {"trainer": "force_matching", **SCHNET}
+    return (
+        MODELS.get("cgschnet").from_config(section, bead_types=TYPES, prior=prior).double().eval()
+    )
 
 
 def _random_rotation(seed: int) -> torch.Tensor:
@@ -114,3 +117,5 @@ def test_checkpoint_round_trip_loads_without_pickles(tmp_path, model):
     x = torch.tensor(_chain(3, seed=8))
     torch.testing.assert_close(back(x), model(x))
     assert read_provenance(path)["config"] == {"epochs": 1}
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint["kind"] == "cgschnet" and checkpoint["format_version"] == 2

@@ -221,18 +221,19 @@ def test_a_good_cached_file_is_not_downloaded_again(http_server, tmp_path):
 def test_fetch_mdshare_checks_the_catalogue_md5_and_size(http_server, tmp_path, monkeypatch):
     pdb = b"ATOM      1  N   ALA A   1       0.000   0.000   0.000  1.00  0.00           N\nEND\n"
     (http_server.root / "alanine-dipeptide-nowater.pdb").write_bytes(pdb)
-    monkeypatch.setattr(download, "MDSHARE_URL", http_server.url(""))
     monkeypatch.setitem(
         download.MDSHARE_CATALOGUE,
         "alanine-dipeptide-nowater.pdb",
         (hashlib.md5(pdb).hexdigest(), len(pdb)),
     )
 
-    record = fetch_mdshare("alanine-dipeptide-nowater.pdb", tmp_path / "mdshare", retries=0)
+    record = fetch_mdshare(
+        "alanine-dipeptide-nowater.pdb", tmp_path / "mdshare", base_url=http_server.url("")
+    )
 
     assert record.known_hash == _md5(pdb) and record.path.read_bytes() == pdb
     with pytest.raises(ValueError, match="not in cgpipe's mdshare catalogue"):
-        fetch_mdshare("other.xtc", tmp_path / "mdshare")
+        fetch_mdshare("other.xtc", tmp_path / "mdshare", base_url=http_server.url(""))
 
 
 def test_mdshare_catalogue_names():
@@ -250,7 +251,6 @@ def test_mdshare_catalogue_names():
 
 def test_mdcath_file_names_and_domain_validation():
     assert mdcath_file("1r9lA02") == "mdcath_dataset_1r9lA02.h5"
-    assert (download.MDCATH_URL + mdcath_file("1r9lA02")).startswith("https://huggingface.co/")
     for bad in ("", "../etc", "1r9l A02", "1r9lA02.h5"):
         with pytest.raises(ValueError, match="not a CATH domain id"):
             mdcath_file(bad)
@@ -265,5 +265,6 @@ def test_the_schema_defaults_are_the_publishers_addresses():
     from cgpipe.config import load_config
 
     defaults = load_config(None)["download"]
-    assert defaults["mdshare_url"] == download.MDSHARE_URL
-    assert defaults["mdcath_url"] == download.MDCATH_URL
+    # The publishers' addresses (mdshare 0.4.2's catalogue; mdCATH's Hugging Face dataset).
+    assert defaults["mdshare_url"] == "http://ftp.imp.fu-berlin.de/pub/cmb-data/"
+    assert defaults["mdcath_url"].startswith("https://huggingface.co/datasets/compsciencelab/")

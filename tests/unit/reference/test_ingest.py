@@ -12,7 +12,6 @@ import openmm.unit as unit
 import pytest
 
 from cgpipe.io import read_trajectory
-from cgpipe.reference import download
 from cgpipe.reference.download import fetch_mdcath
 from cgpipe.reference.ingest import (
     KCAL_PER_MOL_ANGSTROM_TO_KJ_PER_MOL_NM,
@@ -187,10 +186,9 @@ def test_missing_replica_and_missing_dataset(tmp_path, ala2_structure, mdcath_h5
 def test_download_then_ingest_over_local_http(http_server, tmp_path, mdcath_h5, monkeypatch):
     served = http_server.root / mdcath_h5.name
     served.write_bytes(mdcath_h5.read_bytes())
-    monkeypatch.setattr(download, "MDCATH_URL", http_server.url(""))
     folder = tmp_path / "resources" / "download" / "ala2"
 
-    record = fetch_mdcath(DOMAIN, folder, retries=0)
+    record = fetch_mdcath(DOMAIN, folder, base_url=http_server.url(""), retries=0)
     output = tmp_path / "results" / "reference" / "ala2" / "traj_0.h5"
     data = ingest_mdcath(
         record.path,

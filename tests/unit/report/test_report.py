@@ -1,10 +1,18 @@
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from cgpipe import keys
+from cgpipe.errors import InputError
 from cgpipe.io import Provenance, read_provenance, write_table
-from cgpipe.report import summarise, write_report
+from cgpipe.report import read_captions, run, summarise
+
+CAPTIONS = {
+    keys.JS_PHI_PSI: "Jensen-Shannon divergence (nats) of φ/ψ.",
+    keys.JS_PHI_PSI_REFERENCE_HALVES: "JS (nats) between the reference's halves.",
+}
 
 
 def _metrics():
@@ -20,28 +28,72 @@ def _metrics():
     return table
 
 
-def test_summary_gives_mean_and_spread_over_folds():
-    summary = summarise(_metrics())
-    assert summary.loc[keys.JS_PHI_PSI, "mean"] == pytest.approx(0.2)
-    assert summary.loc[keys.JS_PHI_PSI, "std"] == pytest.approx(0.1)
-    assert summary.loc[keys.JS_PHI_PSI_REFERENCE_HALVES, "mean"] == pytest.approx(0.01)
+def _write_metrics(path, captions=CAPTIONS, table=None):
+    metadata = {keys.PARQUET_CAPTIONS_KEY: json.dumps(captions).encode()} if captions else None
+    write_table(
+        path, _metrics() if table is None else table, Provenance("evaluate"), metadata=metadata
+    )
+    return path
 
 
-def test_report_is_self_contained_html(tmp_path):
+def _fes(path):
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = tmp_path / "metrics.parquet"
-    write_table(metrics, _metrics(), Provenance("evaluate"))
     figure = plt.figure()
     plt.imshow(np.eye(3))
-    figure.savefig(tmp_path / "fes.png")
+    figure.savefig(path)
+    plt.close(figure)
+    return path
+
+
+def test_summary_gives_mean_and_spread_over_folds():
+    summary = summarise(_metrics(), CAPTIONS)
+    assert summary.loc[keys.JS_PHI_PSI, "mean"] == pytest.approx(0.2)
+    assert summary.loc[keys.JS_PHI_PSI, "std"] == pytest.approx(0.1)
+    assert summary.loc[keys.JS_PHI_PSI_REFERENCE_HALVES, "mean"] == pytest.approx(0.01)
+    assert summary.loc[keys.JS_PHI_PSI, "description"] == CAPTIONS[keys.JS_PHI_PSI]
+    assert (summarise(_metrics())["description"] == "").all()
+
+
+def test_report_is_self_contained_html(tmp_path):
+    metrics = _write_metrics(tmp_path / "metrics.parquet")
     output = tmp_path / "report" / "index.html"
-    write_report(output, [str(metrics)], [str(tmp_path / "fes.png")])
+    run(output, [str(metrics)], [str(_fes(tmp_path / "fes.png"))])
     page = output.read_text()
     assert page.startswith("<!DOCTYPE html>")
     assert "data:image/png;base64," in page and keys.JS_PHI_PSI in page
     assert "ala2 · backbone · cgschnet" in page
     assert read_provenance(output)["stage"] == "report"
+
+
+def test_captions_come_from_each_metrics_table(tmp_path):
+    own = {keys.JS_PHI_PSI: "A caption that only this table carries (nats)."}
+    with_captions = _write_metrics(tmp_path / "a.parquet", own)
+    without = _write_metrics(tmp_path / "b.parquet", captions=None)
+    assert read_captions(with_captions) == own and read_captions(without) == {}
+    fes = _fes(tmp_path / "fes.png")
+    output = tmp_path / "index.html"
+    run(output, [with_captions, without], [fes, fes])
+    page = output.read_text()
+    assert page.count(own[keys.JS_PHI_PSI]) == 1
+    assert CAPTIONS[keys.JS_PHI_PSI] not in page  # the report knows no caption itself
+
+
+def test_an_empty_metrics_table_gets_a_section_without_a_table(tmp_path):
+    empty = _metrics().iloc[:0]
+    metrics = _write_metrics(tmp_path / "metrics.parquet", captions=None, table=empty)
+    output = tmp_path / "index.html"
+    run(output, [metrics], [_fes(tmp_path / "fes.png")])
+    assert "No metrics." in output.read_text()
+
+
+def test_unreadable_captions_are_an_input_error(tmp_path):
+    metrics = tmp_path / "metrics.parquet"
+    write_table(
+        metrics, _metrics(), Provenance("evaluate"), metadata={keys.PARQUET_CAPTIONS_KEY: b"{"}
+    )
+    with pytest.raises(InputError, match="unreadable metric captions"):
+        read_captions(metrics)

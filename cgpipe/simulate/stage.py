@@ -14,12 +14,14 @@ import torch
 from tqdm import tqdm
 
 from cgpipe import keys
+from cgpipe.data import FoldData, check_beads, evenly
 from cgpipe.device import select_device
-from cgpipe.io import Provenance, TrajectoryData, read_trajectory, write_table, write_trajectory
+from cgpipe.io import Provenance, TrajectoryData, write_table, write_trajectory
 from cgpipe.mapping import read_mapping
-from cgpipe.models import load_model, pair_distances
-from cgpipe.simulate.langevin import BAOAB
-from cgpipe.train.folds import evenly, split_frames
+from cgpipe.models import load_model
+from cgpipe.paths import HEALTH_FILE, TRAJECTORY_FILE
+from cgpipe.simulate.base import INTEGRATORS
+from cgpipe.stages import write_resolved_config
 
 log = logging.getLogger(__name__)
 
@@ -30,18 +32,37 @@ def replica_health(
     max_bond_length: torch.Tensor,
     min_distance: float,
 ) -> tuple[torch.Tensor, list[str]]:
-    """Which replicas [n_replicas] are healthy, and the reason for each that is not."""
+    """Which replicas are healthy, and the reason for each that is not.
+
+    Parameters
+    ----------
+    positions
+        [n_replicas, n_beads, 3] in nm.
+    bonds
+        [n_bonds, 2] bonded bead pairs.
+    max_bond_length
+        [n_bonds] longest allowed length of each bond in nm.
+    min_distance
+        Closest allowed approach of any two beads in nm.
+
+    Returns
+    -------
+    healthy, reasons
+        [n_replicas] booleans, and per replica ``""`` (healthy), ``"nan"``,
+        ``"collision"`` or ``"bond_stretch"`` (the first that applies).
+    """
     n_replicas, n_beads, _ = positions.shape
     finite = torch.isfinite(positions).all(dim=(1, 2))
     distances = (
         torch.cdist(positions, positions) + torch.eye(n_beads, device=positions.device) * 1e9
     )
     collided = distances.amin(dim=(1, 2)) < min_distance
-    stretched = (
-        (pair_distances(positions, bonds) > max_bond_length).any(dim=1)
-        if len(bonds)
-        else torch.zeros_like(collided)
-    )
+    if len(bonds):
+        bond_vectors = positions[:, bonds[:, 1]] - positions[:, bonds[:, 0]]
+        bond_lengths = torch.linalg.vector_norm(bond_vectors, dim=-1)
+        stretched = (bond_lengths > max_bond_length).any(dim=1)
+    else:
+        stretched = torch.zeros_like(collided)
     healthy = finite & ~collided & ~stretched
     reasons = [
         "" if h else ("nan" if not f else "collision" if c else "bond_stretch")
@@ -50,53 +71,81 @@ def replica_health(
     return healthy, reasons
 
 
-def simulate_fold(
+def run(
     model_path: str | os.PathLike[str],
     cg_path: str | os.PathLike[str],
     mapping_path: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
     *,
     fold: int,
-    n_folds: int,
-    temperature: float,
-    params: dict[str, Any],
+    cfg: dict[str, Any],
     seed: int,
     threads: int = 1,
 ) -> None:
-    """Run ``n_replicas`` Langevin replicas from held-out frames of ``fold``.
+    """Run ``simulate.n_replicas`` replicas of the model of ``fold`` from its held-out frames.
 
-    Writes ``traj.h5`` (CG trajectory, frames of all replicas back to back, labelled by
-    ``trajectory_index`` = replica) and ``health.parquet`` (one row per replica) into
-    ``output_dir``.
+    The start frames are spread evenly over the held-out trajectories of ``fold``
+    (reused in turn when there are fewer than replicas); the integrator is
+    ``simulate.integrator``, built with its section. A replica that blows up (NaN
+    positions, two beads closer than ``simulate.min_distance`` nm, or a bond longer
+    than ``simulate.max_bond_stretch`` times its prior length) is stopped and recorded
+    with its time to failure while the others go on.
+
+    Parameters
+    ----------
+    model_path
+        Checkpoint of the model trained on ``fold``.
+    cg_path
+        CG trajectories of every trajectory (HDF5), from which held-out frames start.
+    mapping_path
+        The mapping (bead masses).
+    output_dir
+        Folder for the CG trajectory (frames of all replicas back to back, labelled by
+        ``trajectory_index`` = replica), the health table (one row per replica) and
+        the resolved configuration.
+    fold
+        Cross-validation fold of ``train.n_folds``.
+    cfg
+        The validated configuration (``temperature``, ``train.n_folds``, ``simulate``).
+    seed
+        Seed of the integrator's random numbers.
+    threads
+        CPU threads for torch.
     """
+    params = cfg["simulate"]
+    n_folds = cfg["train"]["n_folds"]
+    temperature = cfg["temperature"]
+    integrator_name = params["integrator"]
+    integrator_class = INTEGRATORS.get(integrator_name)
     device = select_device(threads)
     model = load_model(model_path, device)
     model.eval()
     for parameter in model.parameters():
         parameter.requires_grad_(False)
-    data: TrajectoryData = read_trajectory(cg_path)
+    folds = FoldData.read(cg_path, n_folds, fold)
+    data = folds.data
     mapping = read_mapping(mapping_path)
-    _, held_out = split_frames(data.trajectory_index, n_folds, fold)
-    starts = evenly(held_out, params["n_replicas"])
-    if len(starts) < params["n_replicas"]:  # fewer held-out frames than replicas: reuse them
-        starts = np.resize(starts, params["n_replicas"])
+    check_beads(mapping.n_beads, data, Path(mapping_path), Path(cg_path))
+    n_replicas = params["n_replicas"]
+    starts = evenly(folds.heldout_frames, n_replicas)
+    if len(starts) < n_replicas:  # fewer held-out frames than replicas: reuse them
+        starts = np.resize(starts, n_replicas)
 
     generator = torch.Generator(device=device).manual_seed(seed)
-    masses = torch.as_tensor(mapping.bead_masses, dtype=torch.float32, device=device)
-    integrator = BAOAB(
+    masses = torch.as_tensor(np.array(mapping.bead_masses), dtype=torch.float32, device=device)
+    integrator = integrator_class(
         lambda x: model.energy_and_forces(x)[1],
         masses,
         temperature,
         params["timestep"],
-        params["friction"],
         generator,
+        **params.get(integrator_name, {}),
     )
     bonds = model.prior.bonds
     max_bond_length = params["max_bond_stretch"] * model.prior.bond_r0
     x = torch.as_tensor(data.coordinates[starts], dtype=torch.float32, device=device)
     v = integrator.initial_velocities(x)
     f = model.energy_and_forces(x)[1]
-    n_replicas = x.shape[0]
     active = torch.ones(n_replicas, dtype=torch.bool, device=device)
     failed_at = np.full(n_replicas, np.nan)
     reasons = [""] * n_replicas
@@ -153,7 +202,6 @@ def simulate_fold(
             keys.N_FRAMES: alive.sum(axis=1),
         }
     )
-    write_trajectory(output_dir / "traj.h5", trajectory, provenance)
-    write_table(
-        output_dir / "health.parquet", health, provenance, units={keys.TIME_TO_FAILURE: "ps"}
-    )
+    write_trajectory(output_dir / TRAJECTORY_FILE, trajectory, provenance)
+    write_table(output_dir / HEALTH_FILE, health, provenance, units={keys.TIME_TO_FAILURE: "ps"})
+    write_resolved_config(output_dir, cfg)

@@ -1,0 +1,106 @@
+"""Nearest template: for each CG frame, the all-atom training frame whose CG image is
+nearest in internal distances, superimposed on the CG frame by the Kabsch fit of its
+mapped positions.
+
+Honest and simple: it can only give conformations the training trajectories visited.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from sklearn.neighbors import NearestNeighbors
+
+from cgpipe import keys
+from cgpipe.backmap.base import BACKMAPPERS, Backmapper
+from cgpipe.data import evenly
+from cgpipe.errors import InputError
+from cgpipe.geometry import kabsch, rmsd, superpose
+from cgpipe.io import TrajectoryData
+
+if TYPE_CHECKING:
+    from cgpipe.mapping import Mapping
+
+
+def internal_distances(positions: np.ndarray) -> np.ndarray:
+    """[n_frames, n_pairs] distances (nm) of all bead pairs i < j of positions
+    [n_frames, n_beads, 3] (rotation invariant)."""
+    i, j = np.triu_indices(positions.shape[1], k=1)
+    return np.linalg.norm(positions[:, i] - positions[:, j], axis=-1)
+
+
+def backmap_nearest(
+    cg_positions: np.ndarray, templates: np.ndarray, xi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """All-atom positions for CG frames by nearest template.
+
+    Parameters
+    ----------
+    cg_positions
+        [n_frames, n_beads, 3] CG frames (nm).
+    templates
+        [n_templates, n_atoms, 3] all-atom reference frames (nm).
+    xi
+        [n_beads, n_atoms] coordinate map.
+
+    Returns
+    -------
+    positions, template_index, cg_rmsd
+        [n_frames, n_atoms, 3] all-atom positions, the template used per frame, and the
+        CG-space RMSD (nm) between each CG frame and its superimposed template.
+    """
+    template_cg = np.einsum("ba,fad->fbd", xi, templates)
+    search = NearestNeighbors(n_neighbors=1).fit(internal_distances(template_cg))
+    _, nearest = search.kneighbors(internal_distances(cg_positions))
+    nearest = nearest[:, 0]
+    rotation, translation = kabsch(template_cg[nearest], cg_positions)
+    positions = superpose(templates[nearest], rotation, translation)
+    fitted = superpose(template_cg[nearest], rotation, translation)
+    return positions.astype(np.float32), nearest, rmsd(fitted, cg_positions)
+
+
+@BACKMAPPERS.register("nearest")
+class NearestTemplate(Backmapper):
+    """The nearest of at most ``max_templates`` training frames, spread evenly.
+
+    Parameters
+    ----------
+    max_templates
+        Most training frames to choose from (config ``backmap.nearest.max_templates``).
+
+    The table's ``template`` column is the index of the template used among the
+    templates (the evenly spread training frames), in order.
+    """
+
+    def __init__(self, *, max_templates: int) -> None:
+        if max_templates < 1:
+            raise InputError(f"backmap.nearest.max_templates={max_templates} must be at least 1")
+        self.max_templates = max_templates
+        self.templates: np.ndarray | None = None
+        self.coordinate_map: np.ndarray | None = None
+
+    def fit(self, training: TrajectoryData, mapping: Mapping) -> None:
+        xi = np.asarray(mapping.coordinate_map)
+        if xi.shape != (mapping.n_beads, training.topology.n_atoms):
+            raise InputError(
+                f"the mapping maps {xi.shape[1]} atoms, the training frames have "
+                f"{training.topology.n_atoms}"
+            )
+        if training.n_frames == 0:
+            raise InputError("no training frames to take backmapping templates from")
+        frames = evenly(np.arange(training.n_frames), self.max_templates)
+        self.templates = training.coordinates[frames]
+        self.coordinate_map = xi
+
+    def backmap(self, cg: TrajectoryData) -> tuple[np.ndarray, pd.DataFrame]:
+        if self.templates is None or self.coordinate_map is None:
+            raise RuntimeError("fit the backmapper before backmapping")
+        positions, template, cg_rmsd = backmap_nearest(
+            cg.coordinates, self.templates, self.coordinate_map
+        )
+        table = pd.DataFrame(
+            {keys.REPLICA: cg.trajectory_index, keys.TEMPLATE: template, keys.CG_RMSD: cg_rmsd}
+        )
+        return positions, table

@@ -1,0 +1,253 @@
+"""The metric interface, its registry, and what a metric reads: the evaluation context.
+
+A metric is a class in its own module of :mod:`cgpipe.evaluate` that registers itself::
+
+    @METRICS.register("stability")
+    class Stability(Metric):
+        needs = frozenset({"health"})
+        captions = {keys.STABLE_FRACTION: "Fraction of CG replicas that never failed."}
+
+        def rows(self, context):
+            return [(context.label(k), keys.STABLE_FRACTION, ...) for k in context.folds]
+
+The stage builds each metric named in ``evaluate.metrics`` from its section of the
+configuration (``METRICS.get(name)(**cfg["evaluate"][name])``) and concatenates their
+rows. Units: nm, ps, kJ/mol, kJ/mol/nm; divergences in nats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from cgpipe.data import split_frames
+from cgpipe.errors import InputError
+from cgpipe.evaluate.divergence import histogram_2d
+from cgpipe.evaluate.projection import Projection, choose_projection
+from cgpipe.io import TrajectoryData, read_table, read_trajectory
+from cgpipe.models import load_model
+from cgpipe.registry import Registry
+
+# What a metric may read (its ``needs``) -> the key of that file in a fold's paths
+# (``None``: the CG reference, shared by every fold).
+FOLD_FILES: dict[str, str | None] = {
+    "reference": None,
+    "simulation": "traj",
+    "model": "model",
+    "health": "health",
+    "backmap": "backmap",
+}
+
+
+class EvaluationContext:
+    """What metrics read: the CG reference and, per fold, that fold's artifacts.
+
+    Every fold artifact is read on first use and kept, so a metric loads only what it
+    needs and each file is read once however many metrics use it. While a metric runs
+    (:meth:`serving`), reading something outside its ``needs`` is an error, so that
+    ``needs`` stays true.
+
+    Parameters
+    ----------
+    reference
+        The CG reference: every trajectory, labelled by ``trajectory_index``; positions in
+        nm, forces in kJ/mol/nm where the data has them.
+    folds
+        ``folds[k]``: the paths of fold k's files, keyed ``model`` (checkpoint), ``traj``
+        (CG simulation), ``health`` (one row per replica) and ``backmap`` (one row per
+        backmapped frame). Only the files some metric reads need to exist.
+    n_folds
+        Cross-validation folds (``train.n_folds``); ``len(folds)`` must equal it.
+    kT
+        Thermal energy in kJ/mol.
+    bins
+        Bins per axis of the 2-D histograms of the projection.
+    reference_path
+        Where ``reference`` was read from (recorded as an input).
+    """
+
+    def __init__(
+        self,
+        reference: TrajectoryData,
+        folds: Sequence[Mapping[str, str | os.PathLike[str]]],
+        *,
+        n_folds: int,
+        kT: float,
+        bins: int,
+        reference_path: str | os.PathLike[str] | None = None,
+    ) -> None:
+        if len(folds) != n_folds:
+            raise InputError(f"train.n_folds={n_folds} but {len(folds)} folds were given")
+        self._reference = reference
+        self._paths = [{key: Path(path) for key, path in fold.items()} for fold in folds]
+        self.n_folds = n_folds
+        self.kT = kT
+        self.bins = bins
+        self.projection: Projection = choose_projection(reference)
+        self._reference_path = reference_path
+        self._cache: dict[tuple[str, int], Any] = {}
+        self._reference_values: np.ndarray | None = None
+        self._read: list[tuple[int, str]] = []  # (fold, need) of every fold file read
+        self._serving: tuple[str, frozenset[str]] | None = None
+
+    # --- the reference ------------------------------------------------------------------
+    @property
+    def reference(self) -> TrajectoryData:
+        """The CG reference (all trajectories)."""
+        self._check("reference")
+        return self._reference
+
+    @property
+    def reference_values(self) -> np.ndarray:
+        """[n_frames, 2] projection of every reference frame (rad or nm)."""
+        self._check("reference")
+        if self._reference_values is None:
+            self._reference_values = self.projection.compute(self._reference)
+        return self._reference_values
+
+    def heldout_frames(self, fold: int) -> np.ndarray:
+        """Frame indices into :attr:`reference` of the trajectories held out in ``fold``."""
+        self._check("reference")
+        return self._cached(
+            "heldout",
+            fold,
+            lambda: split_frames(self._reference.trajectory_index, self.n_folds, fold)[1],
+        )
+
+    # --- per fold ---------------------------------------------------------------------------
+    @property
+    def folds(self) -> range:
+        """Fold numbers 0 … n_folds - 1."""
+        return range(self.n_folds)
+
+    @staticmethod
+    def label(fold: int) -> str:
+        """The ``fold`` column's value for rows of ``fold``."""
+        return f"fold{fold}"
+
+    def simulation(self, fold: int) -> TrajectoryData:
+        """The CG simulation of ``fold``'s model (every replica; may have no frames)."""
+        return self._load("simulation", fold, read_trajectory)
+
+    def simulation_values(self, fold: int) -> np.ndarray:
+        """[n_frames, 2] projection of ``fold``'s simulation (needs frames)."""
+        simulation = self.simulation(fold)
+        return self._cached("simulation_values", fold, lambda: self.projection.compute(simulation))
+
+    def model(self, fold: int) -> Any:
+        """``fold``'s trained model (:func:`cgpipe.models.load_model`)."""
+        return self._load("model", fold, load_model)
+
+    def health(self, fold: int) -> pd.DataFrame:
+        """``fold``'s simulation health table (one row per replica)."""
+        return self._load("health", fold, read_table)
+
+    def backmap(self, fold: int) -> pd.DataFrame:
+        """``fold``'s backmapping table (one row per backmapped frame)."""
+        return self._load("backmap", fold, read_table)
+
+    # --- helpers --------------------------------------------------------------------------
+    def histogram(self, values: np.ndarray, pseudo_count: float) -> np.ndarray:
+        """Normalised [bins, bins] histogram of projected values [n, 2] over the
+        projection's ranges, ``pseudo_count`` added to every bin's count."""
+        return histogram_2d(values, self.bins, pseudo_count, self.projection.ranges)
+
+    @property
+    def inputs(self) -> list[str]:
+        """The files read so far: the reference, then each fold's in fold order."""
+        order = list(FOLD_FILES)
+        read = sorted(self._read, key=lambda item: (item[0], order.index(item[1])))
+        files = [os.fspath(self._paths[fold][FOLD_FILES[need]]) for fold, need in read]
+        if self._reference_path is not None:
+            files.insert(0, os.fspath(self._reference_path))
+        return files
+
+    @contextlib.contextmanager
+    def serving(self, metric: Metric) -> Iterator[EvaluationContext]:
+        """Within the block, only what ``metric.needs`` names may be read."""
+        self._serving = (metric.name, metric.needs)
+        try:
+            yield self
+        finally:
+            self._serving = None
+
+    def _check(self, need: str) -> None:
+        if self._serving is not None and need not in self._serving[1]:
+            name, needs = self._serving
+            raise RuntimeError(f"metric {name!r} reads {need!r} but needs only {sorted(needs)}")
+
+    def _cached(self, what: str, fold: int, compute: Any) -> Any:
+        if (what, fold) not in self._cache:
+            self._cache[what, fold] = compute()
+        return self._cache[what, fold]
+
+    def _load(self, need: str, fold: int, reader: Any) -> Any:
+        self._check(need)
+        if not 0 <= fold < self.n_folds:
+            raise IndexError(f"fold {fold} is outside 0..{self.n_folds - 1}")
+        if (need, fold) not in self._cache:
+            key = FOLD_FILES[need]
+            if key not in self._paths[fold]:
+                raise InputError(f"fold {fold}: no {key!r} file given (needed for {need})")
+            self._cache[need, fold] = reader(self._paths[fold][key])
+            self._read.append((fold, need))
+        return self._cache[need, fold]
+
+
+class Metric:
+    """One kind of score of a model against the reference.
+
+    Subclasses register themselves with ``@METRICS.register(name)`` and set:
+
+    Attributes
+    ----------
+    name
+        The registered name (set by the registry), also the metric's config section.
+    needs
+        What :meth:`rows` reads from the context: any of ``"reference"`` (the CG
+        reference, its projection and held-out frames), ``"simulation"``, ``"model"``,
+        ``"health"``, ``"backmap"`` (per-fold artifacts).
+    captions
+        Every metric name its rows may carry -> one sentence saying what it is, with its
+        units (shown in the report).
+
+    The constructor takes the metric's config section (``evaluate.<name>``) as keyword
+    arguments, and nothing else.
+    """
+
+    name: ClassVar[str]
+    needs: ClassVar[frozenset[str]] = frozenset()
+    captions: ClassVar[dict[str, str]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        unknown = set(cls.needs) - set(FOLD_FILES)
+        if unknown:
+            raise TypeError(
+                f"{cls.__qualname__}.needs names {sorted(unknown)}; known: {list(FOLD_FILES)}"
+            )
+
+    def __init__(self) -> None:
+        pass
+
+    def rows(self, context: EvaluationContext) -> list[tuple[str, str, float]]:
+        """(fold, metric, value) rows: ``fold`` is ``context.label(k)`` for a fold's row
+        or :data:`cgpipe.keys.ALL_FOLDS` for a row that depends on no fold; ``metric`` a
+        key of :attr:`captions`; ``value`` in the caption's units."""
+        raise NotImplementedError
+
+    @staticmethod
+    def per_fold(
+        context: EvaluationContext, metric: str, value: Callable[[int], float]
+    ) -> list[tuple[str, str, float]]:
+        """One ``metric`` row per fold, valued ``value(fold)``."""
+        return [(context.label(fold), metric, float(value(fold))) for fold in context.folds]
+
+
+METRICS: Registry[type[Metric]] = Registry("metric", "cgpipe.evaluate")

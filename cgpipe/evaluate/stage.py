@@ -1,0 +1,131 @@
+"""The evaluation stage for one model: the metrics table and the free-energy surface plot."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from cgpipe import keys, paths
+from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric
+from cgpipe.evaluate.fes import plot_fes
+from cgpipe.io import Provenance, read_trajectory, write_table
+from cgpipe.stages import write_resolved_config
+from cgpipe.units import thermal_energy
+
+
+def run(
+    cg_path: str | os.PathLike[str],
+    folds: list[dict[str, Path]],
+    output_dir: str | os.PathLike[str],
+    *,
+    system: str,
+    mapping: str,
+    model: str,
+    cfg: dict[str, Any],
+) -> pd.DataFrame:
+    """Score every fold of one model; write ``metrics.parquet`` and ``fes.png``.
+
+    Parameters
+    ----------
+    cg_path
+        The CG reference (every trajectory; forces in kJ/mol/nm where the data has them).
+    folds
+        ``folds[k]`` names fold k's ``model`` (checkpoint), ``traj`` (CG simulation),
+        ``health`` and ``backmap`` (tables) files; only those that the metrics named in
+        ``evaluate.metrics`` read, and ``traj`` (plotted), need to exist.
+    output_dir
+        The model's evaluation folder: ``metrics.parquet`` (columns
+        :data:`cgpipe.keys.METRIC_COLUMNS`; the captions of its metric names as JSON in
+        the schema metadata :data:`cgpipe.keys.PARQUET_CAPTIONS_KEY`), ``fes.png`` and the
+        resolved configuration.
+    system, mapping, model
+        What is evaluated (the table's first columns).
+    cfg
+        The validated configuration: ``evaluate`` (``metrics``, ``bins`` and each metric's
+        section), ``train.n_folds`` and ``temperature`` (K) are read.
+
+    Returns
+    -------
+    The metrics table, rows in the order of ``evaluate.metrics``.
+    """
+    section = cfg["evaluate"]
+    n_folds = cfg["train"]["n_folds"]
+    kT = thermal_energy(cfg["temperature"])
+    metrics: list[Metric] = [METRICS.get(name)(**section[name]) for name in section["metrics"]]
+    context = EvaluationContext(
+        read_trajectory(cg_path),
+        folds,
+        n_folds=n_folds,
+        kT=kT,
+        bins=section["bins"],
+        reference_path=cg_path,
+    )
+
+    rows: list[tuple[str, str, float]] = []
+    captions: dict[str, str] = {}
+    for metric in metrics:
+        with context.serving(metric):
+            produced = metric.rows(context)
+        _check_rows(metric, produced, context)
+        rows += produced
+        captions.update({name: metric.captions[name] for _, name, _ in produced})
+    table = pd.DataFrame(rows, columns=[keys.FOLD, keys.METRIC, keys.VALUE])
+    table[keys.VALUE] = table[keys.VALUE].astype(float)
+    table.insert(0, keys.MODEL, model)
+    table.insert(0, keys.MAPPING, mapping)
+    table.insert(0, keys.SYSTEM, system)
+
+    # The plot: the reference and each fold whose simulation saved a frame.
+    panels = [(f"reference ({context.reference.n_frames} frames)", context.reference_values)]
+    for fold in context.folds:
+        if context.simulation(fold).n_frames:
+            panels.append((f"{model} {context.label(fold)}", context.simulation_values(fold)))
+
+    output_dir = Path(output_dir)
+    provenance = Provenance(
+        stage="evaluate",
+        config={
+            "model": model,
+            "n_folds": n_folds,
+            "temperature": cfg["temperature"],
+            "evaluate": section,
+        },
+        inputs=context.inputs,
+    )
+    write_table(
+        output_dir / paths.METRICS_FILE,
+        table,
+        provenance,
+        metadata={keys.PARQUET_CAPTIONS_KEY: json.dumps(captions, sort_keys=True).encode()},
+    )
+    projection = context.projection
+    plot_fes(
+        output_dir / paths.FES_FILE,
+        panels,
+        projection,
+        section["bins"],
+        kT,
+        f"{system} / {mapping} / {model}: {projection.title} free energy",
+        provenance,
+    )
+    write_resolved_config(output_dir, cfg)
+    return table
+
+
+def _check_rows(
+    metric: Metric, rows: list[tuple[str, str, float]], context: EvaluationContext
+) -> None:
+    """A metric's rows name a fold of this evaluation (or all folds) and a metric of its
+    captions."""
+    folds = {keys.ALL_FOLDS, *(context.label(fold) for fold in context.folds)}
+    for row in rows:
+        fold, name, _ = row
+        if fold not in folds or name not in metric.captions:
+            raise ValueError(
+                f"metric {metric.name!r} gave the row {row!r}: its fold must be one of "
+                f"{sorted(folds)} and its metric one of {sorted(metric.captions)}"
+            )

@@ -1,0 +1,170 @@
+"""The metric registry and each built-in metric on synthetic inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cgpipe import keys
+from cgpipe.data import evenly, split_frames
+from cgpipe.errors import InputError
+from cgpipe.evaluate import FOLD_FILES, METRICS, EvaluationContext, Metric
+from cgpipe.evaluate.divergence import histogram_2d, js_divergence, kl_divergence
+from cgpipe.io import read_trajectory
+
+from .conftest import reference_data
+
+
+def test_every_registered_metric_builds_from_the_test_config(cfg):
+    names = METRICS.names()
+    assert {"free_energy", "force_error", "stability", "backmap_rmsd"} <= set(names)
+    for name in names:
+        metric = METRICS.get(name)(**cfg["evaluate"][name])
+        assert isinstance(metric, Metric) and metric.name == name
+        assert metric.needs and metric.needs <= set(FOLD_FILES)
+        assert metric.captions and all(text.strip() for text in metric.captions.values())
+
+
+def test_an_unknown_metric_is_an_input_error():
+    with pytest.raises(InputError, match="unknown metric 'nonesuch'"):
+        METRICS.get("nonesuch")
+
+
+def _context(cfg, folds, reference=None):
+    return EvaluationContext(
+        reference if reference is not None else reference_data(),
+        folds,
+        n_folds=2,
+        kT=2.494,
+        bins=cfg["evaluate"]["bins"],
+    )
+
+
+def _rows(metric, context):
+    with context.serving(metric):
+        return metric.rows(context)
+
+
+def test_free_energy_compares_each_fold_and_the_reference_halves(cfg, evaluation_inputs):
+    _, folds = evaluation_inputs
+    context = _context(cfg, folds)
+    assert context.projection.name == "rg_end_to_end"  # no backbone dihedrals
+    metric = METRICS.get("free_energy")(pseudo_count=0.5)
+    rows = _rows(metric, context)
+    js, kl, js_halves, kl_halves = context.projection.metrics
+    assert [(f, m) for f, m, _ in rows] == [
+        (keys.ALL_FOLDS, js_halves),
+        (keys.ALL_FOLDS, kl_halves),
+        ("fold0", js),
+        ("fold0", kl),
+        ("fold1", js),
+        ("fold1", kl),
+    ]
+    values = context.reference_values
+    ranges = context.projection.ranges
+
+    def p(x):
+        return histogram_2d(x, cfg["evaluate"]["bins"], 0.5, ranges)
+
+    first = context.reference.trajectory_index == 0
+    assert rows[0][2] == js_divergence(p(values[first]), p(values[~first]))
+    assert rows[1][2] == kl_divergence(p(values[first]), p(values[~first]))
+    simulated = context.projection.compute(read_trajectory(folds[1]["traj"]))
+    assert rows[5][2] == kl_divergence(p(values), p(simulated))
+    assert all(0 <= v for _, _, v in rows) and all(v <= np.log(2) for _, m, v in rows if m == js)
+
+
+class _Harmonic:
+    """E = k/2 |z|^2: forces -k z (kJ/mol/nm); its prior is the zero force field."""
+
+    def __init__(self, k: float) -> None:
+        self.k = k
+
+    def energy_and_forces(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return 0.5 * self.k * (positions**2).sum(dim=(1, 2)), -self.k * positions
+
+    def prior_model(self) -> _Harmonic:
+        return _Harmonic(0.0)
+
+
+def test_force_error_scores_the_model_and_its_prior_on_held_out_frames(
+    cfg, evaluation_inputs, monkeypatch
+):
+    _, folds = evaluation_inputs
+    loaded = []
+
+    def load_model(path):
+        loaded.append(path)
+        return _Harmonic(2.0)
+
+    monkeypatch.setattr("cgpipe.evaluate.base.load_model", load_model)
+    reference = reference_data()
+    context = _context(cfg, folds, reference)
+    rows = _rows(METRICS.get("force_error")(max_frames=5), context)
+    assert [(f, m) for f, m, _ in rows] == [
+        ("fold0", keys.FORCE_RMSE_HELDOUT),
+        ("fold0", keys.FORCE_RMSE_HELDOUT_PRIOR),
+        ("fold1", keys.FORCE_RMSE_HELDOUT),
+        ("fold1", keys.FORCE_RMSE_HELDOUT_PRIOR),
+    ]
+    assert loaded == [folds[0]["model"], folds[1]["model"]]
+    for fold in (0, 1):
+        frames = evenly(split_frames(reference.trajectory_index, 2, fold)[1], 5)
+        assert len(frames) == 5 and (reference.trajectory_index[frames] == fold).all()
+        x, f = reference.coordinates[frames], reference.forces[frames]
+        model_rmse = np.sqrt(np.mean((-2.0 * x - f) ** 2))
+        prior_rmse = np.sqrt(np.mean(f**2))
+        assert rows[2 * fold][2] == pytest.approx(model_rmse, rel=1e-5)
+        assert rows[2 * fold + 1][2] == pytest.approx(prior_rmse, rel=1e-5)
+
+
+def test_force_error_has_no_rows_without_reference_forces(cfg, evaluation_inputs):
+    _, folds = evaluation_inputs  # the model files do not exist: nothing may load them
+    context = _context(cfg, folds, reference_data(with_forces=False))
+    assert _rows(METRICS.get("force_error")(max_frames=10), context) == []
+
+
+def test_stability_and_backmap_rmsd_read_their_tables(cfg, evaluation_inputs):
+    _, folds = evaluation_inputs
+    context = _context(cfg, folds)
+    assert _rows(METRICS.get("stability")(), context) == [
+        ("fold0", keys.STABLE_FRACTION, 0.75),
+        ("fold1", keys.STABLE_FRACTION, 0.5),
+    ]
+    assert _rows(METRICS.get("backmap_rmsd")(), context) == [
+        ("fold0", keys.BACKMAP_CG_RMSD, pytest.approx(0.02)),
+        ("fold1", keys.BACKMAP_CG_RMSD, pytest.approx(0.52)),
+    ]
+
+
+def test_context_reads_each_file_once_and_only_what_a_metric_needs(cfg, evaluation_inputs):
+    _, folds = evaluation_inputs
+    context = _context(cfg, folds)
+    first = context.simulation(0)
+    assert context.simulation(0) is first
+    assert [p.endswith("traj.h5") for p in context.inputs] == [True]
+
+    class Greedy(Metric):
+        name = "greedy"
+        needs = frozenset({"health"})
+
+        def rows(self, context):
+            context.backmap(0)
+            return []
+
+    with pytest.raises(RuntimeError, match="'greedy' reads 'backmap'"):
+        _rows(Greedy(), context)
+
+
+def test_a_metric_must_name_what_it_needs_in_the_known_words():
+    with pytest.raises(TypeError, match="needs names"):
+
+        class _Bad(Metric):
+            needs = frozenset({"weather"})
+
+
+def test_the_fold_count_must_match_the_config(cfg, evaluation_inputs):
+    _, folds = evaluation_inputs
+    with pytest.raises(InputError, match="n_folds=3"):
+        EvaluationContext(reference_data(), folds, n_folds=3, kT=2.5, bins=12)

@@ -1,0 +1,154 @@
+"""The simulation stage: replica health, the integrator registry, and ``run``."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import yaml
+
+from cgpipe.data import FoldData
+from cgpipe.io import read_provenance, read_table, read_trajectory
+from cgpipe.paths import HEALTH_FILE, TRAJECTORY_FILE, resolved_config_path
+from cgpipe.simulate import INTEGRATORS, Integrator, replica_health, run
+from tests.unit.simulate.conftest import FOLD
+
+
+def test_health_flags_nan_collision_and_bond_stretch():
+    x = torch.tensor(
+        [
+            [[0.0, 0, 0], [0.15, 0, 0], [0.3, 0, 0]],  # healthy
+            [[0.0, 0, 0], [float("nan"), 0, 0], [0.3, 0, 0]],  # NaN
+            [[0.0, 0, 0], [0.15, 0, 0], [0.2, 0, 0]],  # beads 1 and 2 collide (0.05 nm)
+            [[0.0, 0, 0], [0.15, 0, 0], [0.6, 0, 0]],  # bond 1-2 stretched to 0.45 nm
+        ]
+    )
+    bonds = torch.tensor([[0, 1], [1, 2]])
+    healthy, reasons = replica_health(x, bonds, torch.tensor([0.3, 0.3]), min_distance=0.1)
+    assert healthy.tolist() == [True, False, False, False]
+    assert reasons == ["", "nan", "collision", "bond_stretch"]
+
+
+def test_health_without_bonds_checks_nan_and_collisions_only():
+    x = torch.tensor([[[0.0, 0, 0], [5.0, 0, 0]], [[0.0, 0, 0], [0.01, 0, 0]]])
+    healthy, reasons = replica_health(x, torch.empty(0, 2, dtype=torch.long), torch.empty(0), 0.1)
+    assert healthy.tolist() == [True, False] and reasons == ["", "collision"]
+
+
+@pytest.mark.parametrize("name", INTEGRATORS.names())
+def test_every_integrator_builds_from_the_test_config_and_keeps_its_contract(name, test_config):
+    section = test_config["simulate"]
+    k = 500.0  # kJ/mol/nm^2
+
+    def build(seed: int) -> Integrator:
+        return INTEGRATORS.get(name)(
+            lambda x: -k * x,
+            torch.tensor([12.0, 14.0, 16.0]),
+            test_config["temperature"],
+            section["timestep"],
+            torch.Generator().manual_seed(seed),
+            **section[name],
+        )
+
+    integrator = build(0)
+    assert isinstance(integrator, Integrator) and integrator.name == name
+    x = 0.1 * torch.randn(4, 3, 3, generator=torch.Generator().manual_seed(5))
+    v = integrator.initial_velocities(x)
+    assert v.shape == x.shape and integrator.kinetic_energy(v).shape == (4,)
+    f = -k * x
+    active = torch.tensor([True, False, True, True])
+    x1, v1, f1 = integrator.step(x, v, f, active)
+    assert x1.shape == v1.shape == f1.shape == x.shape
+    assert torch.isfinite(x1).all() and torch.isfinite(v1).all()
+    assert torch.equal(x1[1], x[1]) and torch.equal(v1[1], v[1]) and torch.equal(f1[1], f[1])
+    assert not torch.equal(x1[0], x[0])
+    # The same generator seed gives the same trajectory.
+    again = build(0)
+    assert torch.equal(again.initial_velocities(x), v)
+    assert torch.equal(again.step(x, v, f, active)[0], x1)
+
+
+def test_an_unknown_integrator_is_an_input_error():
+    with pytest.raises(ValueError, match="unknown integrator 'leapfrog'; known"):
+        INTEGRATORS.get("leapfrog")
+
+
+def _run(fold_inputs, output, cfg, seed=3):
+    run(
+        fold_inputs["model"],
+        fold_inputs["cg"],
+        fold_inputs["mapping"],
+        output,
+        fold=FOLD,
+        cfg=cfg,
+        seed=seed,
+    )
+
+
+def test_run_writes_the_trajectory_the_health_table_and_the_resolved_config(
+    tmp_path, fold_inputs, test_config
+):
+    _run(fold_inputs, tmp_path, test_config)
+    params = test_config["simulate"]
+    health = read_table(tmp_path / HEALTH_FILE)
+    assert len(health) == params["n_replicas"]
+    folds = FoldData.read(fold_inputs["cg"], test_config["train"]["n_folds"], FOLD)
+    assert set(health.start_frame) <= set(folds.heldout_frames.tolist())
+    trajectory = read_trajectory(tmp_path / TRAJECTORY_FILE)
+    n_saves = params["n_steps"] // params["save_every"]
+    assert trajectory.n_frames == health.n_frames.sum() <= params["n_replicas"] * n_saves
+    assert np.isfinite(trajectory.coordinates).all()
+    assert set(trajectory.trajectory_index) <= set(health.replica)
+    record = read_provenance(tmp_path / TRAJECTORY_FILE)
+    assert record["config"]["integrator"] == params["integrator"]
+    assert record["config"]["fold"] == FOLD and record["seed"] == 3
+    assert record["extra"]["start_frames"] == health.start_frame.tolist()
+    with open(resolved_config_path(tmp_path)) as handle:
+        assert yaml.safe_load(handle) == test_config
+
+
+def test_run_is_reproducible_for_a_seed(tmp_path, fold_inputs, test_config):
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        _run(fold_inputs, tmp_path / name, test_config, seed)
+    a, b, c = (read_trajectory(tmp_path / n / TRAJECTORY_FILE).coordinates for n in "abc")
+    assert np.array_equal(a, b)
+    assert a.shape != c.shape or not np.array_equal(a, c)
+
+
+class _Still(Integrator):
+    """A toy plug-in: records its options and never moves."""
+
+    built_with: dict = {}
+
+    def __init__(self, forces, masses, temperature, timestep, generator=None, *, note):
+        super().__init__(forces, masses, temperature, timestep, generator)
+        _Still.built_with = {"note": note, "n_beads": len(masses), "timestep": timestep}
+
+    def step(self, positions, velocities, forces, active=None):
+        return positions, velocities, forces
+
+
+def test_run_uses_a_registered_plugin_integrator_with_its_section(
+    tmp_path, fold_inputs, test_config
+):
+    INTEGRATORS.register("still")(_Still)
+    try:
+        cfg = copy.deepcopy(test_config)
+        cfg["simulate"]["integrator"] = "still"
+        cfg["simulate"]["still"] = {"note": "hello"}
+        _run(fold_inputs, tmp_path, cfg)
+    finally:
+        INTEGRATORS.unregister("still")
+    assert _Still.built_with == {
+        "note": "hello",
+        "n_beads": read_trajectory(fold_inputs["cg"]).topology.n_atoms,
+        "timestep": cfg["simulate"]["timestep"],
+    }
+    health = read_table(tmp_path / HEALTH_FILE)
+    trajectory = read_trajectory(tmp_path / TRAJECTORY_FILE)
+    starts = read_trajectory(fold_inputs["cg"]).coordinates[health.start_frame.to_numpy()]
+    first = trajectory.coordinates[trajectory.time == trajectory.time.min()]
+    np.testing.assert_array_equal(first, starts)
+    assert "still" not in INTEGRATORS
