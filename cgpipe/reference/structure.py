@@ -13,9 +13,12 @@ neutralising ions and NaCl) is added by OpenMM's Modeller.
 from __future__ import annotations
 
 import collections
+import contextlib
 import io
 import logging
 import os
+import random
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +219,34 @@ def check_system(system: openmm.System, params: dict[str, Any], source: str) -> 
     return classes
 
 
+def _preparation_platform() -> openmm.Platform:
+    """The CPU platform on one thread, for the minimisations of preparation.
+
+    Threads sum forces in a varying order; the minimiser amplifies the last-bit
+    differences into a different structure. Preparation is short, so one thread buys a
+    structure that is the same on every run of the same seed on the same machine.
+    """
+    platform = openmm.Platform.getPlatformByName("CPU")
+    platform.setPropertyDefaultValue("Threads", "1")
+    return platform
+
+
+@contextlib.contextmanager
+def _seeded_random(seed: int) -> Iterator[None]:
+    """Python's global ``random`` seeded for the block, its state restored after.
+
+    OpenMM's Modeller draws from it without a seed of its own: new hydrogens start at
+    random positions before their minimisation, and ions replace randomly chosen
+    waters. Without this a structure built twice from one sequence differs.
+    """
+    state = random.getstate()
+    random.seed(seed)
+    try:
+        yield
+    finally:
+        random.setstate(state)
+
+
 def _describe(residue: Any) -> str:
     return f"{residue.name} {residue.id} (chain {residue.chain.id})"
 
@@ -249,6 +280,7 @@ def repair(
     app.PDBFile.writeFile(modeller.topology, modeller.positions, buffer, keepIds=True)
     buffer.seek(0)
     fixer = pdbfixer.PDBFixer(pdbfile=buffer)
+    fixer.platform = _preparation_platform()
     fixer.missingResidues = {}
     fixer.findMissingAtoms()
     heavy = {
@@ -259,7 +291,8 @@ def repair(
         heavy.setdefault(_describe(residue), []).extend(atoms)
     fixer.addMissingAtoms(seed=seed)
     n_before = fixer.topology.getNumAtoms()
-    fixer.addMissingHydrogens(pH)
+    with _seeded_random(seed):
+        fixer.addMissingHydrogens(pH)
     report = {
         "heavy_atoms_added": heavy,
         "hydrogens_added": fixer.topology.getNumAtoms() - n_before,
@@ -272,9 +305,7 @@ def repair(
 def _minimise(topology: app.Topology, positions: Any, forcefield: app.ForceField) -> Any:
     """Relax a built structure: no constraints (bond lengths relax too), to 10 kJ/mol/nm."""
     system = forcefield.createSystem(topology, nonbondedMethod=app.NoCutoff, constraints=None)
-    context = openmm.Context(
-        system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("CPU")
-    )
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), _preparation_platform())
     context.setPositions(positions)
     openmm.LocalEnergyMinimizer.minimize(context, 10.0, 5000)
     return context.getState(getPositions=True).getPositions()
@@ -343,13 +374,14 @@ def prepare_structure(
         report["relaxed"] = f"energy minimised in {relax_in}, no constraints"
     if params["solvent"] == "tip3p":
         modeller = app.Modeller(topology, positions)
-        modeller.addSolvent(
-            forcefield,
-            model="tip3p",
-            padding=params["solvent_padding"] * unit.nanometer,
-            ionicStrength=params["ionic_strength"] * unit.molar,
-            neutralize=True,
-        )
+        with _seeded_random(seed):
+            modeller.addSolvent(
+                forcefield,
+                model="tip3p",
+                padding=params["solvent_padding"] * unit.nanometer,
+                ionicStrength=params["ionic_strength"] * unit.molar,
+                neutralize=True,
+            )
         n_water = sum(1 for r in modeller.topology.residues() if r.name == "HOH")
         report["water_molecules"] = n_water
         report["ions"] = sum(

@@ -142,3 +142,20 @@ def test_a_residue_without_a_template_is_named(tmp_path, params, ala2_structure)
     with pytest.raises(ValueError, match=r"bad.pdb: force field .* No template found for residue"):
         prepare_structure(tmp_path / "s.pdb", system="s", params=params, seed=1, structure=str(bad))
     assert not (tmp_path / "s.pdb").exists()
+
+
+def test_a_structure_prepared_twice_from_one_sequence_is_the_same(tmp_path):
+    """OpenMM places new hydrogens at random before minimising them: cgpipe seeds that
+    draw from the system's seed, so a rerun reproduces the structure, and another seed
+    gives another start."""
+    from cgpipe.config import load_config
+    from cgpipe.reference import prepare_structure
+
+    params = {**load_config(None)["reference"], "solvent": "vacuum"}
+    written = []
+    for name, seed in (("a", 3), ("b", 3), ("c", 4)):
+        path = tmp_path / f"{name}.pdb"
+        prepare_structure(path, system="x", params=params, seed=seed, sequence="AAA")
+        written.append([line for line in path.read_text().splitlines() if line.startswith("ATOM")])
+    assert written[0] == written[1]
+    assert written[0] != written[2]
