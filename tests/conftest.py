@@ -33,6 +33,62 @@ def ala2_topology(ala2_structure: Path) -> md.Topology:
 
 
 @pytest.fixture(scope="session")
+def test_config() -> dict:
+    """config/test.yaml, validated: every method's section as the integration test runs it."""
+    return load_config(REPO / "config/test.yaml")
+
+
+@pytest.fixture(scope="session")
+def penta_alanine() -> md.Topology:
+    """Capped penta-alanine's backbone heavy atoms, bonded: every fixed map has >= 2 beads
+    on it (alanine dipeptide has one C-alpha)."""
+    from cgpipe.reference.structure import build_backbone
+
+    topology = md.Topology.from_openmm(build_backbone("AAAAA", "helix")[0])
+    topology.create_standard_bonds()
+    return topology
+
+
+def build_mapping_on(name: str, topology: md.Topology):
+    """A registered fixed mapping built on ``topology``."""
+    from cgpipe.mapping import MAPPINGS
+
+    return MAPPINGS.get(name)().build(topology, None)
+
+
+def shared_force_mapping():
+    """(Mapping, all-atom topology): beads on atoms 0 and 1 of a three-atom chain; the
+    force on atom 2 is split between them (a soft force map: still Xi_f Xi^T = I)."""
+    import pandas as pd
+
+    from cgpipe.mapping import Mapping
+
+    topology = md.Topology()
+    residue = topology.add_residue("TOY", topology.add_chain())
+    for name in ("A", "B", "C"):
+        topology.add_atom(name, md.element.carbon, residue)
+    cg = md.Topology()
+    residue = cg.add_residue("TOY", cg.add_chain())
+    for name in ("A", "B"):
+        cg.add_atom(name, md.element.carbon, residue)
+    table = pd.DataFrame(
+        {
+            "bead": [0, 0, 1, 1],
+            "atom": [0, 2, 1, 2],
+            "weight": [1.0, 0.0, 1.0, 0.0],
+            "force_weight": [1.0, 0.5, 1.0, 0.5],
+            "bead_name": ["A", "A", "B", "B"],
+            "bead_type": [0, 0, 1, 1],
+            "mass": 18.0,
+            "residue_index": 0,
+            "residue_name": "TOY",
+            "residue_seq": 1,
+        }
+    )
+    return Mapping("shared", 3, table, cg), topology
+
+
+@pytest.fixture(scope="session")
 def tiny_reference_params() -> dict:
     params = load_config(None)["reference"]
     params.update(equilibration_steps=50, n_steps=400, save_every=20)
@@ -130,3 +186,16 @@ def http_server(tmp_path: Path) -> Iterator[LocalServer]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def ala2_backbone(tmp_path_factory, ala2_reference, test_config) -> dict:
+    """The two tiny alanine-dipeptide trajectories on the backbone map, as the mapping and
+    forces stages write them: {"references", "mapping", "cg"} paths."""
+    from cgpipe import forces, mapping
+
+    folder = tmp_path_factory.mktemp("ala2_backbone")
+    mapping_path, cg_path = folder / "backbone.parquet", folder / "backbone.h5"
+    mapping.run(ala2_reference, mapping_path, name="backbone", cfg=test_config)
+    forces.run(ala2_reference, mapping_path, cg_path, cfg=test_config)
+    return {"references": list(ala2_reference), "mapping": mapping_path, "cg": cg_path}

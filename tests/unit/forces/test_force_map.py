@@ -10,33 +10,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from cgpipe.config import load_config
 from cgpipe.data import FoldData
 from cgpipe.errors import InputError
 from cgpipe.forces import FORCE_MAPS, ForceMap, project, run
 from cgpipe.io import Provenance, TrajectoryData, read_provenance, read_trajectory
 from cgpipe.mapping import MAPPINGS, Mapping, read_mapping, write_mapping
 from cgpipe.paths import resolved_config_path
-from cgpipe.reference.structure import build_backbone
-from tests.conftest import REPO
-
-
-def _build(name: str, topology: md.Topology) -> Mapping:
-    return MAPPINGS.get(name)().build(topology, None)
-
-
-@pytest.fixture(scope="module")
-def test_config() -> dict:
-    return load_config(REPO / "config/test.yaml")
-
-
-@pytest.fixture(scope="module")
-def penta_alanine() -> md.Topology:
-    """Capped penta-alanine's backbone heavy atoms, bonded: every fixed map has >= 2 beads
-    on it (alanine dipeptide has one C-alpha)."""
-    topology = md.Topology.from_openmm(build_backbone("AAAAA", "helix")[0])
-    topology.create_standard_bonds()
-    return topology
+from tests.conftest import build_mapping_on, shared_force_mapping
 
 
 def _two_atom_mapping() -> Mapping:
@@ -64,34 +44,6 @@ def _two_atom_mapping() -> Mapping:
     return Mapping("toy", 2, table, cg), topology
 
 
-def _shared_force_mapping() -> tuple[Mapping, md.Topology]:
-    """Beads on atoms 0 and 1 of a three-atom chain; the force on atom 2 is split between
-    them (a soft force map: still Xi_f Xi^T = I)."""
-    topology = md.Topology()
-    residue = topology.add_residue("TOY", topology.add_chain())
-    for name in ("A", "B", "C"):
-        topology.add_atom(name, md.element.carbon, residue)
-    cg = md.Topology()
-    residue = cg.add_residue("TOY", cg.add_chain())
-    for name in ("A", "B"):
-        cg.add_atom(name, md.element.carbon, residue)
-    table = pd.DataFrame(
-        {
-            "bead": [0, 0, 1, 1],
-            "atom": [0, 2, 1, 2],
-            "weight": [1.0, 0.0, 1.0, 0.0],
-            "force_weight": [1.0, 0.5, 1.0, 0.5],
-            "bead_name": ["A", "A", "B", "B"],
-            "bead_type": [0, 0, 1, 1],
-            "mass": 18.0,
-            "residue_index": 0,
-            "residue_name": "TOY",
-            "residue_seq": 1,
-        }
-    )
-    return Mapping("shared", 3, table, cg), topology
-
-
 def test_basic_aggregation_gives_the_exact_mean_force_of_a_gaussian_toy_system():
     # U = a/2 x1^2 + b/2 x2^2 + c/2 (x1 - x2)^2 per Cartesian component. Integrating out
     # x2 leaves A(z) = (a + bc/(b+c)) z^2 / 2, so the mean force is -(a + bc/(b+c)) z.
@@ -113,7 +65,7 @@ def test_basic_aggregation_gives_the_exact_mean_force_of_a_gaussian_toy_system()
 
 
 def test_hydrogen_constraint_forces_cancel_in_the_bead(ala2_topology):
-    mapping = _build("backbone", ala2_topology)
+    mapping = build_mapping_on("backbone", ala2_topology)
     atoms = list(ala2_topology.atoms)
     rng = np.random.default_rng(2)
     positions = rng.normal(size=(4, 22, 3)).astype(np.float32)
@@ -146,7 +98,7 @@ def test_every_registered_force_map_builds_from_the_test_config(
         # A fitted force map needs frames on its mapping's topology: fold 0's training.
         data = TrajectoryData.concatenate([read_trajectory(p) for p in ala2_reference])
         training = FoldData.split(data, test_config["train"]["n_folds"], 0).training
-        cases = [(_build("backbone", ala2_topology), training)]
+        cases = [(build_mapping_on("backbone", ala2_topology), training)]
     else:
         cases = [
             (MAPPINGS.get(name)(**test_config["mapping"][name]).build(penta_alanine, None), None)
@@ -164,14 +116,14 @@ def test_every_registered_force_map_builds_from_the_test_config(
 
 
 def test_basic_refuses_an_atom_force_shared_by_two_beads():
-    mapping, _ = _shared_force_mapping()
+    mapping, _ = shared_force_mapping()
     mapping.check()  # a consistent map ...
     with pytest.raises(InputError, match=r"puts the force of atom 2 on beads \[0, 1\]"):
         FORCE_MAPS.get("basic")().matrix(mapping, None)  # ... but not an aggregation
 
 
 def test_a_shared_force_map_projects_its_share():
-    mapping, topology = _shared_force_mapping()
+    mapping, topology = shared_force_mapping()
     rng = np.random.default_rng(3)
     forces = rng.normal(size=(5, 3, 3))
     data = TrajectoryData(topology, rng.normal(size=(5, 3, 3)), np.arange(5), forces=forces)
@@ -191,7 +143,7 @@ def test_unknown_force_map_is_refused():
 def backbone_path(tmp_path, ala2_reference) -> Path:
     path = tmp_path / "backbone.parquet"
     topology = read_trajectory(ala2_reference[0], stride=10**9).topology
-    write_mapping(path, _build("backbone", topology), Provenance("mapping"))
+    write_mapping(path, build_mapping_on("backbone", topology), Provenance("mapping"))
     return path
 
 
@@ -220,7 +172,7 @@ def test_run_names_the_trajectory_a_mapping_does_not_fit(
     tmp_path, ala2_reference, penta_alanine, test_config
 ):
     mapping_path = tmp_path / "penta.parquet"
-    write_mapping(mapping_path, _build("backbone", penta_alanine), Provenance("mapping"))
+    write_mapping(mapping_path, build_mapping_on("backbone", penta_alanine), Provenance("mapping"))
     with pytest.raises(InputError) as error:
         run(ala2_reference, mapping_path, tmp_path / "cg.h5", cfg=test_config)
     assert str(error.value) == (
@@ -230,7 +182,7 @@ def test_run_names_the_trajectory_a_mapping_does_not_fit(
 
 
 def test_run_with_basic_refuses_a_shared_force_map(tmp_path, ala2_reference, test_config):
-    mapping, _ = _shared_force_mapping()
+    mapping, _ = shared_force_mapping()
     mapping_path = tmp_path / "shared.parquet"
     write_mapping(mapping_path, mapping, Provenance("mapping"))
     with pytest.raises(InputError, match="force map 'basic': mapping 'shared' puts the force"):

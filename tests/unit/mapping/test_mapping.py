@@ -4,36 +4,16 @@ import pandas as pd
 import pytest
 import yaml
 
-from cgpipe.config import load_config
 from cgpipe.data import FoldData
 from cgpipe.errors import InputError
 from cgpipe.io import Provenance, TrajectoryData, read_provenance, read_trajectory
-from cgpipe.mapping import MAPPINGS, Mapping, MappingMethod, read_mapping, run, write_mapping
+from cgpipe.mapping import MAPPINGS, MappingMethod, read_mapping, run, write_mapping
 from cgpipe.paths import resolved_config_path
-from cgpipe.reference.structure import build_backbone
-from tests.conftest import REPO
-
-
-def _build(name: str, topology: md.Topology) -> Mapping:
-    return MAPPINGS.get(name)().build(topology, None)
-
-
-@pytest.fixture(scope="module")
-def test_config() -> dict:
-    return load_config(REPO / "config/test.yaml")
-
-
-@pytest.fixture(scope="module")
-def penta_alanine() -> md.Topology:
-    """Capped penta-alanine's backbone heavy atoms, bonded: every fixed map has >= 2 beads
-    on it (alanine dipeptide has one C-alpha)."""
-    topology = md.Topology.from_openmm(build_backbone("AAAAA", "helix")[0])
-    topology.create_standard_bonds()
-    return topology
+from tests.conftest import build_mapping_on, shared_force_mapping
 
 
 def test_backbone_map_of_alanine_dipeptide_is_the_five_phi_psi_atoms(ala2_topology):
-    mapping = _build("backbone", ala2_topology)
+    mapping = build_mapping_on("backbone", ala2_topology)
     atoms = list(ala2_topology.atoms)
     centres = mapping.table[mapping.table.weight == 1].sort_values("bead").atom.tolist()
     assert [str(atoms[i]) for i in centres] == ["ACE1-C", "ALA2-N", "ALA2-CA", "ALA2-C", "NME3-N"]
@@ -53,7 +33,7 @@ def test_backbone_map_of_alanine_dipeptide_is_the_five_phi_psi_atoms(ala2_topolo
 
 
 def test_cg_phi_psi_equal_all_atom_phi_psi(ala2_structure, ala2_topology):
-    mapping = _build("backbone", ala2_topology)
+    mapping = build_mapping_on("backbone", ala2_topology)
     trajectory = md.load(str(ala2_structure))
     rng = np.random.default_rng(0)
     trajectory.xyz = trajectory.xyz + rng.normal(scale=0.01, size=trajectory.xyz.shape).astype(
@@ -67,7 +47,7 @@ def test_cg_phi_psi_equal_all_atom_phi_psi(ala2_structure, ala2_topology):
 
 
 def test_force_map_consistency(ala2_topology):
-    mapping = _build("backbone", ala2_topology)
+    mapping = build_mapping_on("backbone", ala2_topology)
     xi, xi_f = mapping.coordinate_map, mapping.force_map
     np.testing.assert_allclose(xi.sum(axis=1), 1.0)
     np.testing.assert_allclose(xi_f @ xi.T, np.eye(mapping.n_beads))
@@ -81,7 +61,7 @@ def test_calpha_map_of_a_peptide():
         n = topology.add_atom("N", md.element.nitrogen, residue)
         ca = topology.add_atom("CA", md.element.carbon, residue)
         topology.add_bond(n, ca)
-    mapping = _build("calpha", topology)
+    mapping = build_mapping_on("calpha", topology)
     assert mapping.n_beads == 3
     assert mapping.bonds.tolist() == [[0, 1], [1, 2]]
     assert mapping.bead_types[0] == mapping.bead_types[2] != mapping.bead_types[1]
@@ -89,7 +69,7 @@ def test_calpha_map_of_a_peptide():
 
 def test_calpha_of_alanine_dipeptide_is_refused(ala2_topology):
     with pytest.raises(InputError, match="'calpha': the topology yields 1 beads, need at least 2"):
-        _build("calpha", ala2_topology)
+        build_mapping_on("calpha", ala2_topology)
 
 
 @pytest.mark.parametrize("name", MAPPINGS.names())
@@ -115,31 +95,8 @@ def test_a_method_without_options_refuses_one():
         MAPPINGS.get("backbone")(beads=3)
 
 
-def _shared_force_mapping() -> Mapping:
-    """Two beads on atoms 0 and 1; the force on atom 2 is split between them."""
-    cg = md.Topology()
-    residue = cg.add_residue("TOY", cg.add_chain())
-    for name in ("A", "B"):
-        cg.add_atom(name, md.element.carbon, residue)
-    table = pd.DataFrame(
-        {
-            "bead": [0, 0, 1, 1],
-            "atom": [0, 2, 1, 2],
-            "weight": [1.0, 0.0, 1.0, 0.0],
-            "force_weight": [1.0, 0.5, 1.0, 0.5],
-            "bead_name": ["A", "A", "B", "B"],
-            "bead_type": [0, 0, 1, 1],
-            "mass": 12.0,
-            "residue_index": 0,
-            "residue_name": "TOY",
-            "residue_seq": 1,
-        }
-    )
-    return Mapping("shared", 3, table, cg)
-
-
 def test_an_atom_force_shared_by_two_beads_is_a_consistent_map():
-    mapping = _shared_force_mapping()
+    mapping = shared_force_mapping()[0]
     mapping.check()  # optimal and soft force maps share atoms among beads
     np.testing.assert_allclose(mapping.force_map[:, 2], [0.5, 0.5])
 
@@ -149,14 +106,14 @@ def test_an_atom_force_shared_by_two_beads_is_a_consistent_map():
     [("weight", 0.5, "rows of Xi must sum to 1"), ("force_weight", 2.0, "Xi_f Xi\\^T = I")],
 )
 def test_an_inconsistent_map_is_refused(column, value, message):
-    mapping = _shared_force_mapping()
+    mapping = shared_force_mapping()[0]
     mapping.table.loc[0, column] = value
     with pytest.raises(ValueError, match=message):
         mapping.check()
 
 
 def test_parquet_round_trip(tmp_path, ala2_topology):
-    mapping = _build("backbone", ala2_topology)
+    mapping = build_mapping_on("backbone", ala2_topology)
     path = tmp_path / "backbone.parquet"
     write_mapping(path, mapping, Provenance("mapping", {"mapping": "backbone"}))
     back = read_mapping(path)

@@ -8,20 +8,13 @@ import torch
 import yaml
 from torch import nn
 
-from cgpipe.config import load_config
 from cgpipe.data import fold_trajectories, split_frames
 from cgpipe.errors import InputError
 from cgpipe.io import Provenance, read_provenance, read_table, read_trajectory, write_trajectory
 from cgpipe.models import MODELS, EnergyModel, load_model
 from cgpipe.paths import LOSSES_FILE, MODEL_FILE, RESOLVED_CONFIG_FILE
 from cgpipe.train import TRAINERS, Trainer, TrainingData, run
-from tests.conftest import REPO
 from tests.unit.train.toy import WELL
-
-
-@pytest.fixture(scope="module")
-def test_config() -> dict:
-    return load_config(str(REPO / "config" / "test.yaml"))
 
 
 def test_folds_split_by_trajectory_and_cover_every_trajectory():
