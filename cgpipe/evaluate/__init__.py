@@ -19,8 +19,8 @@ names no metric.
 
 from cgpipe.evaluate.base import FOLD_FILES, METRICS, EvaluationContext, Metric
 from cgpipe.evaluate.divergence import histogram_2d, js_divergence, kl_divergence
-from cgpipe.evaluate.projection import Projection, choose_projection, phi_psi
 from cgpipe.evaluate.stage import run
+from cgpipe.observables import Projection, choose_projection, phi_psi
 
 __all__ = [
     "FOLD_FILES",

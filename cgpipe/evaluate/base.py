@@ -29,9 +29,9 @@ import pandas as pd
 from cgpipe.data import split_frames
 from cgpipe.errors import InputError
 from cgpipe.evaluate.divergence import histogram_2d
-from cgpipe.evaluate.projection import Projection, choose_projection
 from cgpipe.io import TrajectoryData, read_table, read_trajectory
 from cgpipe.models import load_model
+from cgpipe.observables import Projection, choose_projection
 from cgpipe.registry import Registry
 
 # What a metric may read (its ``needs``) -> the key of that file in a fold's paths

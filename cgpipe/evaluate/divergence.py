@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ANGLE_RANGE = ((-np.pi, np.pi), (-np.pi, np.pi))
+from cgpipe.observables import ANGLE_RANGE
 
 
 def histogram_2d(

@@ -12,8 +12,8 @@ import numpy as np  # noqa: E402
 
 from cgpipe import keys  # noqa: E402
 from cgpipe.evaluate.divergence import free_energy, histogram_2d  # noqa: E402
-from cgpipe.evaluate.projection import Projection  # noqa: E402
 from cgpipe.io import Provenance, atomic_output  # noqa: E402
+from cgpipe.observables import Projection  # noqa: E402
 
 _CMAP = matplotlib.colormaps["viridis_r"].with_extremes(bad="white")
 

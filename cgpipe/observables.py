@@ -1,4 +1,8 @@
-"""The two collective variables on which CG and reference ensembles are compared.
+"""Observables of CG and all-atom trajectories, shared by the stages that need them
+(the simulate stage picks start states with them, the evaluate stage compares
+ensembles on them).
+
+The two collective variables on which CG and reference ensembles are compared:
 
 phi/psi of the first residue with both dihedrals where the CG topology keeps the
 backbone atoms (backbone map); otherwise (C-alpha map) the radius of gyration and the
@@ -14,8 +18,9 @@ import mdtraj as md
 import numpy as np
 
 from cgpipe import keys
-from cgpipe.evaluate.divergence import ANGLE_RANGE
 from cgpipe.io import TrajectoryData
+
+ANGLE_RANGE = ((-np.pi, np.pi), (-np.pi, np.pi))  # rad, the range of two dihedrals
 
 
 def phi_psi(data: TrajectoryData) -> np.ndarray:
