@@ -72,7 +72,9 @@ def main() -> None:
         for name in args.systems:
             params = load_config(None)["reference"]
             steps = args.ala2_steps if name == "ala2" else args.chignolin_steps
-            params.update(n_steps=steps, save_every=args.save_every, equilibration_steps=500)
+            params.update(
+                n_steps=steps, save_every=args.save_every, equilibration_steps=500, start_steps=0
+            )
             structure = scratch / f"{name}.pdb"
             prepare_structure(structure, system=name, params=params, seed=1, **SYSTEMS[name])
             raw, recorded = [], []

@@ -113,6 +113,8 @@ REFERENCE_OVERRIDES = (
     "friction",
     "constraints",
     "n_trajectories",
+    "start_temperature",
+    "start_steps",
     "equilibration_steps",
     "n_steps",
     "save_every",
@@ -240,6 +242,7 @@ def system_config(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str
                 value = [part.strip() for part in str(value).split(",")]
             elif isinstance(value, float) and key in (
                 "n_trajectories",
+                "start_steps",
                 "equilibration_steps",
                 "n_steps",
                 "save_every",

@@ -39,21 +39,23 @@ MODEL = "model"
 FOLD = "fold"
 METRIC = "metric"
 VALUE = "value"
-METRIC_COLUMNS = (SYSTEM, MAPPING, MODEL, FOLD, METRIC, VALUE)
-ALL_FOLDS = "all"  # fold value of rows that do not depend on a fold
+LOW = "low"  # lower end of the value's 95 % interval; NaN where it has none
+HIGH = "high"  # upper end
+METRIC_COLUMNS = (SYSTEM, MAPPING, MODEL, FOLD, METRIC, VALUE, LOW, HIGH)
 # Schema metadata of the metrics table: JSON metric name -> caption (one sentence, units).
 PARQUET_CAPTIONS_KEY = b"cgpipe.captions"
+ALL_FOLDS = "all"  # fold value of rows that do not depend on a fold
 
+# Divergences on the 2-D projection (phi/psi; maps without phi/psi atoms, such as C-alpha:
+# radius of gyration and end-to-end distance), and their noise floors: the same score of
+# the reference against itself at the fold's frame count, with its 95 % interval.
 JS_PHI_PSI = "js_phi_psi"
-KL_PHI_PSI = "kl_phi_psi"
-JS_PHI_PSI_REFERENCE_HALVES = "js_phi_psi_reference_halves"
-KL_PHI_PSI_REFERENCE_HALVES = "kl_phi_psi_reference_halves"
-# Maps without the backbone dihedrals (C-alpha) are compared on radius of gyration and
-# end-to-end distance of the beads instead.
+KL_PHI_PSI = "kl_phi_psi"  # D(reference || CG)
+KL_REVERSE_PHI_PSI = "kl_reverse_phi_psi"  # D(CG || reference)
 JS_RG_END_TO_END = "js_rg_end_to_end"
 KL_RG_END_TO_END = "kl_rg_end_to_end"
-JS_RG_END_TO_END_REFERENCE_HALVES = "js_rg_end_to_end_reference_halves"
-KL_RG_END_TO_END_REFERENCE_HALVES = "kl_rg_end_to_end_reference_halves"
+KL_REVERSE_RG_END_TO_END = "kl_reverse_rg_end_to_end"
+FLOOR_SUFFIX = "_floor"
 FORCE_RMSE_HELDOUT = "force_rmse_heldout"
 FORCE_RMSE_HELDOUT_PRIOR = "force_rmse_heldout_prior"
 STABLE_FRACTION = "stable_fraction"
@@ -74,5 +76,9 @@ CG_RMSD = "cg_rmsd"  # nm, between the CG frame and the superimposed template's 
 # --- training losses table ------------------------------------------------------------------
 EPOCH = "epoch"
 SPLIT = "split"
+REPLICATE = "replicate"  # training replicate (seed) of one model and fold: 0 .. train.seeds - 1
+SPLIT_TRAIN = "train"  # the frames the model is fitted on, per epoch
+SPLIT_VALIDATION = "validation"  # the inner validation frames, per epoch
+SPLIT_HELDOUT = "heldout"  # the fold's held-out trajectories, once, for the selected epoch
 LOSS = "loss"  # (kJ/mol/nm)^2
 RMSE = "rmse"  # kJ/mol/nm

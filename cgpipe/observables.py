@@ -69,11 +69,14 @@ class Projection:
     scale
         Factor from the variables' units to plotted units (rad -> deg, or 1).
     metrics
-        Metric names: JS and KL per fold, JS and KL between the reference's halves.
+        Metric names: JS, KL(reference || CG) and KL(CG || reference); their noise
+        floors add :data:`cgpipe.keys.FLOOR_SUFFIX`.
     title
         What the free-energy plot shows, in words.
     ticks
         Plotted tick positions on both axes, or ``None`` for matplotlib's choice.
+    periodic
+        Whether the variables are angles (rad, period 2 pi).
     """
 
     name: str
@@ -81,9 +84,17 @@ class Projection:
     ranges: tuple[tuple[float, float], tuple[float, float]]
     labels: tuple[str, str]
     scale: float
-    metrics: tuple[str, str, str, str]  # js, kl, js of reference halves, kl of halves
+    metrics: tuple[str, str, str]  # JS, KL(reference || CG), KL(CG || reference)
     title: str
     ticks: tuple[int, ...] | None = None
+    periodic: bool = False
+
+    def smooth(self, values: np.ndarray) -> np.ndarray:
+        """[n, d] values without jumps: cos and sin of angles (a jump at ±pi is no change
+        of state), the values themselves otherwise; for autocorrelation times."""
+        if self.periodic:
+            return np.concatenate([np.cos(values), np.sin(values)], axis=1)
+        return values
 
 
 def choose_projection(reference: TrajectoryData) -> Projection:
@@ -103,12 +114,7 @@ def choose_projection(reference: TrajectoryData) -> Projection:
             ranges,
             ("radius of gyration (nm)", "end-to-end distance (nm)"),
             1.0,
-            (
-                keys.JS_RG_END_TO_END,
-                keys.KL_RG_END_TO_END,
-                keys.JS_RG_END_TO_END_REFERENCE_HALVES,
-                keys.KL_RG_END_TO_END_REFERENCE_HALVES,
-            ),
+            (keys.JS_RG_END_TO_END, keys.KL_RG_END_TO_END, keys.KL_REVERSE_RG_END_TO_END),
             "radius of gyration / end-to-end",
         )
     return Projection(
@@ -117,12 +123,8 @@ def choose_projection(reference: TrajectoryData) -> Projection:
         ANGLE_RANGE,
         ("φ (deg)", "ψ (deg)"),
         180.0 / np.pi,
-        (
-            keys.JS_PHI_PSI,
-            keys.KL_PHI_PSI,
-            keys.JS_PHI_PSI_REFERENCE_HALVES,
-            keys.KL_PHI_PSI_REFERENCE_HALVES,
-        ),
+        (keys.JS_PHI_PSI, keys.KL_PHI_PSI, keys.KL_REVERSE_PHI_PSI),
         "φ/ψ",
         (-180, -90, 0, 90, 180),
+        periodic=True,
     )

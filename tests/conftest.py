@@ -91,7 +91,7 @@ def shared_force_mapping():
 @pytest.fixture(scope="session")
 def tiny_reference_params() -> dict:
     params = load_config(None)["reference"]
-    params.update(equilibration_steps=50, n_steps=400, save_every=20)
+    params.update(equilibration_steps=50, start_steps=200, n_steps=400, save_every=20)
     return params
 
 

@@ -5,9 +5,9 @@ named in ``evaluate.metrics``: each is a :class:`Metric` registered in :data:`ME
 by its own module of this package, built from its config section, and reading what it
 needs from an :class:`EvaluationContext`. Built in:
 
-- ``free_energy``: KL D(ref || CG) and JS divergence (nats) of the 2-D projection
-  (phi/psi, or radius of gyration and end-to-end distance) per fold, and between the
-  reference's halves (the noise floor);
+- ``free_energy``: JS and KL in both directions (nats) of the 2-D projection (phi/psi,
+  or radius of gyration and end-to-end distance) per fold, each beside its noise floor
+  at the fold's frame count with a 95 % interval (:mod:`cgpipe.evaluate.statistics`);
 - ``force_error``: force RMSE (kJ/mol/nm per component) of the model and of its prior
   alone on the held-out trajectories;
 - ``stability``: replicas that never failed, over all replicas;
@@ -17,8 +17,7 @@ Each metric's captions travel with the table (Parquet schema metadata), so the r
 names no metric.
 """
 
-from cgpipe.evaluate.base import FOLD_FILES, METRICS, EvaluationContext, Metric
-from cgpipe.evaluate.divergence import histogram_2d, js_divergence, kl_divergence
+from cgpipe.evaluate.base import FOLD_FILES, METRICS, EvaluationContext, Metric, MetricRow
 from cgpipe.evaluate.stage import run
 from cgpipe.observables import Projection, choose_projection, phi_psi
 
@@ -27,11 +26,9 @@ __all__ = [
     "METRICS",
     "EvaluationContext",
     "Metric",
+    "MetricRow",
     "Projection",
     "choose_projection",
-    "histogram_2d",
-    "js_divergence",
-    "kl_divergence",
     "phi_psi",
     "run",
 ]

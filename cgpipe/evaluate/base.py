@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from cgpipe.data import split_frames
 from cgpipe.errors import InputError
-from cgpipe.evaluate.divergence import histogram_2d
 from cgpipe.io import TrajectoryData, read_table, read_trajectory
 from cgpipe.models import load_model
 from cgpipe.observables import Projection, choose_projection
@@ -70,6 +70,8 @@ class EvaluationContext:
         Bins per axis of the 2-D histograms of the projection.
     reference_path
         Where ``reference`` was read from (recorded as an input).
+    seed
+        Seeds the resampling of metrics that draw (bootstrap intervals, noise floors).
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class EvaluationContext:
         kT: float,
         bins: int,
         reference_path: str | os.PathLike[str] | None = None,
+        seed: int = 0,
     ) -> None:
         if len(folds) != n_folds:
             raise InputError(f"train.n_folds={n_folds} but {len(folds)} folds were given")
@@ -89,6 +92,7 @@ class EvaluationContext:
         self.n_folds = n_folds
         self.kT = kT
         self.bins = bins
+        self.seed = seed
         self.projection: Projection = choose_projection(reference)
         self._reference_path = reference_path
         self._cache: dict[tuple[str, int], Any] = {}
@@ -153,10 +157,14 @@ class EvaluationContext:
         return self._load("backmap", fold, read_table)
 
     # --- helpers --------------------------------------------------------------------------
-    def histogram(self, values: np.ndarray, pseudo_count: float) -> np.ndarray:
-        """Normalised [bins, bins] histogram of projected values [n, 2] over the
-        projection's ranges, ``pseudo_count`` added to every bin's count."""
-        return histogram_2d(values, self.bins, pseudo_count, self.projection.ranges)
+    @property
+    def edges(self) -> list[np.ndarray]:
+        """Bin edges of each projected variable: ``bins`` bins over its range."""
+        return [np.linspace(low, high, self.bins + 1) for low, high in self.projection.ranges]
+
+    def rng(self, name: str) -> np.random.Generator:
+        """A random generator of its own for the metric ``name``, from the seed."""
+        return np.random.default_rng([self.seed, zlib.crc32(name.encode())])
 
     @property
     def inputs(self) -> list[str]:
@@ -236,10 +244,11 @@ class Metric:
     def __init__(self) -> None:
         pass
 
-    def rows(self, context: EvaluationContext) -> list[tuple[str, str, float]]:
-        """(fold, metric, value) rows: ``fold`` is ``context.label(k)`` for a fold's row
-        or :data:`cgpipe.keys.ALL_FOLDS` for a row that depends on no fold; ``metric`` a
-        key of :attr:`captions`; ``value`` in the caption's units."""
+    def rows(self, context: EvaluationContext) -> list[MetricRow | tuple[str, str, float]]:
+        """(fold, metric, value[, low, high]) rows: ``fold`` is ``context.label(k)`` for a
+        fold's row or :data:`cgpipe.keys.ALL_FOLDS` for a row that depends on no fold;
+        ``metric`` a key of :attr:`captions`; ``value`` in the caption's units, with its
+        95 % interval where the metric has one (:class:`MetricRow`)."""
         raise NotImplementedError
 
     @staticmethod
@@ -248,6 +257,16 @@ class Metric:
     ) -> list[tuple[str, str, float]]:
         """One ``metric`` row per fold, valued ``value(fold)``."""
         return [(context.label(fold), metric, float(value(fold))) for fold in context.folds]
+
+
+class MetricRow(NamedTuple):
+    """One row of the metrics table: a value and, where it has one, its 95 % interval."""
+
+    fold: str
+    metric: str
+    value: float
+    low: float = float("nan")
+    high: float = float("nan")
 
 
 METRICS: Registry[type[Metric]] = Registry("metric", "cgpipe.evaluate")

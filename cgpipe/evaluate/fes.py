@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from cgpipe import keys  # noqa: E402
-from cgpipe.evaluate.divergence import free_energy, histogram_2d  # noqa: E402
+from cgpipe.evaluate.statistics import regularised_histogram  # noqa: E402
 from cgpipe.io import Provenance, atomic_output  # noqa: E402
 from cgpipe.observables import Projection  # noqa: E402
 
@@ -35,7 +35,8 @@ def plot_fes(
     levels = np.linspace(0, 8 * kT, 17)
     for axis, (label, values) in zip(axes[0], panels, strict=True):
         # No pseudo-count here: bins never visited stay blank instead of looking sampled.
-        histogram = histogram_2d(values, bins, pseudo_count=0.0, ranges=projection.ranges)
+        edges = [np.linspace(low, high, bins + 1) for low, high in projection.ranges]
+        histogram = regularised_histogram(values, edges, pseudo_mass=0.0)
         energy = free_energy(histogram, kT)
         image = axis.imshow(
             np.clip(energy, 0, levels[-1]).T,
@@ -64,3 +65,12 @@ def plot_fes(
             metadata={keys.PARQUET_PROVENANCE_KEY.decode(): provenance.to_json()},
         )
     plt.close(figure)
+
+
+def free_energy(histogram: np.ndarray, kT: float) -> np.ndarray:
+    """F = -kT ln p (kJ/mol) of a normalised histogram, shifted to a minimum of 0; NaN
+    where p = 0 (bins never visited stay blank instead of looking sampled)."""
+    with np.errstate(divide="ignore"):
+        energy = -kT * np.log(histogram)
+    energy[~np.isfinite(energy)] = np.nan
+    return energy - np.nanmin(energy)

@@ -10,9 +10,10 @@ from typing import Any
 import pandas as pd
 
 from cgpipe import keys, paths
-from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric
+from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric, MetricRow
 from cgpipe.evaluate.fes import plot_fes
 from cgpipe.io import Provenance, read_trajectory, write_table
+from cgpipe.seeds import derive_seed
 from cgpipe.stages import write_resolved_config
 from cgpipe.units import thermal_energy
 
@@ -63,18 +64,20 @@ def run(
         kT=kT,
         bins=section["bins"],
         reference_path=cg_path,
+        seed=derive_seed(cfg["seed"], "evaluate", system, mapping, model),
     )
 
-    rows: list[tuple[str, str, float]] = []
+    rows: list[MetricRow] = []
     captions: dict[str, str] = {}
     for metric in metrics:
         with context.serving(metric):
-            produced = metric.rows(context)
+            produced = [MetricRow(*row) for row in metric.rows(context)]
         _check_rows(metric, produced, context)
         rows += produced
-        captions.update({name: metric.captions[name] for _, name, _ in produced})
-    table = pd.DataFrame(rows, columns=[keys.FOLD, keys.METRIC, keys.VALUE])
-    table[keys.VALUE] = table[keys.VALUE].astype(float)
+        captions.update({row.metric: metric.captions[row.metric] for row in produced})
+    table = pd.DataFrame(rows, columns=[keys.FOLD, keys.METRIC, keys.VALUE, keys.LOW, keys.HIGH])
+    for column in (keys.VALUE, keys.LOW, keys.HIGH):
+        table[column] = table[column].astype(float)
     table.insert(0, keys.MODEL, model)
     table.insert(0, keys.MAPPING, mapping)
     table.insert(0, keys.SYSTEM, system)
@@ -116,15 +119,12 @@ def run(
     return table
 
 
-def _check_rows(
-    metric: Metric, rows: list[tuple[str, str, float]], context: EvaluationContext
-) -> None:
+def _check_rows(metric: Metric, rows: list[MetricRow], context: EvaluationContext) -> None:
     """A metric's rows name a fold of this evaluation (or all folds) and a metric of its
     captions."""
     folds = {keys.ALL_FOLDS, *(context.label(fold) for fold in context.folds)}
     for row in rows:
-        fold, name, _ = row
-        if fold not in folds or name not in metric.captions:
+        if row.fold not in folds or row.metric not in metric.captions:
             raise ValueError(
                 f"metric {metric.name!r} gave the row {row!r}: its fold must be one of "
                 f"{sorted(folds)} and its metric one of {sorted(metric.captions)}"

@@ -20,11 +20,12 @@ import numpy as np
 from cgpipe.data import FoldData
 from cgpipe.errors import InputError
 from cgpipe.forces.base import FORCE_MAPS, ForceMap
+from cgpipe.forces.constraints import check_constraints
 from cgpipe.io import Provenance, TrajectoryData, read_trajectory, write_trajectory
 from cgpipe.mapping import Mapping, read_mapping
 from cgpipe.stages import write_resolved_config
 
-__all__ = ["FORCE_MAPS", "ForceMap", "project", "run"]
+__all__ = ["FORCE_MAPS", "ForceMap", "check_constraints", "project", "run"]
 
 
 def project(
@@ -78,7 +79,10 @@ def run(
     """Project every reference trajectory with the configured force map into one CG file.
 
     Trajectory ``i`` of ``references`` gets label ``i`` (``trajectory_index``) in the
-    output; the resolved configuration is written beside it.
+    output; the resolved configuration is written beside it. A reference generated with
+    holonomic constraints (its provenance's ``constraints``) is refused, before anything
+    is written, when the force map splits a constrained atom pair between beads
+    (:func:`cgpipe.forces.constraints.check_constraints`).
 
     Parameters
     ----------
@@ -116,6 +120,9 @@ def run(
             parts.append(project(data, mapping, force_map))
         except InputError as error:  # names the mapping, not the trajectory
             raise InputError(f"{path}: {error}") from error
+        # The constraints the reference was generated with (absent for downloaded data).
+        constraints = data.provenance.get("config", {}).get("constraints")
+        check_constraints(data.topology, constraints, mapping, force_map, path)
     combined = TrajectoryData.concatenate(parts)
     config = {**cfg["forces"], "trajectories": [str(p) for p in references]}
     if method.fitted:

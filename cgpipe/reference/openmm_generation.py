@@ -1,9 +1,15 @@
 """OpenMM generation of reference trajectories (positions and forces), with restart.
 
-Each trajectory starts from the system's prepared structure: it is minimised, given
-Maxwell-Boltzmann velocities and equilibrated (in explicit water under a Monte Carlo
-barostat, after which recording runs at the equilibrated volume), then recorded:
-positions (nm) and the potential's forces (kJ/mol/nm) every ``save_every`` steps.
+Each trajectory starts from its own structure: the system's prepared structure is
+minimised, then run for ``start_steps`` at ``start_temperature`` (Langevin, NVT at the
+prepared box, with a seed of its own), so that trajectories do not share one start
+(a shared start correlates them and, for a symmetric prepared structure, biases them).
+Nothing of that run is recorded. The start is given Maxwell-Boltzmann velocities at the
+target temperature and equilibrated for ``equilibration_steps`` (in explicit water under
+a Monte Carlo barostat, after which recording runs at the equilibrated volume), then
+recorded: positions (nm) and the potential's forces (kJ/mol/nm) every ``save_every``
+steps. With ``start_steps: 0`` every trajectory starts from the minimised prepared
+structure.
 
 Long runs are cut into blocks of ``checkpoint_interval`` steps. After each block the
 frames and an OpenMM checkpoint (positions, velocities, box, random-number state) go
@@ -31,6 +37,7 @@ import openmm.unit as unit
 from tqdm import tqdm
 
 from cgpipe.errors import InputError
+from cgpipe.geometry import kabsch, rmsd, superpose
 from cgpipe.io import Provenance, TrajectoryWriter, atomic_output, sha256sum
 from cgpipe.reference.structure import (
     WATER_AND_IONS,
@@ -48,6 +55,17 @@ log = logging.getLogger(__name__)
 _PLATFORM_PREFERENCE = ("CUDA", "OpenCL", "CPU", "Reference")
 _BAROSTAT_INTERVAL = 25  # steps between Monte Carlo volume moves
 _FORCE_UNIT = unit.kilojoule_per_mole / unit.nanometer
+_ENERGY_UNIT = unit.kilojoule_per_mole
+
+
+def recording_seed(master_seed: int, system: str, index: int) -> int:
+    """Seed of trajectory ``index``'s equilibration and recording (velocities, Langevin noise)."""
+    return derive_seed(master_seed, "reference", system, index)
+
+
+def start_seed(master_seed: int, system: str, index: int) -> int:
+    """Seed of trajectory ``index``'s high-temperature start run: a stream of its own."""
+    return derive_seed(master_seed, "reference-start", system, index)
 
 
 def choose_platform(name: str | None = None) -> openmm.Platform:
@@ -109,25 +127,33 @@ class ReferenceSystem:
         if not len(self.solute):
             raise InputError(f"{self.path}: no solute atoms (only water and ions)")
 
-    def system(self, *, barostat: bool) -> openmm.System:
+    def system(self, *, barostat: bool, seed: int = 0) -> openmm.System:
+        """The OpenMM system; in explicit water with ``barostat``, a Monte Carlo barostat
+        whose volume moves draw from ``seed`` (0: OpenMM picks one, not reproducible)."""
         system = create_system(self.topology, self.forcefield, self.params, str(self.path))
         # What the provenance records: the forces of the recording system, barostat aside.
         self.force_classes = force_classes(system)
         if barostat and self.explicit:
-            system.addForce(
-                openmm.MonteCarloBarostat(
-                    self.params["pressure"] * unit.bar,
-                    self.temperature * unit.kelvin,
-                    _BAROSTAT_INTERVAL,
-                )
+            barostat_force = openmm.MonteCarloBarostat(
+                self.params["pressure"] * unit.bar,
+                self.temperature * unit.kelvin,
+                _BAROSTAT_INTERVAL,
             )
+            barostat_force.setRandomNumberSeed(seed)
+            system.addForce(barostat_force)
         return system
 
     def simulation(
-        self, system: openmm.System, seed: int, platform: openmm.Platform, threads: int
+        self,
+        system: openmm.System,
+        seed: int,
+        platform: openmm.Platform,
+        threads: int,
+        temperature: float | None = None,
     ) -> app.Simulation:
+        """A Langevin simulation of ``system`` at ``temperature`` (K; default: the target)."""
         integrator = openmm.LangevinMiddleIntegrator(
-            self.temperature * unit.kelvin,
+            (self.temperature if temperature is None else temperature) * unit.kelvin,
             self.params["friction"] / unit.picosecond,
             self.params["timestep"] * unit.picoseconds,
         )
@@ -138,6 +164,47 @@ class ReferenceSystem:
 
     def solute_topology(self) -> md.Topology:
         return md.Topology.from_openmm(self.topology).subset(self.solute)
+
+    def start_facts(self, context: openmm.Context) -> dict[str, float]:
+        """The structure in ``context``: potential energy (kJ/mol, whole simulated system)
+        and RMSD (nm) of the solute's heavy atoms from the prepared structure, superposed."""
+        state = context.getState(getEnergy=True, getPositions=True)
+        atoms = list(self.topology.atoms())
+        heavy = [
+            i
+            for i in self.solute
+            if atoms[i].element is not None and atoms[i].element.atomic_number > 1
+        ]
+        start = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)[heavy][None]
+        prepared = np.array(self.positions.value_in_unit(unit.nanometer))[heavy][None]
+        rotation, translation = kabsch(start, prepared)
+        return {
+            "start_potential_energy": state.getPotentialEnergy().value_in_unit(_ENERGY_UNIT),
+            "start_rmsd": float(rmsd(superpose(start, rotation, translation), prepared)[0]),
+        }
+
+
+def hot_start(
+    reference: ReferenceSystem, seed: int, platform: openmm.Platform, threads: int
+) -> unit.Quantity:
+    """All-atom positions (a Quantity in nm) of an independent start: the prepared structure
+    minimised, then run for ``start_steps`` at ``start_temperature`` (K) from velocities and
+    Langevin noise drawn with ``seed`` (see :func:`start_seed`). Nothing of it is recorded.
+
+    In explicit water the run is NVT at the prepared box: the barostat of the equilibration
+    that follows, at the target temperature, then sets the volume.
+    """
+    params = reference.params
+    simulation = reference.simulation(
+        reference.system(barostat=False), seed, platform, threads, params["start_temperature"]
+    )
+    simulation.context.setPositions(reference.positions)
+    if reference.explicit:
+        simulation.context.setPeriodicBoxVectors(*reference.topology.getPeriodicBoxVectors())
+    simulation.minimizeEnergy()
+    simulation.context.setVelocitiesToTemperature(params["start_temperature"] * unit.kelvin, seed)
+    simulation.step(params["start_steps"])
+    return simulation.context.getState(getPositions=True).getPositions(asNumpy=True)
 
 
 def _fingerprint(**facts: Any) -> str:
@@ -188,29 +255,41 @@ class _Checkpoints:
 
 def _equilibrate(
     reference: ReferenceSystem,
-    seed: int,
+    seeds: tuple[int, int],
     platform: openmm.Platform,
     threads: int,
-    steps: int,
-) -> app.Simulation:
-    """Minimise, draw velocities, equilibrate; return the simulation that records."""
-    simulation = reference.simulation(reference.system(barostat=True), seed, platform, threads)
-    simulation.context.setPositions(reference.positions)
+) -> tuple[app.Simulation, dict[str, float]]:
+    """Start (hot run, or minimisation alone), draw velocities, equilibrate.
+
+    ``seeds`` are the recording seed and the start seed. Returns the simulation that
+    records and the facts of the start structure (see :meth:`ReferenceSystem.start_facts`).
+    """
+    seed, seed_of_start = seeds
+    steps = reference.params["equilibration_steps"]
+    hot = reference.params["start_steps"] > 0
+    positions = hot_start(reference, seed_of_start, platform, threads) if hot else None
+    simulation = reference.simulation(
+        reference.system(barostat=True, seed=seed), seed, platform, threads
+    )
+    simulation.context.setPositions(reference.positions if positions is None else positions)
     if reference.explicit:
         simulation.context.setPeriodicBoxVectors(*reference.topology.getPeriodicBoxVectors())
-    simulation.minimizeEnergy()
+    if not hot:
+        # A hot start is not minimised again: that would only take it to the bottom of its basin.
+        simulation.minimizeEnergy()
+    start = reference.start_facts(simulation.context)
     simulation.context.setVelocitiesToTemperature(reference.temperature * unit.kelvin, seed)
     if steps:
         simulation.step(steps)
     if not reference.explicit:
-        return simulation
+        return simulation, start
     # Recording runs at the equilibrated volume: a new context without the barostat.
     state = simulation.context.getState(getPositions=True, getVelocities=True)
     production = reference.simulation(reference.system(barostat=False), seed, platform, threads)
     production.context.setPeriodicBoxVectors(*state.getPeriodicBoxVectors())
     production.context.setPositions(state.getPositions())
     production.context.setVelocities(state.getVelocities())
-    return production
+    return production, start
 
 
 def generate_trajectory(
@@ -237,11 +316,15 @@ def generate_trajectory(
         K.
     params
         The ``reference`` config section: forcefield, solvent, timestep (ps), friction
-        (1/ps), constraints, equilibration_steps, n_steps, save_every, checkpoint_interval.
+        (1/ps), constraints, start_temperature (K), start_steps, equilibration_steps,
+        n_steps, save_every, checkpoint_interval.
 
     Returns
     -------
-    The provenance ``extra`` record: platform, ns/day, frames, restarts.
+    The provenance ``extra`` record: platform, ns/day, frames, restarts, and the start:
+    ``start_temperature`` (K), ``start_steps``, ``start_seed``, ``start_potential_energy``
+    (kJ/mol, whole simulated system, before equilibration) and ``start_rmsd`` (nm, solute
+    heavy atoms from the prepared structure, superposed).
     """
     output = Path(output)
     reference = ReferenceSystem(structure, params, temperature)
@@ -253,7 +336,8 @@ def generate_trajectory(
         )
     frames_per_block = max(1, params["checkpoint_interval"] // save_every)
     n_blocks = -(-n_frames // frames_per_block)
-    seed = derive_seed(master_seed, "reference", system, index)
+    seed = recording_seed(master_seed, system, index)
+    seed_of_start = start_seed(master_seed, system, index)
     platform = choose_platform(platform_name)
     recorded = {k: v for k, v in params.items() if k not in ("n_trajectories",)}
     checkpoints = _Checkpoints(
@@ -279,12 +363,18 @@ def generate_trajectory(
             resumed = None
     if resumed is None:
         checkpoints.reset()
-        simulation = _equilibrate(reference, seed, platform, threads, params["equilibration_steps"])
+        simulation, start_record = _equilibrate(reference, (seed, seed_of_start), platform, threads)
         checkpoints.save_state(
-            simulation.context.createCheckpoint(), n_blocks=0, n_frames=0, seconds=0.0, restarts=0
+            simulation.context.createCheckpoint(),
+            n_blocks=0,
+            n_frames=0,
+            seconds=0.0,
+            restarts=0,
+            start=start_record,
         )
         done_blocks, done_frames, seconds, restarts = 0, 0, 0.0, 0
     else:
+        start_record = resumed["start"]
         done_blocks, done_frames = resumed["n_blocks"], resumed["n_frames"]
         seconds, restarts = resumed["seconds"], resumed["restarts"] + 1
         log.info("%s trajectory %d: resuming at frame %d", system, index, done_frames)
@@ -322,6 +412,7 @@ def generate_trajectory(
                 n_frames=done_frames,
                 seconds=seconds,
                 restarts=restarts,
+                start=start_record,
             )
 
     simulated_ns = n_frames * save_every * params["timestep"] * 1e-3
@@ -333,6 +424,10 @@ def generate_trajectory(
         "trajectory": index,
         "frames": n_frames,
         "restarts": restarts,
+        "start_temperature": params["start_temperature"],
+        "start_steps": params["start_steps"],
+        "start_seed": seed_of_start,
+        **start_record,
         "simulated_atoms": reference.topology.getNumAtoms(),
         "solute_atoms": n_solute,
         "forcefield_files": forcefield_files(params),

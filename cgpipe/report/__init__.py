@@ -13,6 +13,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cgpipe import keys
@@ -55,6 +56,35 @@ def summarise(metrics: pd.DataFrame, captions: dict[str, str] | None = None) -> 
         wide = wide.drop(columns=keys.ALL_FOLDS)
     wide.insert(0, "description", [captions.get(m, "") for m in wide.index])
     return wide
+
+
+def _display(metrics: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as text: each value with its 95 % interval where it has one, and for a
+    score with a noise floor, in how many folds it lies within the floor's interval."""
+    table = summary.copy().astype(object)
+    for row in metrics.itertuples(index=False):
+        value, low, high = getattr(row, keys.VALUE), getattr(row, keys.LOW), getattr(row, keys.HIGH)
+        fold = getattr(row, keys.FOLD)
+        column = "mean" if fold == keys.ALL_FOLDS else fold
+        text = f"{value:.4g}" if np.isfinite(value) else ""
+        if np.isfinite(low) and np.isfinite(high):
+            text += f" [{low:.4g}, {high:.4g}]"
+        table.loc[getattr(row, keys.METRIC), column] = text
+    for column in ("mean", "std"):
+        for metric in table.index:
+            if isinstance(table.loc[metric, column], float):
+                number = table.loc[metric, column]
+                table.loc[metric, column] = f"{number:.4g}" if np.isfinite(number) else ""
+    verdicts = []
+    for metric in table.index:
+        floor = metric + keys.FLOOR_SUFFIX
+        scores = metrics[metrics[keys.METRIC] == metric].set_index(keys.FOLD)[keys.VALUE]
+        highs = metrics[metrics[keys.METRIC] == floor].set_index(keys.FOLD)[keys.HIGH]
+        shared = scores.index.intersection(highs.index)
+        within = int((scores[shared] <= highs[shared]).sum())
+        verdicts.append(f"{within} of {len(shared)}" if len(shared) else "")
+    table["within floor"] = verdicts
+    return table
 
 
 def _image(path: Path) -> str:
@@ -108,11 +138,13 @@ def run(
             first = metrics.iloc[0]
             title = f"{first[keys.SYSTEM]} · {first[keys.MAPPING]} · {first[keys.MODEL]}"
             summary = summarise(metrics, read_captions(metrics_path))
-            table = summary.to_html(float_format=lambda v: f"{v:.4g}", na_rep="")
+            table = _display(metrics, summary).to_html(na_rep="")
         sections.append(
             f"<h2>{html.escape(title)}</h2>\n{_image(Path(fes_path))}\n{table}\n"
             f'<p class="note">From {html.escape(metrics_path)}; mean and std over folds '
-            "(std with ddof=1).</p>"
+            "(std with ddof=1); [low, high]: 95 % interval; <i>within floor</i>: folds whose "
+            "score does not exceed the upper end of its noise floor's interval (a model there "
+            "cannot be told from the reference's own sampling noise).</p>"
         )
     provenance = Provenance(stage="report", inputs=[*metrics_paths, *fes_paths])
     record = provenance.to_json().replace("</", "<\\/")

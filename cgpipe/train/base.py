@@ -4,6 +4,11 @@ A trainer is a class in a module of this package that subclasses :class:`Trainer
 registers itself in :data:`TRAINERS`; its constructor takes its config section
 (``trainers.<name>``) as keyword arguments. A model's section names its trainer
 (``models.<model>.trainer``).
+
+A trainer sees a fold's training trajectories only, split into the frames it fits on and
+the inner validation frames it selects the model with (:class:`TrainingData`); the fold's
+held-out trajectories never reach it, they are scored afterwards by
+:func:`cgpipe.train.run`.
 """
 
 from __future__ import annotations
@@ -20,21 +25,23 @@ from cgpipe.registry import Registry
 
 @dataclasses.dataclass(frozen=True)
 class TrainingData:
-    """What a trainer sees of one fold: CG frames of its training and held-out trajectories.
+    """What a trainer sees of one fold: the CG frames of its training trajectories only.
 
-    A trainer fits on ``positions``/``forces`` only; the held-out frames are for scoring.
+    A trainer fits on ``positions``/``forces`` and may score the validation frames to pick
+    an epoch and to stop early; the fold's held-out trajectories are not here.
 
     Attributes
     ----------
     positions
-        [n_train, n_beads, 3] training positions, nm.
+        [n_train, n_beads, 3] positions the model is fitted on, nm.
     forces
         [n_train, n_beads, 3] projected CG forces, kJ/mol/nm, or ``None`` for
         positions-only data.
-    heldout_positions
-        [n_heldout, n_beads, 3] positions of the held-out trajectories, nm.
-    heldout_forces
-        [n_heldout, n_beads, 3] kJ/mol/nm, or ``None`` for positions-only data.
+    validation_positions
+        [n_validation, n_beads, 3] positions of the inner validation frames, nm
+        (``n_validation`` may be 0: no validation).
+    validation_forces
+        [n_validation, n_beads, 3] kJ/mol/nm, or ``None`` for positions-only data.
     fold
         The cross-validation fold.
     source
@@ -43,8 +50,8 @@ class TrainingData:
 
     positions: np.ndarray
     forces: np.ndarray | None
-    heldout_positions: np.ndarray
-    heldout_forces: np.ndarray | None
+    validation_positions: np.ndarray
+    validation_forces: np.ndarray | None
     fold: int
     source: str = ""
 
@@ -52,25 +59,63 @@ class TrainingData:
         shape = self.positions.shape
         if len(shape) != 3 or shape[2] != 3:
             raise ValueError(f"positions must be [n_frames, n_beads, 3], got {shape}")
-        if self.heldout_positions.shape[1:] != shape[1:]:
+        if self.validation_positions.shape[1:] != shape[1:]:
             raise ValueError(
-                f"held-out positions {self.heldout_positions.shape} do not match the "
+                f"validation positions {self.validation_positions.shape} do not match the "
                 f"training positions {shape}"
             )
         for name, forces, positions in (
             ("forces", self.forces, self.positions),
-            ("heldout_forces", self.heldout_forces, self.heldout_positions),
+            ("validation_forces", self.validation_forces, self.validation_positions),
         ):
             if forces is not None and forces.shape != positions.shape:
                 raise ValueError(
                     f"{name} {forces.shape} do not match their positions {positions.shape}"
                 )
 
+    @property
+    def validating(self) -> bool:
+        """Whether there are validation frames with forces to score."""
+        return len(self.validation_positions) > 0 and self.validation_forces is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class FitResult:
+    """What :meth:`Trainer.fit` reports; the model holds the selected epoch's state.
+
+    Attributes
+    ----------
+    records
+        Loss records, one per epoch and split: :data:`cgpipe.keys.EPOCH`,
+        :data:`~cgpipe.keys.SPLIT` (:data:`SPLIT_TRAIN`, :data:`SPLIT_VALIDATION`),
+        :data:`~cgpipe.keys.LOSS` ((kJ/mol/nm)^2) and :data:`~cgpipe.keys.RMSE` (force
+        RMSE, kJ/mol/nm).
+    selected_epoch
+        The epoch whose parameters the model holds on return (the lowest validation loss;
+        the last epoch without validation frames).
+    stopped_at_epoch
+        The last epoch run (before ``epochs - 1`` where training stopped early).
+    train_loss
+        Mean squared force error on the training frames in the selected epoch,
+        (kJ/mol/nm)^2; NaN where nothing was trained.
+    validation_loss
+        Mean squared force error on the validation frames after the selected epoch,
+        (kJ/mol/nm)^2; NaN without validation frames.
+    """
+
+    records: list[dict[str, Any]]
+    selected_epoch: int
+    stopped_at_epoch: int
+    train_loss: float
+    validation_loss: float
+
 
 class Trainer:
     """Fits a model to one fold's training frames.
 
     Subclasses take their config section as keyword arguments and implement :meth:`fit`.
+    One trainer may fit several models in turn (the replicates of ``train.seeds``), so
+    :meth:`fit` keeps no state between calls.
 
     Attributes
     ----------
@@ -87,15 +132,15 @@ class Trainer:
         *,
         generator: torch.Generator,
         device: torch.device,
-    ) -> list[dict[str, Any]]:
-        """Train ``model`` (already on ``device``) in place.
+    ) -> FitResult:
+        """Train ``model`` (already on ``device``) in place; leave it in its selected state.
 
         Parameters
         ----------
         model
             The model, built on the fold's prior.
         training
-            The fold's frames.
+            The fold's training frames and inner validation frames.
         generator
             The CPU generator for every random draw of the training (batch order, ...).
         device
@@ -103,10 +148,8 @@ class Trainer:
 
         Returns
         -------
-        list of dict
-            Loss records, one per epoch and split: :data:`cgpipe.keys.EPOCH`,
-            :data:`~cgpipe.keys.SPLIT` (``train``/``heldout``), :data:`~cgpipe.keys.LOSS`
-            and :data:`~cgpipe.keys.RMSE` (force RMSE, kJ/mol/nm).
+        FitResult
+            The loss records and the selected epoch.
 
         Raises
         ------

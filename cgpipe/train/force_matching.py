@@ -2,9 +2,14 @@
 
 Minimises E ||F_theta(z) - Xi_f f(x)||^2 over the training frames, whose minimiser is
 the mean force -grad A(z); forces are -dE/dz by autograd, so the loss is differentiated
-twice. AdamW with the learning rate cosine-annealed to 1 % of its start; after every
-epoch the force RMSE on evenly spread frames of the held-out trajectories is recorded.
-A model with nothing to train (the prior alone) is scored once.
+twice. AdamW with the learning rate cosine-annealed to 1 % of its start over ``epochs``.
+
+After every epoch the force RMSE on evenly spread inner validation frames (trajectories
+of the fold's training set that are not fitted on) is recorded; the model keeps the
+parameters of the epoch with the lowest validation loss (model selection), and training
+stops once ``patience`` epochs in a row have not lowered it (early stopping; the cosine
+schedule is then cut short, not rescaled). Without validation frames every epoch runs and
+the last is kept. A model with nothing to train (the prior alone) is scored once.
 """
 
 from __future__ import annotations
@@ -21,28 +26,41 @@ from tqdm import tqdm
 from cgpipe import keys
 from cgpipe.data import evenly
 from cgpipe.errors import InputError
+from cgpipe.keys import SPLIT_TRAIN, SPLIT_VALIDATION
 from cgpipe.models import EnergyModel, force_rmse
-from cgpipe.train.base import TRAINERS, Trainer, TrainingData
+from cgpipe.train.base import (
+    TRAINERS,
+    FitResult,
+    Trainer,
+    TrainingData,
+)
 
 log = logging.getLogger(__name__)
 
 
+def _record(epoch: int, split: str, mse: float) -> dict[str, Any]:
+    return {keys.EPOCH: epoch, keys.SPLIT: split, keys.LOSS: mse, keys.RMSE: math.sqrt(mse)}
+
+
 @TRAINERS.register("force_matching")
 class ForceMatching(Trainer):
-    """Force matching with AdamW and cosine annealing.
+    """Force matching with AdamW, cosine annealing, model selection and early stopping.
 
     Parameters
     ----------
     epochs
-        Passes over the training frames.
+        At most this many passes over the training frames.
     batch_size
         Frames per optimisation step.
     learning_rate
-        Initial AdamW learning rate; annealed to 1 % of it over all steps.
+        Initial AdamW learning rate; annealed to 1 % of it over ``epochs``.
     weight_decay
         AdamW weight decay.
-    heldout_frames
-        At most this many held-out frames, spread evenly, are scored after every epoch.
+    validation_frames
+        At most this many validation frames, spread evenly, are scored after every epoch.
+    patience
+        Stop after this many epochs in a row without a lower validation loss (strictly
+        lower; ``patience >= epochs`` never stops early).
     """
 
     def __init__(
@@ -52,15 +70,17 @@ class ForceMatching(Trainer):
         batch_size: int,
         learning_rate: float,
         weight_decay: float,
-        heldout_frames: int,
+        validation_frames: int,
+        patience: int,
     ) -> None:
-        if epochs < 1 or batch_size < 1 or heldout_frames < 1:
-            raise ValueError("epochs, batch_size and heldout_frames must be positive")
+        if min(epochs, batch_size, validation_frames, patience) < 1:
+            raise ValueError("epochs, batch_size, validation_frames and patience must be positive")
         self.epochs = int(epochs)
         self.batch_size = int(batch_size)
         self.learning_rate = float(learning_rate)
         self.weight_decay = float(weight_decay)
-        self.heldout_frames = int(heldout_frames)
+        self.validation_frames = int(validation_frames)
+        self.patience = int(patience)
 
     def fit(
         self,
@@ -69,44 +89,54 @@ class ForceMatching(Trainer):
         *,
         generator: torch.Generator,
         device: torch.device,
-    ) -> list[dict[str, Any]]:
+    ) -> FitResult:
         trainable = [p for p in model.parameters() if p.requires_grad]
         if training.forces is None and trainable:
             raise InputError(
                 f"{training.source}: no forces (positions-only data); {model.name} is trained "
                 "by force matching and needs them"
             )
-        scored = evenly(np.arange(len(training.heldout_positions)), self.heldout_frames)
-        log.info("fold %d: %d held-out frames scored", training.fold, len(scored))
 
         def tensor(array: np.ndarray) -> torch.Tensor:
             return torch.as_tensor(array, dtype=torch.float32, device=device)
 
+        validating = training.validating
+        scored = evenly(np.arange(len(training.validation_positions)), self.validation_frames)
+        log.info("fold %d: %d validation frames scored", training.fold, len(scored))
+        if validating:
+            x_valid = tensor(training.validation_positions[scored])
+            f_valid = tensor(training.validation_forces[scored])
+
+        def validation_mse() -> float:
+            return force_rmse(model, x_valid, f_valid) ** 2 if validating else math.nan
+
+        if not trainable:  # the prior alone: nothing to select, scored once
+            model.eval()
+            mse = validation_mse()
+            records = [_record(0, SPLIT_VALIDATION, mse)] if validating else []
+            return FitResult(records, 0, 0, math.nan, mse)
+
         x_train = tensor(training.positions)
-        x_test = tensor(training.heldout_positions[scored])
-        f_train = tensor(training.forces) if training.forces is not None else None
-        f_test = (
-            tensor(training.heldout_forces[scored]) if training.heldout_forces is not None else None
-        )
+        f_train = tensor(training.forces)
         n_train = len(x_train)
+        optimizer = torch.optim.AdamW(
+            trainable, lr=self.learning_rate, weight_decay=self.weight_decay
+        )
+        steps_per_epoch = math.ceil(n_train / self.batch_size)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=self.epochs * steps_per_epoch, eta_min=0.01 * self.learning_rate
+        )
         records: list[dict[str, Any]] = []
-        epochs = self.epochs if trainable else 0
-        if trainable:
-            optimizer = torch.optim.AdamW(
-                trainable, lr=self.learning_rate, weight_decay=self.weight_decay
-            )
-            steps_per_epoch = math.ceil(n_train / self.batch_size)
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-                optimizer, T_max=epochs * steps_per_epoch, eta_min=0.01 * self.learning_rate
-            )
+        train_losses: list[float] = []
+        best_epoch, best_loss, best_state = -1, math.inf, None
+        epoch = 0
         for epoch in tqdm(
-            range(epochs), desc=f"fold {training.fold}", file=sys.stderr, mininterval=5
+            range(self.epochs), desc=f"fold {training.fold}", file=sys.stderr, mininterval=5
         ):
             model.train()
             order = torch.randperm(n_train, generator=generator).to(device)
             total = torch.zeros((), device=device)  # summed on the device: no sync per step
-            count = 0
-            for start in range(0, len(order), self.batch_size):
+            for start in range(0, n_train, self.batch_size):
                 batch = order[start : start + self.batch_size]
                 _, predicted = model.energy_and_forces(x_train[batch], create_graph=True)
                 loss = ((predicted - f_train[batch]) ** 2).mean()
@@ -115,39 +145,39 @@ class ForceMatching(Trainer):
                 optimizer.step()
                 scheduler.step()
                 total += loss.detach() * len(batch)
-                count += len(batch)
             model.eval()
-            train_mse = float(total) / count
-            test_rmse = force_rmse(model, x_test, f_test)
-            records += [
-                {
-                    keys.EPOCH: epoch,
-                    keys.SPLIT: "train",
-                    keys.LOSS: train_mse,
-                    keys.RMSE: math.sqrt(train_mse),
-                },
-                {
-                    keys.EPOCH: epoch,
-                    keys.SPLIT: "heldout",
-                    keys.LOSS: test_rmse**2,
-                    keys.RMSE: test_rmse,
-                },
-            ]
+            train_losses.append(float(total) / n_train)
+            records.append(_record(epoch, SPLIT_TRAIN, train_losses[-1]))
+            if not validating:
+                continue
+            mse = validation_mse()
+            records.append(_record(epoch, SPLIT_VALIDATION, mse))
             log.info(
-                "fold %d epoch %d: train rmse %.2f, held-out rmse %.2f kJ/mol/nm",
+                "fold %d epoch %d: train rmse %.2f, validation rmse %.2f kJ/mol/nm",
                 training.fold,
                 epoch,
-                math.sqrt(train_mse),
-                test_rmse,
+                math.sqrt(train_losses[-1]),
+                math.sqrt(mse),
             )
-        if not records:  # a model with nothing to train (the prior alone) is scored once
-            test_rmse = force_rmse(model, x_test, f_test) if f_test is not None else float("nan")
-            records.append(
-                {
-                    keys.EPOCH: 0,
-                    keys.SPLIT: "heldout",
-                    keys.LOSS: test_rmse**2,
-                    keys.RMSE: test_rmse,
-                }
+            if mse < best_loss:  # NaN never improves
+                best_epoch, best_loss = epoch, mse
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif epoch - max(best_epoch, 0) >= self.patience:
+                log.info(
+                    "fold %d: stopped after epoch %d, %d epochs past the best (%d)",
+                    training.fold,
+                    epoch,
+                    self.patience,
+                    best_epoch,
+                )
+                break
+        if best_state is None:  # no validation, or it never was finite: the last epoch
+            return FitResult(
+                records,
+                epoch,
+                epoch,
+                train_losses[-1],
+                best_loss if math.isfinite(best_loss) else math.nan,
             )
-        return records
+        model.load_state_dict(best_state)
+        return FitResult(records, best_epoch, epoch, train_losses[best_epoch], best_loss)

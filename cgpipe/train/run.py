@@ -1,13 +1,29 @@
-"""The train stage: fit the prior and train one model on one cross-validation fold."""
+"""The train stage: fit the prior and train one model on one cross-validation fold.
+
+The fold's frames play three parts (:func:`split_validation`):
+
+- **training**: the frames the prior is fitted on and the model is trained on;
+- **validation**: inner validation frames from the fold's training trajectories, which the
+  trainer scores after every epoch to pick the epoch it keeps and to stop early;
+- **held-out**: the fold's held-out trajectories, never given to the prior or the trainer;
+  the selected model's force RMSE on them is the final score in ``losses.parquet``.
+
+With ``train.seeds`` > 1 the model is trained that many times from different seeds
+(replicates); the one with the lowest validation loss is saved, and every replicate's
+validation and held-out RMSE are written, so the spread over seeds is reported.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -16,13 +32,112 @@ from cgpipe.data import FoldData, check_beads, evenly
 from cgpipe.device import select_device
 from cgpipe.errors import InputError
 from cgpipe.io import Provenance, write_table
+from cgpipe.keys import REPLICATE, SPLIT_HELDOUT
 from cgpipe.mapping import read_mapping
-from cgpipe.models import MODELS, EnergyModel, fit_prior, save_model
+from cgpipe.models import MODELS, EnergyModel, fit_prior, force_rmse, save_model
 from cgpipe.paths import LOSSES_FILE, MODEL_FILE
+from cgpipe.seeds import derive_seed
 from cgpipe.stages import write_resolved_config
-from cgpipe.train.base import TRAINERS, TrainingData
+from cgpipe.train.base import TRAINERS, FitResult, TrainingData
 
 log = logging.getLogger(__name__)
+
+VALIDATION_TAIL = 0.2
+"""Fraction of a fold's only training trajectory validated on: its last frames in time."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ValidationSplit:
+    """A fold's training frames split into the frames fitted on and the validation frames.
+
+    Attributes
+    ----------
+    train_frames
+        Frame indices the prior and the model are fitted on.
+    validation_frames
+        Frame indices of the inner validation set (may be empty).
+    trajectories
+        Trajectory labels the validation frames come from.
+    rule
+        ``"trajectories"`` (whole training trajectories held out), ``"tail"`` (the last
+        :data:`VALIDATION_TAIL` of the fold's only training trajectory) or ``"none"``.
+    """
+
+    train_frames: np.ndarray
+    validation_frames: np.ndarray
+    trajectories: list[int]
+    rule: str
+
+    def describe(self) -> str:
+        """One sentence for the provenance."""
+        if self.rule == "trajectories":
+            return f"trajectories {self.trajectories} of the fold's training set"
+        if self.rule == "tail":
+            return (
+                f"the last {100 * VALIDATION_TAIL:g} % of the frames in time of trajectory "
+                f"{self.trajectories[0]}, the fold's only training trajectory (a time block "
+                "correlated with the frames trained on: a weaker check than a separate "
+                "trajectory)"
+            )
+        return "none: every epoch runs and the last is kept"
+
+
+def split_validation(folds: FoldData, n_trajectories: int) -> ValidationSplit:
+    """Split a fold's training frames into training and inner validation frames.
+
+    The validation trajectories are the ``n_trajectories`` training trajectories whose
+    labels follow the fold's held-out ones in sorted order, wrapping round to the lowest
+    (with one trajectory per fold, fold k validates on trajectory k + 1 and the last fold
+    on trajectory 0: each trajectory validates once). A fold with a single training
+    trajectory has no trajectory to spare: it validates on the last
+    :data:`VALIDATION_TAIL` of that trajectory's frames in time and trains on the rest.
+
+    Parameters
+    ----------
+    folds
+        The fold's frames.
+    n_trajectories
+        ``train.validation_trajectories``; 0: no validation frames.
+
+    Raises
+    ------
+    InputError
+        ``n_trajectories`` leaves no trajectory to train on, or the only training
+        trajectory has fewer than 2 frames.
+    """
+    index = folds.data.trajectory_index
+    train = folds.train_frames
+    labels = np.unique(index[train])
+    if n_trajectories == 0:
+        return ValidationSplit(train, train[:0], [], "none")
+    if len(labels) == 1:
+        frames = train[np.argsort(folds.data.time[train], kind="stable")]
+        n_tail = max(1, round(VALIDATION_TAIL * len(frames)))
+        if len(frames) - n_tail < 1:
+            raise InputError(
+                f"fold {folds.fold}: its only training trajectory {labels[0]} has "
+                f"{len(frames)} frame(s), too few to split off validation frames"
+            )
+        return ValidationSplit(
+            np.sort(frames[:-n_tail]), np.sort(frames[-n_tail:]), [int(labels[0])], "tail"
+        )
+    if n_trajectories > len(labels) - 1:
+        raise InputError(
+            f"train.validation_trajectories={n_trajectories} leaves no trajectory to train on "
+            f"in fold {folds.fold}: it has {len(labels)} training trajectories "
+            f"{labels.tolist()}; at most {len(labels) - 1}"
+        )
+    last_held_out = index[folds.heldout_frames].max()
+    following = np.concatenate([labels[labels > last_held_out], labels[labels < last_held_out]])
+    chosen = np.sort(following[:n_trajectories])
+    validation = np.isin(index[train], chosen)
+    return ValidationSplit(train[~validation], train[validation], chosen.tolist(), "trajectories")
+
+
+def replicate_seed(seed: int, replicate: int) -> int:
+    """The seed of training replicate ``replicate``: ``seed`` itself for the first, so that
+    ``train.seeds`` = 1 trains as a single run does, then derived from it."""
+    return seed if replicate == 0 else derive_seed(seed, "replicate", replicate)
 
 
 def _section(cfg: Mapping[str, Any], kind: str, name: str) -> dict[str, Any]:
@@ -30,6 +145,18 @@ def _section(cfg: Mapping[str, Any], kind: str, name: str) -> dict[str, Any]:
         return dict(cfg[kind][name])
     except KeyError:
         raise InputError(f"the configuration has no section {kind}.{name}") from None
+
+
+def _finite(value: float) -> float | None:
+    """A number for the provenance's JSON: ``None`` for NaN (nothing scored)."""
+    return value if math.isfinite(value) else None
+
+
+def _selection_loss(result: FitResult, validating: bool) -> float:
+    """What replicates are ranked by: the validation loss, or without validation frames the
+    training loss (never the held-out score); NaN ranks last."""
+    loss = result.validation_loss if validating else result.train_loss
+    return loss if math.isfinite(loss) else math.inf
 
 
 def run(
@@ -52,9 +179,11 @@ def run(
     mapping_path
         The mapping artifact (bead types, bonds).
     output_dir
-        Folder for the checkpoint (:data:`~cgpipe.paths.MODEL_FILE`), the losses
-        (:data:`~cgpipe.paths.LOSSES_FILE`: epoch, split, loss in (kJ/mol/nm)^2, rmse in
-        kJ/mol/nm) and the resolved configuration.
+        Folder for the checkpoint (:data:`~cgpipe.paths.MODEL_FILE`, the selected
+        replicate), the losses (:data:`~cgpipe.paths.LOSSES_FILE`: replicate, epoch,
+        split, loss in (kJ/mol/nm)^2, rmse in kJ/mol/nm; splits ``train`` and
+        ``validation`` per epoch, and one ``heldout`` row per replicate at its selected
+        epoch) and the resolved configuration.
     model
         A registered model (:data:`cgpipe.models.MODELS`); its section ``models.<model>``
         names its trainer (``trainers.<trainer>``).
@@ -64,14 +193,15 @@ def run(
         The validated configuration: ``temperature`` (K), ``train``, ``models`` and
         ``trainers`` are read.
     seed
-        Seeds the model's initialisation and the trainer's generator.
+        Seeds the first replicate's initialisation and trainer generator; the others'
+        seeds derive from it (:func:`replicate_seed`).
     threads
         CPU threads for torch.
 
     Returns
     -------
     EnergyModel
-        The trained model, on the CPU.
+        The selected replicate's trained model, on the CPU.
     """
     model_section = _section(cfg, "models", model)
     model_class = MODELS.get(model)
@@ -87,38 +217,100 @@ def run(
     mapping = read_mapping(mapping_path)
     check_beads(mapping.n_beads, folds.data, Path(mapping_path), Path(cg_path))
     data = folds.data
-    train_frames = evenly(folds.train_frames, train_cfg["max_frames"])
+    split = split_validation(folds, train_cfg["validation_trajectories"])
+    train_frames = evenly(split.train_frames, train_cfg["max_frames"])
     heldout_frames = folds.heldout_frames
     log.info(
-        "fold %d: %d training frames, %d held-out frames",
+        "fold %d: %d training frames, %d validation frames (%s), %d held-out frames",
         fold,
         len(train_frames),
+        len(split.validation_frames),
+        split.describe(),
         len(heldout_frames),
     )
 
-    # The order of random draws is part of the result: the generator and the global seed
-    # first, then the network's initialisation (the prior fit draws nothing), then the
-    # trainer's draws from the generator.
-    generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
+    def forces(frames: np.ndarray) -> np.ndarray | None:
+        return data.forces[frames] if data.forces is not None else None
+
+    # The prior is fitted on the frames the model is trained on and draws nothing. The
+    # order of random draws is part of the result: per replicate, the generator and the
+    # global seed first, then the network's initialisation, then the trainer's draws from
+    # the generator.
     prior = fit_prior(
         data.coordinates[train_frames], mapping.bonds, cfg["temperature"], **train_cfg["prior"]
     )
-    energy_model = model_class.from_config(
-        model_section, bead_types=mapping.bead_types.tolist(), prior=prior
-    ).to(device)
-    trainer = trainer_class(**trainer_section)
-    training = TrainingData(
+    training = TrainingData(  # no frame of a held-out trajectory
         positions=data.coordinates[train_frames],
-        forces=data.forces[train_frames] if data.forces is not None else None,
-        heldout_positions=data.coordinates[heldout_frames],
-        heldout_forces=data.forces[heldout_frames] if data.forces is not None else None,
+        forces=forces(train_frames),
+        validation_positions=data.coordinates[split.validation_frames],
+        validation_forces=forces(split.validation_frames),
         fold=fold,
         source=str(cg_path),
     )
-    records = trainer.fit(energy_model, training, generator=generator, device=device)
+    trainer = trainer_class(**trainer_section)
+    heldout_positions = torch.as_tensor(
+        data.coordinates[heldout_frames], dtype=torch.float32, device=device
+    )
+    heldout_forces = forces(heldout_frames)
+    if heldout_forces is not None:
+        heldout_forces = torch.as_tensor(heldout_forces, dtype=torch.float32, device=device)
+
+    records: list[dict[str, Any]] = []
+    replicates: list[dict[str, Any]] = []
+    selected: tuple[float, int, EnergyModel] | None = None
+    for replicate in range(train_cfg["seeds"]):
+        this_seed = replicate_seed(seed, replicate)
+        generator = torch.Generator().manual_seed(this_seed)
+        torch.manual_seed(this_seed)
+        energy_model = model_class.from_config(
+            model_section, bead_types=mapping.bead_types.tolist(), prior=prior
+        ).to(device)
+        result = trainer.fit(energy_model, training, generator=generator, device=device)
+        energy_model.eval()
+        heldout_rmse = (
+            force_rmse(energy_model, heldout_positions, heldout_forces)
+            if heldout_forces is not None and len(heldout_frames)
+            else math.nan
+        )
+        records += [{REPLICATE: replicate, **record} for record in result.records]
+        records.append(
+            {
+                REPLICATE: replicate,
+                keys.EPOCH: result.selected_epoch,
+                keys.SPLIT: SPLIT_HELDOUT,
+                keys.LOSS: heldout_rmse**2,
+                keys.RMSE: heldout_rmse,
+            }
+        )
+        replicates.append(
+            {
+                REPLICATE: replicate,
+                "seed": this_seed,
+                "selected_epoch": result.selected_epoch,
+                "stopped_at_epoch": result.stopped_at_epoch,
+                "validation_rmse": _finite(math.sqrt(result.validation_loss)),
+                "heldout_rmse": _finite(heldout_rmse),
+            }
+        )
+        log.info(
+            "fold %d replicate %d (seed %d): epoch %d kept, validation rmse %.2f, "
+            "held-out rmse %.2f kJ/mol/nm",
+            fold,
+            replicate,
+            this_seed,
+            result.selected_epoch,
+            math.sqrt(result.validation_loss),
+            heldout_rmse,
+        )
+        rank = _selection_loss(result, training.validating)
+        if selected is None or rank < selected[0]:
+            selected = (rank, replicate, energy_model.cpu())
+        del energy_model
+    assert selected is not None  # train.seeds >= 1
+    _, kept, energy_model = selected
 
     output_dir = Path(output_dir)
+    labels = data.trajectory_index
     provenance = Provenance(
         stage="train",
         config={
@@ -134,14 +326,24 @@ def run(
         extra={
             "device": str(device),
             "train_frames": len(train_frames),
+            "validation_frames": len(split.validation_frames),
             "heldout_frames": len(heldout_frames),
+            "training_trajectories": np.unique(labels[train_frames]).tolist(),
+            "validation_trajectories": split.trajectories,
+            "validation": split.describe(),
+            "heldout_trajectories": np.unique(labels[heldout_frames]).tolist(),
+            "selected_replicate": kept,
+            "selected_epoch": replicates[kept]["selected_epoch"],
+            "stopped_at_epoch": replicates[kept]["stopped_at_epoch"],
+            "replicates": replicates,
         },
     )
-    energy_model = energy_model.cpu()
     save_model(output_dir / MODEL_FILE, energy_model, provenance)
     write_table(
         output_dir / LOSSES_FILE,
-        pd.DataFrame.from_records(records),
+        pd.DataFrame.from_records(
+            records, columns=[REPLICATE, keys.EPOCH, keys.SPLIT, keys.LOSS, keys.RMSE]
+        ),
         provenance,
         units={keys.LOSS: "(kJ/mol/nm)^2", keys.RMSE: "kJ/mol/nm"},
     )

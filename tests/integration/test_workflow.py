@@ -70,7 +70,7 @@ def test_every_artifact_exists_and_opens(workdir):
         )
         assert len(health) == 4
     page = (workdir / "results/report/index.html").read_text()
-    assert page.count("data:image/png;base64,") == 4  # one FES figure per system and model
+    assert page.count("data:image/png;base64,") == 6  # one FES figure per system, map, model
     assert "ala2 · backbone · prior" in page and "ala5 · calpha · cgschnet" in page
 
 
@@ -85,7 +85,7 @@ def test_a_system_built_from_its_sequence(workdir):
     assert md.load(str(workdir / "results/cg/ala5/calpha.h5")).n_atoms == 5
     metrics = read_table(workdir / "results/evaluate/ala5/calpha/cgschnet/metrics.parquet")
     names = set(metrics[keys.METRIC])
-    assert {keys.JS_RG_END_TO_END, keys.JS_RG_END_TO_END_REFERENCE_HALVES} <= names
+    assert {keys.JS_RG_END_TO_END, keys.JS_RG_END_TO_END + keys.FLOOR_SUFFIX} <= names
     assert np.isfinite(metrics[keys.VALUE]).all()
 
 
@@ -100,7 +100,8 @@ def test_metric_table_has_every_metric_for_every_fold(workdir):
             keys.FORCE_RMSE_HELDOUT,
             keys.STABLE_FRACTION,
         } <= names
-    assert keys.JS_PHI_PSI_REFERENCE_HALVES in set(metrics[keys.METRIC])
+    floors = metrics[metrics[keys.METRIC] == keys.JS_PHI_PSI + keys.FLOOR_SUFFIX]
+    assert len(floors) == 2 and (floors[keys.LOW] <= floors[keys.HIGH]).all()
     assert np.isfinite(metrics[keys.VALUE]).all()
     js = metrics[metrics[keys.METRIC] == keys.JS_PHI_PSI][keys.VALUE]
     assert ((js >= 0) & (js <= np.log(2))).all()

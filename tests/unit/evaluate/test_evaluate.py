@@ -1,29 +1,9 @@
 import numpy as np
 import pytest
 
-from cgpipe.evaluate import histogram_2d, js_divergence, kl_divergence, phi_psi
-from cgpipe.evaluate.divergence import free_energy
+from cgpipe.evaluate import phi_psi
+from cgpipe.evaluate.fes import free_energy
 from cgpipe.io import read_trajectory
-
-
-def test_divergences_of_known_distributions():
-    p = np.array([0.5, 0.5])
-    q = np.array([0.9, 0.1])
-    assert kl_divergence(p, q) == pytest.approx(0.5 * np.log(0.5 / 0.9) + 0.5 * np.log(0.5 / 0.1))
-    assert js_divergence(p, p) == 0.0
-    assert js_divergence(p, q) == pytest.approx(js_divergence(q, p))
-    disjoint = js_divergence(np.array([1.0, 0.0]), np.array([0.0, 1.0]))
-    assert disjoint == pytest.approx(np.log(2))
-
-
-def test_histogram_uses_the_stated_binning_and_pseudo_count():
-    samples = np.array([[-3.0, -3.0], [0.1, 0.1]])
-    histogram = histogram_2d(samples, bins=4, pseudo_count=1.0)
-    assert histogram.shape == (4, 4)
-    assert histogram.sum() == pytest.approx(1.0)
-    assert histogram[0, 0] == pytest.approx(2 / 18) and histogram[1, 0] == pytest.approx(1 / 18)
-    energy = free_energy(histogram, 2.5)
-    assert energy.min() == 0.0
 
 
 def test_phi_psi_of_the_reference(ala2_reference):

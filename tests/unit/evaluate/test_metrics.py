@@ -9,9 +9,9 @@ import torch
 from cgpipe import keys
 from cgpipe.data import evenly, split_frames
 from cgpipe.errors import InputError
-from cgpipe.evaluate import FOLD_FILES, METRICS, EvaluationContext, Metric
-from cgpipe.evaluate.divergence import histogram_2d, js_divergence, kl_divergence
-from cgpipe.io import read_trajectory
+from cgpipe.evaluate import FOLD_FILES, METRICS, EvaluationContext, Metric, MetricRow
+from cgpipe.evaluate.statistics import kl, regularised_histogram
+from cgpipe.io import Provenance, read_trajectory, write_trajectory
 
 from .conftest import reference_data
 
@@ -46,33 +46,47 @@ def _rows(metric, context):
         return metric.rows(context)
 
 
-def test_free_energy_compares_each_fold_and_the_reference_halves(cfg, evaluation_inputs):
+def test_free_energy_scores_each_fold_beside_its_noise_floor(cfg, evaluation_inputs):
     _, folds = evaluation_inputs
     context = _context(cfg, folds)
     assert context.projection.name == "rg_end_to_end"  # no backbone dihedrals
-    metric = METRICS.get("free_energy")(pseudo_count=0.5)
-    rows = _rows(metric, context)
-    js, kl, js_halves, kl_halves = context.projection.metrics
-    assert [(f, m) for f, m, _ in rows] == [
-        (keys.ALL_FOLDS, js_halves),
-        (keys.ALL_FOLDS, kl_halves),
-        ("fold0", js),
-        ("fold0", kl),
-        ("fold1", js),
-        ("fold1", kl),
-    ]
+    metric = METRICS.get("free_energy")(pseudo_mass=0.01, floor_resamples=50)
+    rows = [MetricRow(*row) for row in _rows(metric, context)]
+    js_name, kl_name, reverse_name = context.projection.metrics
+    for fold in ("fold0", "fold1"):
+        names = [row.metric for row in rows if row.fold == fold]
+        floors = [name + keys.FLOOR_SUFFIX for name in (js_name, kl_name, reverse_name)]
+        assert sorted(names) == sorted([js_name, kl_name, reverse_name, *floors])
+    # The scores are the divergences of regularised histograms, JS within [0, ln 2].
     values = context.reference_values
-    ranges = context.projection.ranges
-
-    def p(x):
-        return histogram_2d(x, cfg["evaluate"]["bins"], 0.5, ranges)
-
-    first = context.reference.trajectory_index == 0
-    assert rows[0][2] == js_divergence(p(values[first]), p(values[~first]))
-    assert rows[1][2] == kl_divergence(p(values[first]), p(values[~first]))
     simulated = context.projection.compute(read_trajectory(folds[1]["traj"]))
-    assert rows[5][2] == kl_divergence(p(values), p(simulated))
-    assert all(0 <= v for _, _, v in rows) and all(v <= np.log(2) for _, m, v in rows if m == js)
+    p_ref = regularised_histogram(values, context.edges, 0.01)
+    p_cg = regularised_histogram(simulated, context.edges, 0.01)
+    by_name = {(row.fold, row.metric): row for row in rows}
+    assert by_name[("fold1", kl_name)].value == pytest.approx(kl(p_ref, p_cg))
+    assert by_name[("fold1", reverse_name)].value == pytest.approx(kl(p_cg, p_ref))
+    assert 0 <= by_name[("fold1", js_name)].value <= np.log(2)
+    # Every floor has an interval around its mean; the scores have none.
+    for row in rows:
+        if row.metric.endswith(keys.FLOOR_SUFFIX):
+            assert row.low <= row.value <= row.high
+        else:
+            assert np.isnan(row.low) and np.isnan(row.high)
+
+
+def test_a_copy_of_the_reference_scores_within_its_floor(cfg, evaluation_inputs, tmp_path):
+    """The negative check of the floor: frames drawn from the reference itself, as a
+    perfect model would sample, land inside the floor's interval."""
+    reference_path, folds = evaluation_inputs
+    reference = read_trajectory(reference_path)
+    copy = folds[0]["traj"].parent / "copy.h5"
+    write_trajectory(copy, reference, Provenance("simulate"))
+    context = _context(cfg, [{**fold, "traj": copy} for fold in folds])
+    metric = METRICS.get("free_energy")(pseudo_mass=0.01, floor_resamples=100)
+    rows = {(r.fold, r.metric): r for r in map(MetricRow._make, _rows(metric, context))}
+    js_name = context.projection.metrics[0]
+    score, floor = rows[("fold0", js_name)], rows[("fold0", js_name + keys.FLOOR_SUFFIX)]
+    assert score.value <= floor.high
 
 
 class _Harmonic:

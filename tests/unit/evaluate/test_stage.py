@@ -125,10 +125,12 @@ def test_the_built_in_metrics_run_in_the_configured_order(
     order = list(dict.fromkeys(table[keys.METRIC]))
     assert order == [
         keys.STABLE_FRACTION,
-        keys.JS_RG_END_TO_END_REFERENCE_HALVES,
-        keys.KL_RG_END_TO_END_REFERENCE_HALVES,
         keys.JS_RG_END_TO_END,
+        keys.JS_RG_END_TO_END + keys.FLOOR_SUFFIX,
         keys.KL_RG_END_TO_END,
+        keys.KL_RG_END_TO_END + keys.FLOOR_SUFFIX,
+        keys.KL_REVERSE_RG_END_TO_END,
+        keys.KL_REVERSE_RG_END_TO_END + keys.FLOOR_SUFFIX,
         keys.FORCE_RMSE_HELDOUT,
         keys.BACKMAP_CG_RMSD,
     ]

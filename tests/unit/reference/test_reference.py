@@ -47,6 +47,14 @@ def test_provenance_of_a_generated_trajectory(ala2_reference):
     assert record["stage"] == "reference"
     assert record["extra"]["ns_per_day"] > 0 and record["extra"]["platform"]
     assert record["extra"]["restarts"] == 0
+    start = (
+        "start_temperature",
+        "start_steps",
+        "start_seed",
+        "start_potential_energy",
+        "start_rmsd",
+    )
+    assert set(start) <= set(record["extra"])
     assert record["seed"] > 0 and record["config"]["temperature"] == 300.0
     assert record["config"]["solvent"] == "gbn2"
     assert record["extra"]["forcefield_files"] == ["amber14-all.xml", "implicit/gbn2.xml"]
@@ -69,7 +77,7 @@ def test_trajectories_differ_by_seed(ala2_reference):
 
 @pytest.mark.parametrize("solvent", ["vacuum", "obc2"])
 def test_implicit_and_vacuum_solvents(tmp_path, ala2_structure, tiny_reference_params, solvent):
-    params = {**tiny_reference_params, "solvent": solvent, "n_steps": 100}
+    params = {**tiny_reference_params, "solvent": solvent, "n_steps": 100, "start_steps": 100}
     output = tmp_path / "traj.h5"
     generate_trajectory(
         ALA2, output, system="ala2", index=0, temperature=300.0, params=params, master_seed=1
@@ -90,6 +98,7 @@ def test_explicit_water_keeps_the_solute_and_the_forces_the_water_exerts(
         "solvent": "tip3p",
         "solvent_padding": 0.6,
         "nonbonded_cutoff": 0.6,
+        "start_steps": 50,  # the hot start in explicit water: NVT at the prepared box
         "equilibration_steps": 50,
         "n_steps": 60,
     }
@@ -105,6 +114,7 @@ def test_explicit_water_keeps_the_solute_and_the_forces_the_water_exerts(
     )
     data = read_trajectory(output)
     assert data.topology.n_atoms == 22 and extra["simulated_atoms"] == report["n_atoms"]
+    assert extra["start_steps"] == 50 and extra["start_rmsd"] > 0
     assert {r.name for r in data.topology.residues} == {"ACE", "ALA", "NME"}
     # The solute's own forces (in vacuum) differ from the saved ones by the water's pull.
     vacuum = ReferenceSystem(ALA2, {**params, "solvent": "vacuum"}, 300.0)
@@ -125,6 +135,7 @@ generate_trajectory({structure!r}, sys.argv[1], system="ala2", index=3, temperat
 def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, tiny_reference_params):
     params = {
         **tiny_reference_params,
+        "start_steps": 200,  # a hot start, recorded in the checkpoint for the provenance
         "equilibration_steps": 20,
         "n_steps": 3000,
         "save_every": 10,
@@ -151,6 +162,8 @@ def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, tiny_ref
     )
     assert extra["restarts"] == 1
     a, b = read_trajectory(whole), read_trajectory(cut)
+    for key in ("start_seed", "start_potential_energy", "start_rmsd"):
+        assert a.provenance["extra"][key] == b.provenance["extra"][key]
     np.testing.assert_array_equal(a.coordinates, b.coordinates)
     np.testing.assert_array_equal(a.forces, b.forces)
     np.testing.assert_array_equal(a.time, b.time)
@@ -158,7 +171,7 @@ def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, tiny_ref
 
 
 def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, tiny_reference_params):
-    params = {**tiny_reference_params, "n_steps": 200, "checkpoint_interval": 40}
+    params = {**tiny_reference_params, "n_steps": 200, "checkpoint_interval": 40, "start_steps": 0}
     output = tmp_path / "traj.h5"
     folder = tmp_path / "traj.h5.checkpoint"
     folder.mkdir()

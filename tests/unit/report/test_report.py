@@ -9,16 +9,21 @@ from cgpipe.errors import InputError
 from cgpipe.io import Provenance, read_provenance, write_table
 from cgpipe.report import read_captions, run, summarise
 
+FLOOR = keys.JS_PHI_PSI + keys.FLOOR_SUFFIX
 CAPTIONS = {
     keys.JS_PHI_PSI: "Jensen-Shannon divergence (nats) of φ/ψ.",
-    keys.JS_PHI_PSI_REFERENCE_HALVES: "JS (nats) between the reference's halves.",
+    FLOOR: "JS (nats) of the reference against itself: the noise floor.",
+    keys.STABLE_FRACTION: "Fraction of stable replicas.",
 }
 
 
 def _metrics():
-    rows = [("all", keys.JS_PHI_PSI_REFERENCE_HALVES, 0.01)]
-    rows += [(f"fold{k}", keys.JS_PHI_PSI, v) for k, v in enumerate([0.1, 0.2, 0.3])]
-    table = pd.DataFrame(rows, columns=[keys.FOLD, keys.METRIC, keys.VALUE])
+    nan = float("nan")
+    rows = [("all", keys.STABLE_FRACTION, 1.0, nan, nan)]
+    rows += [(f"fold{k}", keys.JS_PHI_PSI, v, nan, nan) for k, v in enumerate([0.1, 0.2, 0.3])]
+    rows += [(f"fold{k}", FLOOR, 0.15, 0.12, 0.25) for k in range(3)]
+    columns = [keys.FOLD, keys.METRIC, keys.VALUE, keys.LOW, keys.HIGH]
+    table = pd.DataFrame(rows, columns=columns)
     for column, value in (
         (keys.MODEL, "cgschnet"),
         (keys.MAPPING, "backbone"),
@@ -53,7 +58,7 @@ def test_summary_gives_mean_and_spread_over_folds():
     summary = summarise(_metrics(), CAPTIONS)
     assert summary.loc[keys.JS_PHI_PSI, "mean"] == pytest.approx(0.2)
     assert summary.loc[keys.JS_PHI_PSI, "std"] == pytest.approx(0.1)
-    assert summary.loc[keys.JS_PHI_PSI_REFERENCE_HALVES, "mean"] == pytest.approx(0.01)
+    assert summary.loc[keys.STABLE_FRACTION, "mean"] == pytest.approx(1.0)
     assert summary.loc[keys.JS_PHI_PSI, "description"] == CAPTIONS[keys.JS_PHI_PSI]
     assert (summarise(_metrics())["description"] == "").all()
 
@@ -67,6 +72,10 @@ def test_report_is_self_contained_html(tmp_path):
     assert "data:image/png;base64," in page and keys.JS_PHI_PSI in page
     assert "ala2 · backbone · cgschnet" in page
     assert read_provenance(output)["stage"] == "report"
+    # Each floor with its interval, and how many folds' scores lie within it: 0.1 and 0.2
+    # do not exceed the floor's upper end 0.25, 0.3 does.
+    assert "0.15 [0.12, 0.25]" in page
+    assert "2 of 3" in page
 
 
 def test_captions_come_from_each_metrics_table(tmp_path):

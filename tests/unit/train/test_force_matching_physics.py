@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 from cgpipe.config import load_config
-from cgpipe.io import read_table
+from cgpipe.io import read_provenance, read_table
 from cgpipe.models import force_rmse, load_model
 from cgpipe.paths import LOSSES_FILE, MODEL_FILE
 from cgpipe.train import run
@@ -70,3 +70,7 @@ def test_force_matching_recovers_a_known_mean_force(tmp_path):
     # The held-out loss against the noisy forces cannot beat the noise itself.
     losses = read_table(tmp_path / LOSSES_FILE)
     assert losses[losses.split == "heldout"].rmse.iloc[-1] > 0.9 * noise
+    # One training trajectory: its last fifth in time validated, the rest trained on.
+    extra = read_provenance(tmp_path / MODEL_FILE)["extra"]
+    assert extra["validation_trajectories"] == [1] and "last 20 %" in extra["validation"]
+    assert extra["validation_frames"] == round(0.2 * (n - n // 2))
