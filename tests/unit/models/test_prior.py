@@ -1,6 +1,7 @@
 """The prior fitted by Boltzmann inversion recovers the potential that made the data."""
 
 import numpy as np
+import pytest
 import torch
 
 from cgpipe.models.prior import angle_triples, bond_angles, fit_prior, nonbonded_pairs
@@ -69,3 +70,39 @@ def test_fourier_inversion_recovers_a_dihedral_potential():
     cosines, sines = fourier_inversion(phi[:, None], kT, order=3, bins=72, pseudo_count=1e-3)
     np.testing.assert_allclose(cosines[0], [4, 0, 0], atol=0.15)
     np.testing.assert_allclose(sines[0], [0, 2, 0], atol=0.15)
+
+
+def test_one_dihedral_per_bond_and_an_improper_at_each_branch():
+    from cgpipe.models.prior import dihedral_quadruples, improper_quadruples
+
+    # C(0)-N(1)-CA(2)-C(4)-N(5) with CB(3) on CA: backbone_cb of alanine dipeptide.
+    bonds = np.array([[0, 1], [1, 2], [2, 3], [2, 4], [4, 5]])
+    # Around N-CA the chain continues through C, not the CB branch; around CA-C through N.
+    assert dihedral_quadruples(bonds).tolist() == [[0, 1, 2, 4], [1, 2, 4, 5]]
+    assert improper_quadruples(bonds).tolist() == [[1, 3, 4, 2]]
+    assert improper_quadruples(np.array([[0, 1], [1, 2]])).shape == (0, 4)
+
+
+def test_improper_forces_are_minus_the_energy_gradient():
+    import torch
+
+    from cgpipe.models import Prior
+
+    rng = np.random.default_rng(5)
+    positions = rng.normal(scale=0.15, size=(3, 4, 3))
+    prior = Prior(
+        [[0, 3], [1, 3], [2, 3]], [1e3] * 3, [0.15] * 3, [], [], [], [], [], [],
+        [], [], 1.0, impropers=[[0, 1, 2, 3]], improper_k=[80.0], improper_0=[0.6],
+    )  # fmt: skip
+    x = torch.tensor(positions, dtype=torch.float64, requires_grad=True)
+    prior = prior.double()
+    (gradient,) = torch.autograd.grad(prior(x).sum(), x)
+    step = 1e-6
+    for frame, bead, axis in [(0, 0, 0), (1, 3, 2), (2, 2, 1)]:
+        shifted = positions.copy()
+        shifted[frame, bead, axis] += step
+        up = prior(torch.tensor(shifted))[frame]
+        shifted[frame, bead, axis] -= 2 * step
+        down = prior(torch.tensor(shifted))[frame]
+        numeric = float(up - down) / (2 * step)
+        assert numeric == pytest.approx(float(gradient[frame, bead, axis]), rel=1e-5, abs=1e-6)
