@@ -113,6 +113,18 @@ class FoldData:
         return subset(self.data, self.heldout_frames)
 
 
+def fitting_frames(
+    what: str, paths: Sequence[str | os.PathLike[str]], n_folds: int, fold: int | None
+) -> TrajectoryData:
+    """The frames a fitted method (``what``, e.g. "mapping 'kmeans'") may learn from: the
+    training trajectories of ``fold``, which it must be given."""
+    if fold is None:
+        raise InputError(
+            f"{what} is fitted to the training trajectories of one fold; give the fold"
+        )
+    return FoldData.read_all(paths, n_folds, fold).training
+
+
 def check_beads(n_beads: int, data: TrajectoryData, mapping_path: Path, data_path: Path) -> None:
     """Refuse CG data whose bead count is not the mapping's."""
     if n_beads != data.topology.n_atoms:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from cgpipe.data import FoldData
+from cgpipe.data import fitting_frames
 from cgpipe.errors import InputError
 from cgpipe.forces.base import FORCE_MAPS, ForceMap
 from cgpipe.forces.constraints import check_constraints
@@ -106,12 +106,7 @@ def run(
     method = FORCE_MAPS.get(name)(**cfg["forces"].get(name, {}))
     training = None
     if method.fitted:
-        if fold is None:
-            raise InputError(
-                f"force map {name!r} is fitted to the training trajectories of one fold; "
-                "give the fold"
-            )
-        training = FoldData.read_all(references, cfg["train"]["n_folds"], fold).training
+        training = fitting_frames(f"force map {name!r}", references, cfg["train"]["n_folds"], fold)
     force_map = method.matrix(mapping, training)
     parts = []
     for path in references:

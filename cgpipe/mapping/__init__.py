@@ -15,7 +15,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from cgpipe.data import FoldData
+from cgpipe.data import fitting_frames
 from cgpipe.errors import InputError
 from cgpipe.io import Provenance, read_trajectory
 from cgpipe.mapping.artifact import read_mapping, write_mapping
@@ -71,12 +71,7 @@ def run(
     section = dict(cfg["mapping"].get(name, {}))
     method = method_class(**section)
     if method.fitted:
-        if fold is None:
-            raise InputError(
-                f"mapping {name!r} is fitted to the training trajectories of one fold; "
-                "give the fold"
-            )
-        training = FoldData.read_all(references, cfg["train"]["n_folds"], fold).training
+        training = fitting_frames(f"mapping {name!r}", references, cfg["train"]["n_folds"], fold)
         topology, inputs = training.topology, list(references)
         # What the map was fitted to: the held-out trajectories are not among them.
         extra = {"training_trajectories": [str(references[i]) for i in training.trajectories]}
