@@ -290,11 +290,17 @@ def report(
     output: Annotated[Path, typer.Option(help="HTML page to write.")],
     metrics: Annotated[list[Path], typer.Option(help="metrics.parquet of each model.")],
     fes: Annotated[list[Path], typer.Option(help="fes.png of each model, same order.")],
+    negative_control: Annotated[
+        str | None, typer.Option(help="The model run as the negative control.")
+    ] = None,
+    baseline: Annotated[
+        str | None, typer.Option(help="The model every other is compared with.")
+    ] = None,
 ) -> None:
     """Write the self-contained HTML report."""
     from cgpipe.report import run
 
-    run(output, metrics, fes)
+    run(output, metrics, fes, negative_control=negative_control, baseline=baseline)
 
 
 def _one_line(error: BaseException) -> str:

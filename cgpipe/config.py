@@ -303,9 +303,9 @@ _STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "mapping": (),
     "forces": ("forces",),
     "train": ("train",),
-    "simulate": ("simulate", "train.n_folds"),
+    "simulate": ("simulate", "train.n_folds", "observables"),
     "backmap": ("backmap", "train.n_folds"),
-    "evaluate": ("evaluate", "train.n_folds"),
+    "evaluate": ("evaluate", "train.n_folds", "observables"),
 }
 _JOB_SELECTION_KEYS = {"reference": ("n_trajectories",), "train": ("models",)}
 # Section keys that name the chosen method of a kind, and where the methods' sections are.

@@ -55,7 +55,29 @@ KL_REVERSE_PHI_PSI = "kl_reverse_phi_psi"  # D(CG || reference)
 JS_RG_END_TO_END = "js_rg_end_to_end"
 KL_RG_END_TO_END = "kl_rg_end_to_end"
 KL_REVERSE_RG_END_TO_END = "kl_reverse_rg_end_to_end"
-FLOOR_SUFFIX = "_floor"
+JS_TICA = "js_tica"  # on the first two TICA components, fitted on the training trajectories
+KL_TICA = "kl_tica"
+KL_REVERSE_TICA = "kl_reverse_tica"
+FE_RMSE_PHI_PSI = "fe_rmse_phi_psi"  # kT, free-energy RMSE over bins populated in both
+FE_RMSE_TICA = "fe_rmse_tica"
+FE_RMSE_RG_END_TO_END = "fe_rmse_rg_end_to_end"
+# 1-D distributions of bead observables (JS in nats, the mean over a family's members).
+JS_RG = "js_rg"
+JS_BONDS = "js_bonds"
+JS_ANGLES = "js_angles"
+JS_DIHEDRALS = "js_dihedrals"
+FLOOR_SUFFIX = "_floor"  # the reference against itself at the sample's frame count
+ECHO_SUFFIX = "_echo"  # the echo baseline: the start frames, never moving, scored the same way
+FORCE_DELTA_MSE = "force_delta_mse"  # (kJ/mol/nm)^2: MSE(prior alone) - MSE(model), held out
+# Basin populations (0-1): POPULATION_PREFIX + state name; of the CG simulation per fold,
+# of the reference pooled (+ REFERENCE_SUFFIX) and per trajectory (+ REFERENCE_SUFFIX + "_traj<i>").
+POPULATION_PREFIX = "population_"
+REFERENCE_SUFFIX = "_reference"
+# Convergence of the CG simulation (after burn-in).
+RELAXATION_TIME = "relaxation_time"  # ps: integrated autocorrelation time of the slowest observable
+RUN_OVER_RELAXATION = "run_over_relaxation"  # production length per replica / relaxation time
+START_SET_DIFFERENCE = "start_set_difference"  # largest population difference, start groups
+CONVERGED = "converged"  # 1: run >= 10 relaxation times and the start groups agree; 0: not
 FORCE_RMSE_HELDOUT = "force_rmse_heldout"
 FORCE_RMSE_HELDOUT_PRIOR = "force_rmse_heldout_prior"
 STABLE_FRACTION = "stable_fraction"
@@ -67,6 +89,7 @@ STABLE = "stable"
 FAILURE_REASON = "failure_reason"
 TIME_TO_FAILURE = "time_to_failure"  # ps; NaN for a replica that stayed stable
 START_FRAME = "start_frame"  # frame of the CG reference a replica started from
+START_STATE = "start_state"  # the state (basin) of that frame, by name
 N_FRAMES = "n_frames"
 
 # --- backmapping table ----------------------------------------------------------------------

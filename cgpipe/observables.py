@@ -18,6 +18,7 @@ import mdtraj as md
 import numpy as np
 
 from cgpipe import keys
+from cgpipe.bonded import angle_triples, dihedral_quadruples, improper_quadruples
 from cgpipe.io import TrajectoryData
 
 ANGLE_RANGE = ((-np.pi, np.pi), (-np.pi, np.pi))  # rad, the range of two dihedrals
@@ -69,8 +70,9 @@ class Projection:
     scale
         Factor from the variables' units to plotted units (rad -> deg, or 1).
     metrics
-        Metric names: JS, KL(reference || CG) and KL(CG || reference); their noise
-        floors add :data:`cgpipe.keys.FLOOR_SUFFIX`.
+        Metric names: JS, KL(reference || CG), KL(CG || reference) and the free-energy
+        RMSE (kT); their noise floors add :data:`cgpipe.keys.FLOOR_SUFFIX`, their echo
+        baselines :data:`cgpipe.keys.ECHO_SUFFIX`.
     title
         What the free-energy plot shows, in words.
     ticks
@@ -84,7 +86,7 @@ class Projection:
     ranges: tuple[tuple[float, float], tuple[float, float]]
     labels: tuple[str, str]
     scale: float
-    metrics: tuple[str, str, str]  # JS, KL(reference || CG), KL(CG || reference)
+    metrics: tuple[str, str, str, str]  # JS, KL(ref || CG), KL(CG || ref), FE RMSE
     title: str
     ticks: tuple[int, ...] | None = None
     periodic: bool = False
@@ -97,24 +99,49 @@ class Projection:
         return values
 
 
+def padded_ranges(
+    values: np.ndarray, pad: float = 0.25, *, nonnegative: bool = False
+) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Each column's range [min, max] of ``values`` [n, 2] widened by ``pad`` of its width
+    on both sides (not below 0 where ``nonnegative``)."""
+    low, high = values.min(axis=0), values.max(axis=0)
+    width = pad * np.maximum(high - low, 1e-3)
+    low, high = low - width, high + width
+    if nonnegative:
+        low = np.maximum(low, 0.0)
+    return ((float(low[0]), float(high[0])), (float(low[1]), float(high[1])))
+
+
+def tica_projection(tica: Tica, reference: TrajectoryData) -> Projection:
+    """The first two TICA components of ``tica`` over the range of ``reference``'s plus 25 %."""
+    return Projection(
+        "tica",
+        tica.transform,
+        padded_ranges(tica.transform(reference)),
+        ("TIC 1", "TIC 2"),
+        1.0,
+        (keys.JS_TICA, keys.KL_TICA, keys.KL_REVERSE_TICA, keys.FE_RMSE_TICA),
+        f"TICA (lag {tica.lag_ps:g} ps)",
+    )
+
+
 def choose_projection(reference: TrajectoryData) -> Projection:
     """phi/psi where the CG topology keeps the backbone dihedrals (backbone map), else
     radius of gyration and end-to-end distance over the reference's range plus 25 %."""
-    try:
-        phi_psi(TrajectoryData(reference.topology, reference.coordinates[:1], [0.0]))
-    except ValueError:
-        values = radius_of_gyration_and_end_to_end(reference)
-        low, high = values.min(axis=0), values.max(axis=0)
-        pad = 0.25 * np.maximum(high - low, 1e-3)
-        low, high = np.maximum(low - pad, 0.0), high + pad
-        ranges = ((float(low[0]), float(high[0])), (float(low[1]), float(high[1])))
+    if not has_phi_psi(reference):
+        ranges = padded_ranges(radius_of_gyration_and_end_to_end(reference), nonnegative=True)
         return Projection(
             "rg_end_to_end",
             radius_of_gyration_and_end_to_end,
             ranges,
             ("radius of gyration (nm)", "end-to-end distance (nm)"),
             1.0,
-            (keys.JS_RG_END_TO_END, keys.KL_RG_END_TO_END, keys.KL_REVERSE_RG_END_TO_END),
+            (
+                keys.JS_RG_END_TO_END,
+                keys.KL_RG_END_TO_END,
+                keys.KL_REVERSE_RG_END_TO_END,
+                keys.FE_RMSE_RG_END_TO_END,
+            ),
             "radius of gyration / end-to-end",
         )
     return Projection(
@@ -123,8 +150,158 @@ def choose_projection(reference: TrajectoryData) -> Projection:
         ANGLE_RANGE,
         ("φ (deg)", "ψ (deg)"),
         180.0 / np.pi,
-        (keys.JS_PHI_PSI, keys.KL_PHI_PSI, keys.KL_REVERSE_PHI_PSI),
+        (keys.JS_PHI_PSI, keys.KL_PHI_PSI, keys.KL_REVERSE_PHI_PSI, keys.FE_RMSE_PHI_PSI),
         "φ/ψ",
         (-180, -90, 0, 90, 180),
         periodic=True,
     )
+
+
+# --- states (basins) ------------------------------------------------------------------------
+# Ramachandran basins of a residue, by (phi, psi) in degrees: alpha_L wherever phi > 0
+# (with the rare C7ax), alpha_R where phi <= 0 and -120 <= psi < 50, beta/PII (with C5
+# and C7eq) elsewhere at phi <= 0. The boundaries run along the barriers of the alanine
+# dipeptide map (e.g. Chodera et al., J. Chem. Phys. 124, 194111 (2006), fig. 1).
+PHI_PSI_STATES = ("alpha_R", "beta_PII", "alpha_L")
+_ALPHA_R_PSI = (np.radians(-120.0), np.radians(50.0))
+
+
+def phi_psi_basins(values: np.ndarray) -> np.ndarray:
+    """[n] state index into :data:`PHI_PSI_STATES` of each (phi, psi) [n, 2] in rad."""
+    phi, psi = np.asarray(values)[:, 0], np.asarray(values)[:, 1]
+    alpha_l = phi > 0
+    alpha_r = ~alpha_l & (psi >= _ALPHA_R_PSI[0]) & (psi < _ALPHA_R_PSI[1])
+    return np.where(alpha_l, 2, np.where(alpha_r, 0, 1)).astype(np.int64)
+
+
+def bead_bonds(data: TrajectoryData) -> np.ndarray:
+    """[n_bonds, 2] bead index pairs of the CG topology's bonds (may be empty)."""
+    pairs = [(bond[0].index, bond[1].index) for bond in data.topology.bonds]
+    return np.array(sorted(tuple(sorted(p)) for p in pairs), dtype=np.int64).reshape(-1, 2)
+
+
+def internal_coordinates(data: TrajectoryData) -> dict[str, np.ndarray]:
+    """The beads' internal coordinates, each [n_frames, n_members]: ``"rg"`` (radius of
+    gyration, nm, one member), ``"bonds"`` (nm), ``"angles"`` (rad, in [0, pi]) and
+    ``"dihedrals"`` (rad, in (-pi, pi]: one per central bond and the improper at every
+    branched bead, :mod:`cgpipe.bonded`). Families the topology has none of are [n, 0]."""
+    bonds = bead_bonds(data)
+    trajectory = data.to_mdtraj()
+    n = data.n_frames
+    dihedrals = np.concatenate([dihedral_quadruples(bonds), improper_quadruples(bonds)])
+    triples = angle_triples(bonds)
+    return {
+        "rg": radius_of_gyration_and_end_to_end(data)[:, :1],
+        "bonds": md.compute_distances(trajectory, bonds) if len(bonds) else np.empty((n, 0)),
+        "angles": md.compute_angles(trajectory, triples) if len(triples) else np.empty((n, 0)),
+        "dihedrals": (
+            md.compute_dihedrals(trajectory, dihedrals) if len(dihedrals) else np.empty((n, 0))
+        ),
+    }
+
+
+def tica_features(data: TrajectoryData) -> np.ndarray:
+    """[n_frames, k] features for TICA: every bead-pair distance (nm) and the cosine and
+    sine of every bead dihedral (signed, so that a mirror image differs)."""
+    trajectory = data.to_mdtraj()
+    n = data.topology.n_atoms
+    pairs = np.array(
+        [(i, j) for i in range(n) for j in range(i + 1, n)], dtype=np.int64
+    ).reshape(-1, 2)
+    dihedrals = internal_coordinates(data)["dihedrals"]
+    return np.concatenate(
+        [md.compute_distances(trajectory, pairs), np.cos(dihedrals), np.sin(dihedrals)], axis=1
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Tica:
+    """TICA (deeptime) of :func:`tica_features`, fitted on some trajectories.
+
+    Attributes
+    ----------
+    model
+        deeptime's fitted covariance-Koopman model (kinetic-map scaling).
+    lag
+        Lag time in frames of the trajectories it was fitted on.
+    lag_ps
+        The same in ps.
+    dimensions
+        Components kept.
+    """
+
+    model: object
+    lag: int
+    lag_ps: float
+    dimensions: int
+
+    def transform(self, data: TrajectoryData) -> np.ndarray:
+        """[n_frames, dimensions] TICA components of ``data`` (zero beyond the components
+        the fitted data's rank allows)."""
+        components = np.asarray(self.model.transform(tica_features(data)))[:, : self.dimensions]
+        missing = self.dimensions - components.shape[1]
+        return np.pad(components, ((0, 0), (0, missing))) if missing > 0 else components
+
+
+def frame_interval(data: TrajectoryData) -> float:
+    """The time between saved frames (ps): the median step of the time column within
+    trajectories (NaN with fewer than two frames in every trajectory)."""
+    steps = np.diff(np.asarray(data.time, dtype=float))
+    same = np.diff(np.asarray(data.trajectory_index)) == 0
+    steps = steps[same & (steps > 0)]
+    return float(np.median(steps)) if len(steps) else float("nan")
+
+
+def fit_tica(data: TrajectoryData, lag_ps: float, dimensions: int = 2) -> Tica:
+    """TICA of ``data``'s trajectories (labelled by ``trajectory_index``) at a lag of
+    ``lag_ps`` ps (rounded to whole frames, at least 1, at most a trajectory's length - 1)."""
+    from deeptime.decomposition import TICA
+
+    features = tica_features(data)
+    labels = np.asarray(data.trajectory_index)
+    series = [features[labels == k] for k in np.unique(labels)]
+    dt = frame_interval(data)
+    lag = max(1, round(lag_ps / dt)) if np.isfinite(dt) else 1
+    lag = min(lag, max(1, max(len(s) for s in series) - 1))
+    series = [s for s in series if len(s) > lag]
+    if not series:
+        raise ValueError(f"no trajectory is longer than the TICA lag ({lag} frames)")
+    model = TICA(lagtime=lag, dim=dimensions).fit(series).fetch_model()
+    dimensions = min(dimensions, features.shape[1])
+    return Tica(model, lag, lag * dt if np.isfinite(dt) else float("nan"), dimensions)
+
+
+@dataclasses.dataclass(frozen=True)
+class States:
+    """Named states (basins) of a system and how to tell a frame's state.
+
+    phi/psi basins (:data:`PHI_PSI_STATES`) where the CG topology keeps phi and psi, else
+    the two sides of the slowest TICA component (TIC1 < 0 and >= 0, the components
+    having zero mean over the frames TICA was fitted on).
+    """
+
+    names: tuple[str, ...]
+    tica: Tica | None = None
+
+    def assign(self, data: TrajectoryData) -> np.ndarray:
+        """[n_frames] state index into :attr:`names` of every frame."""
+        if self.tica is None:
+            return phi_psi_basins(phi_psi(data))
+        return (self.tica.transform(data)[:, 0] >= 0).astype(np.int64)
+
+
+def has_phi_psi(data: TrajectoryData) -> bool:
+    """Whether the topology keeps a residue's phi and psi atoms."""
+    try:
+        phi_psi(TrajectoryData(data.topology, data.coordinates[:1], [0.0]))
+    except ValueError:
+        return False
+    return True
+
+
+def choose_states(training: TrajectoryData, tica_lag: float) -> States:
+    """phi/psi basins where the topology has them, else the sides of TIC1 of a TICA fitted
+    on ``training`` at ``tica_lag`` ps."""
+    if has_phi_psi(training):
+        return States(PHI_PSI_STATES)
+    return States(("tic1_low", "tic1_high"), fit_tica(training, tica_lag))

@@ -27,11 +27,20 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 import pandas as pd
 
-from cgpipe.data import split_frames
+from cgpipe import keys
+from cgpipe.data import split_frames, subset
 from cgpipe.errors import InputError
 from cgpipe.io import TrajectoryData, read_table, read_trajectory
 from cgpipe.models import load_model
-from cgpipe.observables import Projection, choose_projection
+from cgpipe.observables import (
+    Projection,
+    States,
+    Tica,
+    choose_projection,
+    choose_states,
+    fit_tica,
+    tica_projection,
+)
 from cgpipe.registry import Registry
 
 # What a metric may read (its ``needs``) -> the key of that file in a fold's paths
@@ -72,6 +81,11 @@ class EvaluationContext:
         Where ``reference`` was read from (recorded as an input).
     seed
         Seeds the resampling of metrics that draw (bootstrap intervals, noise floors).
+    burn_in
+        Fraction (0-1) of the CG simulation's length discarded from the start of every
+        replica: :meth:`simulation` holds the frames after it (the production).
+    tica_lag
+        Lag time (ps) of the TICA fitted on the reference's trajectories.
     """
 
     def __init__(
@@ -84,6 +98,8 @@ class EvaluationContext:
         bins: int,
         reference_path: str | os.PathLike[str] | None = None,
         seed: int = 0,
+        burn_in: float = 0.0,
+        tica_lag: float = 1.0,
     ) -> None:
         if len(folds) != n_folds:
             raise InputError(f"train.n_folds={n_folds} but {len(folds)} folds were given")
@@ -93,6 +109,10 @@ class EvaluationContext:
         self.kT = kT
         self.bins = bins
         self.seed = seed
+        if not 0 <= burn_in < 1:
+            raise InputError(f"burn_in must be in [0, 1), got {burn_in}")
+        self.burn_in = burn_in
+        self.tica_lag = tica_lag
         self.projection: Projection = choose_projection(reference)
         self._reference_path = reference_path
         self._cache: dict[tuple[str, int], Any] = {}
@@ -136,13 +156,84 @@ class EvaluationContext:
         return f"fold{fold}"
 
     def simulation(self, fold: int) -> TrajectoryData:
-        """The CG simulation of ``fold``'s model (every replica; may have no frames)."""
-        return self._load("simulation", fold, read_trajectory)
+        """The production part of ``fold``'s CG simulation: every replica's frames after
+        the first :attr:`burn_in` of the run (by time; the run's length is the latest
+        frame's time); labelled by replica; may have no frames."""
+        return self._load("simulation", fold, self._production)
+
+    def _production(self, path: Path) -> TrajectoryData:
+        full = read_trajectory(path)
+        if not full.n_frames:
+            return full
+        return subset(full, np.flatnonzero(full.time > self.burn_in * full.time.max()))
+
+    def start_frames(self, fold: int) -> np.ndarray:
+        """[n_frames of :meth:`simulation`] the reference frame each frame's replica
+        started from (the echo baseline: a model that never leaves its start)."""
+        simulation = self.simulation(fold)
+        health = self.health(fold)
+        start = dict(zip(health[keys.REPLICA], health[keys.START_FRAME], strict=True))
+        return np.array([start[r] for r in simulation.trajectory_index], dtype=np.int64)
+
+    # --- TICA, projections and states ------------------------------------------------------
+    def tica(self, fold: int | None) -> Tica:
+        """TICA of the reference's training trajectories of ``fold`` (None: of every
+        reference trajectory), at :attr:`tica_lag`."""
+        self._check("reference")
+
+        def fit() -> Tica:
+            if fold is None:
+                return fit_tica(self._reference, self.tica_lag)
+            train, _ = split_frames(self._reference.trajectory_index, self.n_folds, fold)
+            return fit_tica(subset(self._reference, train), self.tica_lag)
+
+        return self._cached("tica", -1 if fold is None else fold, fit)
+
+    def projections(self, fold: int | None) -> list[Projection]:
+        """The projections on which ``fold`` (None: every fold pooled) is compared: the
+        2-D :attr:`projection` and the first two TICA components of :meth:`tica`."""
+        key = -1 if fold is None else fold
+        return self._cached(
+            "projections",
+            key,
+            lambda: [self.projection, tica_projection(self.tica(fold), self._reference)],
+        )
+
+    def reference_projected(self, projection: Projection) -> np.ndarray:
+        """[n_frames, 2] the reference on ``projection``."""
+        self._check("reference")
+        if projection is self.projection:
+            return self.reference_values
+        return self._cached(
+            ("reference", id(projection)), 0, lambda: projection.compute(self._reference)
+        )
+
+    def simulation_projected(self, fold: int, projection: Projection) -> np.ndarray:
+        """[n_frames, 2] ``fold``'s production frames on ``projection``."""
+        if projection is self.projection:
+            return self.simulation_values(fold)
+        simulation = self.simulation(fold)
+        return self._cached(
+            ("simulation", id(projection)), fold, lambda: projection.compute(simulation)
+        )
+
+    @property
+    def states(self) -> States:
+        """The system's states (:func:`cgpipe.observables.choose_states`; TICA states from
+        every reference trajectory)."""
+        self._check("reference")
+        return self._cached("states", -1, lambda: choose_states(self._reference, self.tica_lag))
 
     def simulation_values(self, fold: int) -> np.ndarray:
         """[n_frames, 2] projection of ``fold``'s simulation (needs frames)."""
         simulation = self.simulation(fold)
-        return self._cached("simulation_values", fold, lambda: self.projection.compute(simulation))
+        return self._cached(
+            "simulation_values",
+            fold,
+            lambda: (
+                self.projection.compute(simulation) if simulation.n_frames else np.empty((0, 2))
+            ),
+        )
 
     def model(self, fold: int) -> Any:
         """``fold``'s trained model (:func:`cgpipe.models.load_model`)."""
@@ -190,7 +281,7 @@ class EvaluationContext:
             name, needs = self._serving
             raise RuntimeError(f"metric {name!r} reads {need!r} but needs only {sorted(needs)}")
 
-    def _cached(self, what: str, fold: int, compute: Any) -> Any:
+    def _cached(self, what: Any, fold: int, compute: Any) -> Any:
         if (what, fold) not in self._cache:
             self._cache[what, fold] = compute()
         return self._cache[what, fold]
@@ -243,6 +334,11 @@ class Metric:
 
     def __init__(self) -> None:
         pass
+
+    def caption(self, metric: str) -> str | None:
+        """The caption of a metric name its rows may carry, None for a name it never gives
+        (a metric whose names depend on the data, such as one per state, overrides this)."""
+        return self.captions.get(metric)
 
     def rows(self, context: EvaluationContext) -> list[MetricRow | tuple[str, str, float]]:
         """(fold, metric, value[, low, high]) rows: ``fold`` is ``context.label(k)`` for a

@@ -1,59 +1,85 @@
-"""Divergences between the CG and reference ensembles on the 2-D projection, each
-beside its noise floor with a 95 % interval.
+"""Divergences and free-energy RMSE between the CG and reference ensembles on 2-D
+projections (phi/psi, or radius of gyration and end-to-end distance; and the first two
+TICA components), each with its interval, its noise floor and its echo baseline.
 
-A divergence of a finite sample from the reference is never zero: the sample's own
-noise puts a floor under it. The floor is the same score of the reference against
-itself (resampled by trajectory, or in blocks within trajectories where there are few,
-:func:`cgpipe.evaluate.statistics.noise_floor`) at the frame count of the CG sample
-scored, so that a model is judged against the floor of its own sample size.
-
-Histograms are regularised with a pseudo-distribution of fixed total mass spread over
-all bins (:func:`~cgpipe.evaluate.statistics.regularise`), so that KL stays finite and
-the regularisation weighs the same at every frame count.
+Per fold, the fold's CG production frames are scored against the pooled reference (all
+trajectories), on the 2-D projection and on the TICA fitted on the reference trajectories
+that the fold trained on; pooled (fold ``all``), every fold's production frames together,
+on the TICA of every reference trajectory. See :mod:`cgpipe.evaluate.comparison` for the
+score's interval (bootstrap over CG replicas), the floor (the reference against itself at
+the sample's frame count) and the echo (the start frames, never moving).
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
 
 import numpy as np
 
 from cgpipe import keys
 from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric, MetricRow
-from cgpipe.evaluate.statistics import (
-    choose_resampling,
-    js,
-    kl,
-    noise_floor,
-    regularised_histogram,
-)
+from cgpipe.evaluate.comparison import Binned, Scored, compare
+from cgpipe.evaluate.statistics import choose_resampling
+from cgpipe.observables import Projection
 
-_FLOOR = " Noise floor: the same score of the reference against itself at the fold's frame count."
+_WHAT = {
+    "phi_psi": "φ/ψ",
+    "rg_end_to_end": "(radius of gyration, end-to-end distance)",
+    "tica": "the first two TICA components (fitted on the fold's training trajectories)",
+}
+_METRICS = {
+    "phi_psi": (keys.JS_PHI_PSI, keys.KL_PHI_PSI, keys.KL_REVERSE_PHI_PSI, keys.FE_RMSE_PHI_PSI),
+    "rg_end_to_end": (
+        keys.JS_RG_END_TO_END,
+        keys.KL_RG_END_TO_END,
+        keys.KL_REVERSE_RG_END_TO_END,
+        keys.FE_RMSE_RG_END_TO_END,
+    ),
+    "tica": (keys.JS_TICA, keys.KL_TICA, keys.KL_REVERSE_TICA, keys.FE_RMSE_TICA),
+}
+_SCORE = (
+    "Jensen-Shannon divergence (nats) of {what}, CG vs all-atom reference; 95 % interval: "
+    "bootstrap over CG replicas.",
+    "KL divergence D(reference ‖ CG) (nats) of {what}.",
+    "KL divergence D(CG ‖ reference) (nats) of {what}.",
+    "Free-energy RMSE (kT) of {what} over the bins populated in both, each surface shifted "
+    "to zero mean there.",
+)
+_FLOOR = " Noise floor: the same score of the reference against itself at the CG frame count."
+_ECHO = " Echo baseline: the start frames, never moving, scored the same way."
 
 
 def _captions() -> dict[str, str]:
-    what = {
-        keys.JS_PHI_PSI: "Jensen-Shannon divergence (nats) of φ/ψ, CG vs all-atom reference.",
-        keys.KL_PHI_PSI: "KL divergence D(reference ‖ CG) (nats) of φ/ψ.",
-        keys.KL_REVERSE_PHI_PSI: "KL divergence D(CG ‖ reference) (nats) of φ/ψ.",
-        keys.JS_RG_END_TO_END: (
-            "Jensen-Shannon divergence (nats) of (radius of gyration, end-to-end distance)."
-        ),
-        keys.KL_RG_END_TO_END: "KL divergence D(reference ‖ CG) (nats) of (Rg, end-to-end).",
-        keys.KL_REVERSE_RG_END_TO_END: (
-            "KL divergence D(CG ‖ reference) (nats) of (Rg, end-to-end)."
-        ),
-    }
-    floors = {name + keys.FLOOR_SUFFIX: caption + _FLOOR for name, caption in what.items()}
-    return {**what, **floors}
+    captions = {}
+    for name, metrics in _METRICS.items():
+        for metric, text in zip(metrics, _SCORE, strict=True):
+            caption = text.format(what=_WHAT[name])
+            captions[metric] = caption
+            captions[metric + keys.FLOOR_SUFFIX] = caption + _FLOOR
+            captions[metric + keys.ECHO_SUFFIX] = caption + _ECHO
+    return captions
+
+
+def scored_rows(fold: str, metrics: tuple[str, ...], scored: list[Scored]) -> list[MetricRow]:
+    """Each score's row (with its interval), its floor's and its echo's."""
+    rows = []
+    for metric, result in zip(metrics, scored, strict=True):
+        rows += [
+            MetricRow(fold, metric, result.score.value, result.score.low, result.score.high),
+            MetricRow(
+                fold,
+                metric + keys.FLOOR_SUFFIX,
+                result.floor.value,
+                result.floor.low,
+                result.floor.high,
+            ),
+            MetricRow(fold, metric + keys.ECHO_SUFFIX, result.echo),
+        ]
+    return rows
 
 
 @METRICS.register("free_energy")
 class FreeEnergy(Metric):
-    """Per fold: JS, KL(reference ‖ CG) and KL(CG ‖ reference) (nats) between the 2-D
-    histograms of the projection (phi/psi, or radius of gyration and end-to-end
-    distance) of the reference (all trajectories) and of the fold's CG simulation; and
-    each score's noise floor at the CG sample's frame count, mean and 95 % interval.
+    """Per fold and pooled: JS, KL both ways (nats) and the free-energy RMSE (kT) on the
+    2-D projection and on TICA, each with its interval, noise floor and echo baseline.
 
     Parameters
     ----------
@@ -61,10 +87,10 @@ class FreeEnergy(Metric):
         Total probability mass of the uniform pseudo-distribution mixed into every
         histogram (spread evenly over the bins).
     floor_resamples
-        Resamples of the reference for each noise floor.
+        Resamples for each interval and noise floor.
     """
 
-    needs = frozenset({"reference", "simulation"})
+    needs = frozenset({"reference", "simulation", "health"})
     captions = _captions()
 
     def __init__(self, *, pseudo_mass: float, floor_resamples: int) -> None:
@@ -72,62 +98,65 @@ class FreeEnergy(Metric):
         self.floor_resamples = floor_resamples
 
     def rows(self, context: EvaluationContext) -> list[MetricRow]:
-        edges = context.edges
-        reference = context.reference_values
-        labels = context.reference.trajectory_index
-        p_reference = regularised_histogram(reference, edges, self.pseudo_mass)
-        scores: dict[str, Callable[[np.ndarray, np.ndarray], float]] = dict(
-            zip(context.projection.metrics, self._scores(edges), strict=True)
-        )
-        resampling = choose_resampling(labels, observable=context.projection.smooth(reference))
         rows: list[MetricRow] = []
-        floors: dict[tuple[str, int], MetricRow] = {}  # one floor per frame count
+        pooled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for fold in context.folds:
-            values = context.simulation_values(fold)
-            if not len(values):
-                continue  # every replica failed before its first saved frame
-            p_model = regularised_histogram(values, edges, self.pseudo_mass)
-            name = context.label(fold)
-            for metric, score in scores.items():
-                rows.append(MetricRow(name, metric, score(values, reference, p_model, p_reference)))
-                key = (metric, len(values))
-                if key not in floors:
-                    floor = noise_floor(
-                        reference,
-                        labels,
-                        len(values),
-                        lambda a, b, score=score: score(a, b),
-                        context.rng(metric),
-                        self.floor_resamples,
-                        resampling=resampling,
-                    )
-                    floors[key] = MetricRow(
-                        name, metric + keys.FLOOR_SUFFIX, floor.value, floor.low, floor.high
-                    )
-                rows.append(floors[key]._replace(fold=name))
+            simulation = context.simulation(fold)
+            if not simulation.n_frames:
+                continue  # every replica failed before its first production frame
+            starts = context.start_frames(fold)
+            replicas = simulation.trajectory_index
+            for projection in context.projections(fold):
+                rows += self._compare(
+                    context,
+                    projection,
+                    context.simulation_projected(fold, projection),
+                    replicas,
+                    context.reference_projected(projection)[starts],
+                    context.label(fold),
+                )
+            pooled[fold] = (replicas, starts)
+        if len(pooled) > 1:
+            folds = sorted(pooled)
+            replicas = np.concatenate([pooled[k][0] + k * 1_000_000 for k in folds])
+            starts = np.concatenate([pooled[k][1] for k in folds])
+            for projection in context.projections(None):
+                values = np.concatenate(
+                    [context.simulation_projected(k, projection) for k in folds]
+                )
+                rows += self._compare(
+                    context,
+                    projection,
+                    values,
+                    replicas,
+                    context.reference_projected(projection)[starts],
+                    keys.ALL_FOLDS,
+                )
         return rows
 
-    def _scores(self, edges: list[np.ndarray]) -> list[Callable[..., float]]:
-        """JS, KL(reference ‖ sample), KL(sample ‖ reference) of a sample against a
-        reference, from their values (histograms are made when not given)."""
-
-        def pair(sample, reference, p_sample=None, p_reference=None):
-            if p_sample is None:
-                p_sample = regularised_histogram(sample, edges, self.pseudo_mass)
-            if p_reference is None:
-                p_reference = regularised_histogram(reference, edges, self.pseudo_mass)
-            return p_sample, p_reference
-
-        def jensen_shannon(*args):
-            p, q = pair(*args)
-            return js(q, p)
-
-        def forward(*args):
-            p, q = pair(*args)
-            return kl(q, p)
-
-        def reverse(*args):
-            p, q = pair(*args)
-            return kl(p, q)
-
-        return [jensen_shannon, forward, reverse]
+    def _compare(
+        self,
+        context: EvaluationContext,
+        projection: Projection,
+        values: np.ndarray,
+        replicas: np.ndarray,
+        echo: np.ndarray,
+        fold: str,
+    ) -> list[MetricRow]:
+        reference = context.reference_projected(projection)
+        labels = context.reference.trajectory_index
+        edges = [np.linspace(low, high, context.bins + 1) for low, high in projection.ranges]
+        binned = Binned(edges, joint=True, pseudo_mass=self.pseudo_mass)
+        resampling = choose_resampling(labels, observable=projection.smooth(reference))
+        scored = compare(
+            binned,
+            reference,
+            labels,
+            resampling,
+            values,
+            replicas,
+            echo,
+            context.rng(f"{projection.name}/{fold}"),
+            self.floor_resamples,
+        )
+        return scored_rows(fold, projection.metrics, scored)

@@ -46,8 +46,9 @@ def run(
     system, mapping, model
         What is evaluated (the table's first columns).
     cfg
-        The validated configuration: ``evaluate`` (``metrics``, ``bins`` and each metric's
-        section), ``train.n_folds`` and ``temperature`` (K) are read.
+        The validated configuration: ``evaluate`` (``metrics``, ``bins``, ``burn_in`` and
+        each metric's section), ``observables``, ``train.n_folds`` and ``temperature`` (K)
+        are read.
 
     Returns
     -------
@@ -65,6 +66,8 @@ def run(
         bins=section["bins"],
         reference_path=cg_path,
         seed=derive_seed(cfg["seed"], "evaluate", system, mapping, model),
+        burn_in=section["burn_in"],
+        tica_lag=cfg["observables"]["tica_lag"],
     )
 
     rows: list[MetricRow] = []
@@ -74,7 +77,7 @@ def run(
             produced = [MetricRow(*row) for row in metric.rows(context)]
         _check_rows(metric, produced, context)
         rows += produced
-        captions.update({row.metric: metric.captions[row.metric] for row in produced})
+        captions.update({row.metric: metric.caption(row.metric) for row in produced})
     table = pd.DataFrame(rows, columns=[keys.FOLD, keys.METRIC, keys.VALUE, keys.LOW, keys.HIGH])
     for column in (keys.VALUE, keys.LOW, keys.HIGH):
         table[column] = table[column].astype(float)
@@ -96,6 +99,7 @@ def run(
             "n_folds": n_folds,
             "temperature": cfg["temperature"],
             "evaluate": section,
+            "observables": cfg["observables"],
         },
         inputs=context.inputs,
     )
@@ -124,7 +128,7 @@ def _check_rows(metric: Metric, rows: list[MetricRow], context: EvaluationContex
     captions."""
     folds = {keys.ALL_FOLDS, *(context.label(fold) for fold in context.folds)}
     for row in rows:
-        if row.fold not in folds or row.metric not in metric.captions:
+        if row.fold not in folds or metric.caption(row.metric) is None:
             raise ValueError(
                 f"metric {metric.name!r} gave the row {row!r}: its fold must be one of "
                 f"{sorted(folds)} and its metric one of {sorted(metric.captions)}"

@@ -558,7 +558,7 @@ def noise_floor(
     *,
     level: float = LEVEL,
     resampling: Resampling | None = None,
-) -> Estimate:
+) -> Estimate | list[Estimate]:
     """The score that sampling noise alone gives a sample of ``n_frames`` frames.
 
     A model's score is ``score(model_values, reference_values)``: a sample of n frames
@@ -589,7 +589,8 @@ def noise_floor(
     n_frames
         Frames of the sample that is scored (the model's frame count).
     score
-        score(sample [n_frames, d], reference [m, d]) -> float.
+        score(sample [n_frames, d], reference [m, d]) -> float, or a 1-D array of several
+        scores (computed from the same resamples, e.g. from one pair of histograms).
     rng
         Random generator.
     n_resamples
@@ -602,7 +603,7 @@ def noise_floor(
 
     Returns
     -------
-    Estimate
+    Estimate, or list[Estimate] (one per score) where ``score`` returns an array
         Mean of the repeats' scores, and their percentile interval (units of ``score``).
     """
     values = np.asarray(reference_values)
@@ -623,8 +624,11 @@ def noise_floor(
             size += len(parts[-1])
         pool = np.concatenate(parts)
         sample = pool[np.linspace(0, len(pool) - 1, n_frames).round().astype(np.int64)]
-        scores.append(float(score(values[sample], values[reference])))
-    return _estimate(float(np.mean(scores)), scores, level)
+        scores.append(np.asarray(score(values[sample], values[reference]), dtype=float))
+    table = np.array(scores)
+    if table.ndim == 1:
+        return _estimate(float(table.mean()), table, level)
+    return [_estimate(float(column.mean()), column, level) for column in table.T]
 
 
 def populations(

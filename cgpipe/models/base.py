@@ -63,6 +63,9 @@ class EnergyModel(nn.Module):
     ----------
     name
         The registered name (set by :meth:`Registry.register`).
+    prior_overrides
+        Keys of ``train.prior`` this model's prior is fitted with instead (class
+        attribute; empty for most; the negative control drops the dihedral term).
     hparams
         The constructor arguments, JSON-able.
     prior
@@ -72,6 +75,7 @@ class EnergyModel(nn.Module):
     """
 
     name: ClassVar[str] = ""
+    prior_overrides: ClassVar[Mapping[str, Any]] = {}
     prior: Prior | None
 
     def __init__(self, bead_types: Sequence[int], prior: Mapping[str, Any] | None = None) -> None:

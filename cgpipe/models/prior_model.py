@@ -33,3 +33,13 @@ class PriorModel(EnergyModel):
 
     def energy(self, positions: torch.Tensor) -> torch.Tensor:
         return self.prior(positions)
+
+
+@MODELS.register("prior_no_dihedrals")
+class PriorWithoutDihedrals(PriorModel):
+    """The negative control: the prior fitted without its dihedral term (bonds, angles,
+    impropers and repulsion only), so that it cannot hold the backbone's torsional free
+    energy; a metric that scores it within the reference's noise floor cannot tell a bad
+    model from a good one."""
+
+    prior_overrides = {"dihedral_order": 0}

@@ -19,6 +19,7 @@ import pandas as pd
 from cgpipe import keys
 from cgpipe.errors import InputError
 from cgpipe.io import Provenance, atomic_output, read_table, read_table_metadata
+from cgpipe.report import verdicts as verdicts_of
 
 _STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1200px; color: #222; }
@@ -32,8 +33,9 @@ img { max-width: 100%; } .note { color: #555; font-size: 0.9rem; }
 
 
 def summarise(metrics: pd.DataFrame, captions: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per metric: its caption, the value of every fold, and mean and std across
-    folds (a fold-independent metric's mean is its one value).
+    """One row per metric: its caption, the value of every fold, mean and std across folds
+    and the pooled value (every fold's frames together) where there is one (a
+    fold-independent metric's mean is its one value).
 
     Parameters
     ----------
@@ -51,8 +53,12 @@ def summarise(metrics: pd.DataFrame, captions: dict[str, str] | None = None) -> 
     wide["mean"] = wide[folds].mean(axis=1)
     wide["std"] = wide[folds].std(axis=1, ddof=1)
     if keys.ALL_FOLDS in wide.columns:
-        fold_independent = wide[keys.ALL_FOLDS].notna()
-        wide.loc[fold_independent, "mean"] = wide.loc[fold_independent, keys.ALL_FOLDS]
+        # A fold-independent metric's mean is its one value; a per-fold metric's pooled
+        # row (every fold's frames together) gets a column of its own.
+        pooled = wide[keys.ALL_FOLDS]
+        fold_independent = pooled.notna() & wide[folds].isna().all(axis=1)
+        wide.loc[fold_independent, "mean"] = pooled[fold_independent]
+        wide["pooled"] = pooled.where(~fold_independent)
         wide = wide.drop(columns=keys.ALL_FOLDS)
     wide.insert(0, "description", [captions.get(m, "") for m in wide.index])
     return wide
@@ -62,27 +68,29 @@ def _display(metrics: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """The summary as text: each value with its 95 % interval where it has one, and for a
     score with a noise floor, in how many folds it lies within the floor's interval."""
     table = summary.copy().astype(object)
+    per_fold = set(metrics.loc[metrics[keys.FOLD] != keys.ALL_FOLDS, keys.METRIC])
     for row in metrics.itertuples(index=False):
         value, low, high = getattr(row, keys.VALUE), getattr(row, keys.LOW), getattr(row, keys.HIGH)
         fold = getattr(row, keys.FOLD)
-        column = "mean" if fold == keys.ALL_FOLDS else fold
+        if fold == keys.ALL_FOLDS:
+            column = "pooled" if getattr(row, keys.METRIC) in per_fold else "mean"
+        else:
+            column = fold
         text = f"{value:.4g}" if np.isfinite(value) else ""
         if np.isfinite(low) and np.isfinite(high):
             text += f" [{low:.4g}, {high:.4g}]"
         table.loc[getattr(row, keys.METRIC), column] = text
-    for column in ("mean", "std"):
+    for column in ("mean", "std", "pooled"):
+        if column not in table:
+            continue
         for metric in table.index:
             if isinstance(table.loc[metric, column], float):
                 number = table.loc[metric, column]
                 table.loc[metric, column] = f"{number:.4g}" if np.isfinite(number) else ""
     verdicts = []
     for metric in table.index:
-        floor = metric + keys.FLOOR_SUFFIX
-        scores = metrics[metrics[keys.METRIC] == metric].set_index(keys.FOLD)[keys.VALUE]
-        highs = metrics[metrics[keys.METRIC] == floor].set_index(keys.FOLD)[keys.HIGH]
-        shared = scores.index.intersection(highs.index)
-        within = int((scores[shared] <= highs[shared]).sum())
-        verdicts.append(f"{within} of {len(shared)}" if len(shared) else "")
+        within, n = verdicts_of.within_floor(metrics, metric)
+        verdicts.append(f"{within} of {n}" if n else "")
     table["within floor"] = verdicts
     return table
 
@@ -107,10 +115,134 @@ def read_captions(path: str | os.PathLike[str]) -> dict[str, str]:
     return {str(name): str(text) for name, text in captions.items()}
 
 
+def _group_sections(
+    tables: dict[str, pd.DataFrame],
+    negative_control: str | None,
+    baseline: str | None,
+) -> str:
+    """The comparison tables of one system and mapping: scores against floor, echo, the
+    negative control and the baseline; and state populations with intervals.
+
+    Parameters
+    ----------
+    tables
+        Model name -> its metrics table, for one system and mapping.
+    """
+    control = tables.get(negative_control) if negative_control else None
+    base = tables.get(baseline) if baseline else None
+    first = next(iter(tables.values()))
+    parts = []
+
+    # Convergence and the verdict per model.
+    lines = []
+    for model, table in tables.items():
+        done, n = verdicts_of.converged(table)
+        state = (
+            "no convergence check"
+            if not n
+            else f"converged in {done} of {n} folds"
+            + ("" if done == n else ": <b>not converged — no verdict</b>")
+        )
+        lines.append(f"<li><b>{html.escape(model)}</b>: {state}</li>")
+    parts.append("<ul>" + "".join(lines) + "</ul>")
+
+    # Scores: pooled value and interval per model, floor, echo, discrimination.
+    names = verdicts_of.scores(first)
+    if names:
+        discrimination = verdicts_of.discrimination(first, control)
+        rows = []
+        for metric in names:
+            pooled = _pooled(first, metric + keys.FLOOR_SUFFIX)
+            echo = _pooled(first, metric + keys.ECHO_SUFFIX)
+            row = {"score": metric, "floor (pooled)": pooled, "echo (pooled)": echo}
+            for model, table in tables.items():
+                text = _pooled(table, metric)
+                within, n = verdicts_of.within_floor(table, metric)
+                text += f"; within floor {within}/{n}"
+                if base is not None and model != baseline:
+                    below, m = verdicts_of.below_baseline(table, base, metric)
+                    text += f"; below {baseline} {below}/{m}"
+                row[model] = text
+            row["verdict"] = discrimination[metric]
+            rows.append(row)
+        parts.append(
+            "<h3>Scores against the floor, the echo and the controls</h3>"
+            + pd.DataFrame(rows).to_html(index=False, escape=True)
+            + '<p class="note">Pooled over folds: value [95 % interval]. <i>within floor k/n</i>: '
+            "folds whose score does not exceed the upper end of its noise floor; <i>below "
+            f"{html.escape(str(baseline))} k/n</i>: folds whose score interval lies entirely "
+            "below the baseline's. A score is non-discriminating when the echo baseline "
+            "(start frames, never moving) or the negative control "
+            f"({html.escape(str(negative_control))}) lies within the floor in some fold.</p>"
+        )
+
+    # Populations.
+    population_rows = []
+    reference = first[first[keys.METRIC].str.endswith(keys.REFERENCE_SUFFIX)]
+    states = [
+        m[len(keys.POPULATION_PREFIX) : -len(keys.REFERENCE_SUFFIX)]
+        for m in dict.fromkeys(reference[keys.METRIC])
+        if m.startswith(keys.POPULATION_PREFIX)
+    ]
+    if states:
+
+        def row_of(label: str, table: pd.DataFrame, suffix: str, fold: str) -> dict[str, str]:
+            out = {"ensemble": label}
+            for state in states:
+                out[state] = _cell(table, keys.POPULATION_PREFIX + state + suffix, fold)
+            return out
+
+        population_rows.append(
+            row_of("reference, all trajectories", first, keys.REFERENCE_SUFFIX, keys.ALL_FOLDS)
+        )
+        trajectories = sorted(
+            {m.rsplit("_traj", 1)[1] for m in first[keys.METRIC] if "_reference_traj" in m}, key=int
+        )
+        for traj in trajectories:
+            population_rows.append(
+                row_of(
+                    f"reference trajectory {traj}",
+                    first,
+                    f"{keys.REFERENCE_SUFFIX}_traj{traj}",
+                    keys.ALL_FOLDS,
+                )
+            )
+        population_rows.append(
+            row_of("echo (start set), pooled", first, keys.ECHO_SUFFIX, keys.ALL_FOLDS)
+        )
+        for model, table in tables.items():
+            population_rows.append(row_of(f"{model}, pooled", table, "", keys.ALL_FOLDS))
+            for fold in sorted(set(table[keys.FOLD]) - {keys.ALL_FOLDS}):
+                population_rows.append(row_of(f"{model}, {fold}", table, "", fold))
+        parts.append(
+            "<h3>State populations</h3>"
+            + pd.DataFrame(population_rows).to_html(index=False)
+            + '<p class="note">Fraction of frames [95 % interval]: reference by bootstrap over '
+            "trajectories (blocks within each with fewer than 5) or blocks within one "
+            "trajectory; CG by bootstrap over replicas, production frames only.</p>"
+        )
+    return "\n".join(parts)
+
+
+def _cell(table: pd.DataFrame, metric: str, fold: str) -> str:
+    rows = table[(table[keys.METRIC] == metric) & (table[keys.FOLD] == fold)]
+    if rows.empty:
+        return ""
+    row = rows.iloc[0]
+    return verdicts_of.interval_text(row[keys.VALUE], row[keys.LOW], row[keys.HIGH])
+
+
+def _pooled(table: pd.DataFrame, metric: str) -> str:
+    return _cell(table, metric, keys.ALL_FOLDS)
+
+
 def run(
     output: str | os.PathLike[str],
     metrics_paths: list[str | os.PathLike[str]],
     fes_paths: list[str | os.PathLike[str]],
+    *,
+    negative_control: str | None = None,
+    baseline: str | None = None,
 ) -> None:
     """Write the report page from every model's metrics table and FES plot.
 
@@ -121,11 +253,15 @@ def run(
     metrics_paths, fes_paths
         Each model's ``metrics.parquet`` and ``fes.png``, in the same order. Each metric's
         caption comes from its table's metadata.
+    negative_control, baseline
+        Model names (``report`` section of the configuration): the negative control that
+        every score must tell from the floor, and the model every other is compared with.
     """
     metrics_paths = [os.fspath(p) for p in metrics_paths]
     fes_paths = [os.fspath(p) for p in fes_paths]
     if len(metrics_paths) != len(fes_paths):
         raise InputError("need one FES plot per metrics table")
+    groups: dict[tuple[str, str], dict[str, pd.DataFrame]] = {}
     sections = []
     for metrics_path, fes_path in zip(metrics_paths, fes_paths, strict=True):
         metrics = read_table(metrics_path)
@@ -136,17 +272,29 @@ def run(
             title, table = metrics_path, "<p>No metrics.</p>"
         else:
             first = metrics.iloc[0]
+            group = (first[keys.SYSTEM], first[keys.MAPPING])
+            groups.setdefault(group, {})[first[keys.MODEL]] = metrics
             title = f"{first[keys.SYSTEM]} · {first[keys.MAPPING]} · {first[keys.MODEL]}"
             summary = summarise(metrics, read_captions(metrics_path))
             table = _display(metrics, summary).to_html(na_rep="")
         sections.append(
             f"<h2>{html.escape(title)}</h2>\n{_image(Path(fes_path))}\n{table}\n"
             f'<p class="note">From {html.escape(metrics_path)}; mean and std over folds '
-            "(std with ddof=1); [low, high]: 95 % interval; <i>within floor</i>: folds whose "
-            "score does not exceed the upper end of its noise floor's interval (a model there "
-            "cannot be told from the reference's own sampling noise).</p>"
+            "(std with ddof=1); pooled: every fold's frames together; [low, high]: 95 % "
+            "interval; <i>within floor</i>: folds whose score does not exceed the upper end of "
+            "its noise floor's interval (a model there cannot be told from the reference's own "
+            "sampling noise).</p>"
         )
-    provenance = Provenance(stage="report", inputs=[*metrics_paths, *fes_paths])
+    comparisons = [
+        f"<h2>{html.escape(system)} · {html.escape(mapping)}: models compared</h2>\n"
+        + _group_sections(tables, negative_control, baseline)
+        for (system, mapping), tables in groups.items()
+    ]
+    provenance = Provenance(
+        stage="report",
+        config={"negative_control": negative_control, "baseline": baseline},
+        inputs=[*metrics_paths, *fes_paths],
+    )
     record = provenance.to_json().replace("</", "<\\/")
     page = (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -154,9 +302,13 @@ def run(
         f"<style>{_STYLE}</style>"
         f'<script type="application/json" id="provenance">{record}</script>'
         "</head><body>\n<h1>cgpipe report</h1>\n"
-        '<p class="note">Free-energy surfaces F(φ, ψ) = −kT ln p in kJ/mol, reference (all-atom, '
-        "all trajectories) and the CG simulation of each cross-validation fold. Units: nm, ps, "
-        "kJ/mol.</p>\n" + "\n".join(sections) + "\n</body></html>\n"
+        '<p class="note">Free-energy surfaces F = −kT ln p in kJ/mol, reference (all-atom, '
+        "all trajectories) and the CG production frames of each cross-validation fold. Units: "
+        "nm, ps, kJ/mol.</p>\n"
+        + "\n".join(comparisons)
+        + "\n"
+        + "\n".join(sections)
+        + "\n</body></html>\n"
     )
     with atomic_output(output) as tmp:
         tmp.write_text(page)

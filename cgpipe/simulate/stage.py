@@ -14,11 +14,12 @@ import torch
 from tqdm import tqdm
 
 from cgpipe import keys
-from cgpipe.data import FoldData, check_beads, evenly
+from cgpipe.data import FoldData, check_beads, evenly, subset
 from cgpipe.device import select_device
 from cgpipe.io import Provenance, TrajectoryData, write_table, write_trajectory
 from cgpipe.mapping import read_mapping
 from cgpipe.models import load_model
+from cgpipe.observables import States, choose_states
 from cgpipe.paths import HEALTH_FILE, TRAJECTORY_FILE
 from cgpipe.simulate.base import INTEGRATORS
 from cgpipe.stages import write_resolved_config
@@ -71,6 +72,30 @@ def replica_health(
     return healthy, reasons
 
 
+def start_set(states: States, folds: FoldData, n_replicas: int) -> tuple[np.ndarray, list[str]]:
+    """The replicas' start frames: half from the most populated state of the fold's
+    training frames, half from the second (frames spread evenly in time within each
+    state, reused in turn where a state has fewer than its replicas); all from the one
+    state where the training frames visit only one.
+
+    Returns
+    -------
+    frames, names
+        [n_replicas] frame indices into ``folds.data`` and each one's state name.
+    """
+    training = folds.train_frames
+    assigned = states.assign(subset(folds.data, training))
+    counts = np.bincount(assigned, minlength=len(states.names))
+    order = [int(k) for k in np.argsort(-counts, kind="stable") if counts[k] > 0][:2]
+    sizes = [n_replicas - n_replicas // 2, n_replicas // 2] if len(order) == 2 else [n_replicas]
+    frames, names = [], []
+    for state, size in zip(order, sizes, strict=True):
+        chosen = evenly(training[assigned == state], size)
+        frames.append(np.resize(chosen, size))
+        names += [states.names[state]] * size
+    return np.concatenate(frames), names
+
+
 def run(
     model_path: str | os.PathLike[str],
     cg_path: str | os.PathLike[str],
@@ -82,10 +107,12 @@ def run(
     seed: int,
     threads: int = 1,
 ) -> None:
-    """Run ``simulate.n_replicas`` replicas of the model of ``fold`` from its held-out frames.
+    """Run ``simulate.n_replicas`` replicas of the model of ``fold`` from a start set.
 
-    The start frames are spread evenly over the held-out trajectories of ``fold``
-    (reused in turn when there are fewer than replicas); the integrator is
+    The start set (:func:`start_set`) is drawn from the fold's training trajectories,
+    half from each of its two most populated states (phi/psi basins, or the sides of
+    TIC1 at ``observables.tica_lag``), so that the evaluation can check that the
+    replicas forgot where they started; the integrator is
     ``simulate.integrator``, built with its section. A replica that blows up (NaN
     positions, two beads closer than ``simulate.min_distance`` nm, or a bond longer
     than ``simulate.max_bond_stretch`` times its prior length) is stopped and recorded
@@ -96,7 +123,7 @@ def run(
     model_path
         Checkpoint of the model trained on ``fold``.
     cg_path
-        CG trajectories of every trajectory (HDF5), from which held-out frames start.
+        CG trajectories of every trajectory (HDF5), whose training frames start replicas.
     mapping_path
         The mapping (bead masses).
     output_dir
@@ -106,7 +133,8 @@ def run(
     fold
         Cross-validation fold of ``train.n_folds``.
     cfg
-        The validated configuration (``temperature``, ``train.n_folds``, ``simulate``).
+        The validated configuration (``temperature``, ``train.n_folds``, ``simulate``,
+        ``observables``).
     seed
         Seed of the integrator's random numbers.
     threads
@@ -127,9 +155,14 @@ def run(
     mapping = read_mapping(mapping_path)
     check_beads(mapping.n_beads, data, Path(mapping_path), Path(cg_path))
     n_replicas = params["n_replicas"]
-    starts = evenly(folds.heldout_frames, n_replicas)
-    if len(starts) < n_replicas:  # fewer held-out frames than replicas: reuse them
-        starts = np.resize(starts, n_replicas)
+    states = choose_states(folds.training, cfg["observables"]["tica_lag"])
+    starts, start_states = start_set(states, folds, n_replicas)
+    log.info(
+        "fold %d: %d replicas from %s",
+        fold,
+        n_replicas,
+        ", ".join(f"{start_states.count(s)} in {s}" for s in dict.fromkeys(start_states)),
+    )
 
     generator = torch.Generator(device=device).manual_seed(seed)
     masses = torch.as_tensor(np.array(mapping.bead_masses), dtype=torch.float32, device=device)
@@ -190,7 +223,12 @@ def run(
         config={"fold": fold, "temperature": temperature, **params},
         inputs=[model_path, cg_path, mapping_path],
         seed=seed,
-        extra={"device": str(device), "start_frames": starts.tolist()},
+        extra={
+            "device": str(device),
+            "start_frames": starts.tolist(),
+            "start_states": start_states,
+            "start_set": "half from each of the two most populated states of the training frames",
+        },
     )
     health = pd.DataFrame(
         {
@@ -199,6 +237,7 @@ def run(
             keys.FAILURE_REASON: reasons,
             keys.TIME_TO_FAILURE: failed_at,
             keys.START_FRAME: starts,
+            keys.START_STATE: start_states,
             keys.N_FRAMES: alive.sum(axis=1),
         }
     )

@@ -236,8 +236,9 @@ def run(
     # order of random draws is part of the result: per replicate, the generator and the
     # global seed first, then the network's initialisation, then the trainer's draws from
     # the generator.
+    prior_cfg = {**train_cfg["prior"], **model_class.prior_overrides}
     prior = fit_prior(
-        data.coordinates[train_frames], mapping.bonds, cfg["temperature"], **train_cfg["prior"]
+        data.coordinates[train_frames], mapping.bonds, cfg["temperature"], **prior_cfg
     )
     training = TrainingData(  # no frame of a held-out trajectory
         positions=data.coordinates[train_frames],
@@ -318,6 +319,7 @@ def run(
             "fold": fold,
             "temperature": cfg["temperature"],
             **{key: value for key, value in train_cfg.items() if key != "models"},
+            "prior": prior_cfg,
             "models": {model: model_section},
             "trainers": {trainer_name: trainer_section},
         },

@@ -63,12 +63,20 @@ def evaluation_inputs(tmp_path) -> tuple[Path, list[dict[str, Path]]]:
     for fold in range(2):
         simulate = tmp_path / f"simulate/fold{fold}"
         backmap = tmp_path / f"backmap/fold{fold}"
-        simulation = TrajectoryData(
-            cg_topology(), chain_frames(rng, 8, 0.08), np.arange(8, dtype=float)
+        simulation = TrajectoryData(  # 4 replicas of 2 frames
+            cg_topology(),
+            chain_frames(rng, 8, 0.08),
+            np.tile([1.0, 2.0], 4),
+            trajectory_index=np.repeat([0, 1, 2, 3], 2),
         )
         write_trajectory(simulate / paths.TRAJECTORY_FILE, simulation, Provenance("test"))
         health = pd.DataFrame(
-            {keys.REPLICA: [0, 1, 2, 3], keys.STABLE: [True, True, fold == 0, False]}
+            {
+                keys.REPLICA: [0, 1, 2, 3],
+                keys.STABLE: [True, True, fold == 0, False],
+                keys.START_FRAME: [0, 5, 12, 20],
+                keys.START_STATE: ["tic1_low", "tic1_low", "tic1_high", "tic1_high"],
+            }
         )
         write_table(simulate / paths.HEALTH_FILE, health, Provenance("test"))
         table = pd.DataFrame({keys.CG_RMSD: [0.01, 0.03 + fold]})

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from cgpipe import keys
-from cgpipe.data import evenly, split_frames
 from cgpipe.errors import InputError
 from cgpipe.evaluate import FOLD_FILES, METRICS, EvaluationContext, Metric, MetricRow
 from cgpipe.evaluate.statistics import kl, regularised_histogram
@@ -46,32 +44,40 @@ def _rows(metric, context):
         return metric.rows(context)
 
 
-def test_free_energy_scores_each_fold_beside_its_noise_floor(cfg, evaluation_inputs):
+def test_free_energy_scores_each_fold_beside_its_floor_and_echo(cfg, evaluation_inputs):
     _, folds = evaluation_inputs
     context = _context(cfg, folds)
     assert context.projection.name == "rg_end_to_end"  # no backbone dihedrals
     metric = METRICS.get("free_energy")(pseudo_mass=0.01, floor_resamples=50)
     rows = [MetricRow(*row) for row in _rows(metric, context)]
-    js_name, kl_name, reverse_name = context.projection.metrics
-    for fold in ("fold0", "fold1"):
+    scores = [*context.projection.metrics, keys.JS_TICA, keys.KL_TICA, keys.KL_REVERSE_TICA]
+    scores.append(keys.FE_RMSE_TICA)
+    for fold in ("fold0", "fold1", keys.ALL_FOLDS):
         names = [row.metric for row in rows if row.fold == fold]
-        floors = [name + keys.FLOOR_SUFFIX for name in (js_name, kl_name, reverse_name)]
-        assert sorted(names) == sorted([js_name, kl_name, reverse_name, *floors])
+        expected = [n + s for n in scores for s in ("", keys.FLOOR_SUFFIX, keys.ECHO_SUFFIX)]
+        assert sorted(names) == sorted(expected)
     # The scores are the divergences of regularised histograms, JS within [0, ln 2].
     values = context.reference_values
     simulated = context.projection.compute(read_trajectory(folds[1]["traj"]))
     p_ref = regularised_histogram(values, context.edges, 0.01)
     p_cg = regularised_histogram(simulated, context.edges, 0.01)
+    js_name, kl_name, reverse_name, _ = context.projection.metrics
     by_name = {(row.fold, row.metric): row for row in rows}
     assert by_name[("fold1", kl_name)].value == pytest.approx(kl(p_ref, p_cg))
     assert by_name[("fold1", reverse_name)].value == pytest.approx(kl(p_cg, p_ref))
     assert 0 <= by_name[("fold1", js_name)].value <= np.log(2)
-    # Every floor has an interval around its mean; the scores have none.
+    # The echo: each replica's start frame repeated for its frames, scored the same way.
+    starts = np.repeat([0, 5, 12, 20], 2)
+    p_echo = regularised_histogram(values[starts], context.edges, 0.01)
+    assert by_name[("fold1", kl_name + keys.ECHO_SUFFIX)].value == pytest.approx(kl(p_ref, p_echo))
+    # Floors and scores have intervals around their values; echoes have none.
     for row in rows:
-        if row.metric.endswith(keys.FLOOR_SUFFIX):
-            assert row.low <= row.value <= row.high
-        else:
+        if row.metric.endswith(keys.ECHO_SUFFIX):
             assert np.isnan(row.low) and np.isnan(row.high)
+        elif row.metric.endswith(keys.FLOOR_SUFFIX):
+            assert row.low <= row.value <= row.high
+        elif np.isfinite(row.value):
+            assert row.low <= row.high
 
 
 def test_a_copy_of_the_reference_scores_within_its_floor(cfg, evaluation_inputs, tmp_path):
@@ -87,56 +93,6 @@ def test_a_copy_of_the_reference_scores_within_its_floor(cfg, evaluation_inputs,
     js_name = context.projection.metrics[0]
     score, floor = rows[("fold0", js_name)], rows[("fold0", js_name + keys.FLOOR_SUFFIX)]
     assert score.value <= floor.high
-
-
-class _Harmonic:
-    """E = k/2 |z|^2: forces -k z (kJ/mol/nm); its prior is the zero force field."""
-
-    def __init__(self, k: float) -> None:
-        self.k = k
-
-    def energy_and_forces(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return 0.5 * self.k * (positions**2).sum(dim=(1, 2)), -self.k * positions
-
-    def prior_model(self) -> _Harmonic:
-        return _Harmonic(0.0)
-
-
-def test_force_error_scores_the_model_and_its_prior_on_held_out_frames(
-    cfg, evaluation_inputs, monkeypatch
-):
-    _, folds = evaluation_inputs
-    loaded = []
-
-    def load_model(path):
-        loaded.append(path)
-        return _Harmonic(2.0)
-
-    monkeypatch.setattr("cgpipe.evaluate.base.load_model", load_model)
-    reference = reference_data()
-    context = _context(cfg, folds, reference)
-    rows = _rows(METRICS.get("force_error")(max_frames=5), context)
-    assert [(f, m) for f, m, _ in rows] == [
-        ("fold0", keys.FORCE_RMSE_HELDOUT),
-        ("fold0", keys.FORCE_RMSE_HELDOUT_PRIOR),
-        ("fold1", keys.FORCE_RMSE_HELDOUT),
-        ("fold1", keys.FORCE_RMSE_HELDOUT_PRIOR),
-    ]
-    assert loaded == [folds[0]["model"], folds[1]["model"]]
-    for fold in (0, 1):
-        frames = evenly(split_frames(reference.trajectory_index, 2, fold)[1], 5)
-        assert len(frames) == 5 and (reference.trajectory_index[frames] == fold).all()
-        x, f = reference.coordinates[frames], reference.forces[frames]
-        model_rmse = np.sqrt(np.mean((-2.0 * x - f) ** 2))
-        prior_rmse = np.sqrt(np.mean(f**2))
-        assert rows[2 * fold][2] == pytest.approx(model_rmse, rel=1e-5)
-        assert rows[2 * fold + 1][2] == pytest.approx(prior_rmse, rel=1e-5)
-
-
-def test_force_error_has_no_rows_without_reference_forces(cfg, evaluation_inputs):
-    _, folds = evaluation_inputs  # the model files do not exist: nothing may load them
-    context = _context(cfg, folds, reference_data(with_forces=False))
-    assert _rows(METRICS.get("force_error")(max_frames=10), context) == []
 
 
 def test_stability_and_backmap_rmsd_read_their_tables(cfg, evaluation_inputs):

@@ -9,8 +9,10 @@ import pytest
 import torch
 import yaml
 
+from cgpipe import keys
 from cgpipe.data import FoldData
 from cgpipe.io import read_provenance, read_table, read_trajectory
+from cgpipe.observables import choose_states
 from cgpipe.paths import HEALTH_FILE, TRAJECTORY_FILE, resolved_config_path
 from cgpipe.simulate import INTEGRATORS, Integrator, replica_health, run
 from tests.unit.simulate.conftest import FOLD
@@ -95,7 +97,18 @@ def test_run_writes_the_trajectory_the_health_table_and_the_resolved_config(
     health = read_table(tmp_path / HEALTH_FILE)
     assert len(health) == params["n_replicas"]
     folds = FoldData.read(fold_inputs["cg"], test_config["train"]["n_folds"], FOLD)
-    assert set(health.start_frame) <= set(folds.heldout_frames.tolist())
+    # The start set: training frames (never held-out ones), half from each of the two
+    # most populated states of the training frames, each in the state it is listed in.
+    assert set(health.start_frame) <= set(folds.train_frames.tolist())
+    states = choose_states(folds.training, test_config["observables"]["tica_lag"])
+    assigned = states.assign(folds.data)
+    counts = np.bincount(assigned[folds.train_frames], minlength=len(states.names))
+    top_two = [states.names[k] for k in np.argsort(-counts, kind="stable")[:2] if counts[k]]
+    n = params["n_replicas"]
+    sizes = health[keys.START_STATE].value_counts()
+    assert list(sizes.index) == top_two[: len(sizes)] or set(sizes.index) == set(top_two)
+    assert sorted(sizes) == sorted([n - n // 2, n // 2] if len(top_two) == 2 else [n])
+    assert [states.names[k] for k in assigned[health.start_frame]] == list(health[keys.START_STATE])
     trajectory = read_trajectory(tmp_path / TRAJECTORY_FILE)
     n_saves = params["n_steps"] // params["save_every"]
     assert trajectory.n_frames == health.n_frames.sum() <= params["n_replicas"] * n_saves
