@@ -205,9 +205,9 @@ def tica_features(data: TrajectoryData) -> np.ndarray:
     sine of every bead dihedral (signed, so that a mirror image differs)."""
     trajectory = data.to_mdtraj()
     n = data.topology.n_atoms
-    pairs = np.array(
-        [(i, j) for i in range(n) for j in range(i + 1, n)], dtype=np.int64
-    ).reshape(-1, 2)
+    pairs = np.array([(i, j) for i in range(n) for j in range(i + 1, n)], dtype=np.int64).reshape(
+        -1, 2
+    )
     dihedrals = internal_coordinates(data)["dihedrals"]
     return np.concatenate(
         [md.compute_distances(trajectory, pairs), np.cos(dihedrals), np.sin(dihedrals)], axis=1

@@ -162,7 +162,9 @@ def get_final_output():
 def get_report_args():
     """--metrics/--fes options of every evaluated model, in the same order, and the
     report section's controls (those among the trained models)."""
-    args = [f"--metrics {m} --fes {f}" for m, f in zip(get_all_metrics(), get_all_fes())]
+    args = [
+        f"--metrics {m} --fes {f}" for m, f in zip(get_all_metrics(), get_all_fes())
+    ]
     for key in ("negative_control", "baseline"):
         model = config["report"][key]
         if model is not None and model in MODELS:
