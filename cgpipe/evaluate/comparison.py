@@ -1,8 +1,12 @@
 """A CG sample scored against the reference with the three numbers a referee asks for.
 
 1. The **score** (JS, KL both ways, free-energy RMSE) of the CG sample against the
-   pooled reference, with a 95 % interval from a bootstrap over the CG replicas (whole
-   replicas drawn with replacement; the reference is held fixed).
+   pooled reference, with a 95 % percentile interval from a bootstrap over the CG
+   replicas (whole replicas drawn with replacement; the reference is held fixed). A
+   divergence is biased upward by sampling noise, and resampling adds more, so its
+   interval can sit above the value; the floor carries the same bias, which is why a
+   score is judged against its floor and a model against another model's interval,
+   not against zero.
 2. Its **noise floor**: the same score of the reference against itself at the sample's
    frame count (:func:`~cgpipe.evaluate.statistics.noise_floor`), mean and 95 % interval.
 3. The **echo baseline**: the same score of a model that never moves, every replica

@@ -138,3 +138,25 @@ def test_the_fold_count_must_match_the_config(cfg, evaluation_inputs):
     _, folds = evaluation_inputs
     with pytest.raises(InputError, match="n_folds=3"):
         EvaluationContext(reference_data(), folds, n_folds=3, kT=2.5, bins=12)
+
+
+def test_distributions_score_rg_and_a_copy_of_the_reference_lies_within_its_floor(
+    cfg, evaluation_inputs
+):
+    reference_path, folds = evaluation_inputs
+    reference = read_trajectory(reference_path)
+    copy = folds[0]["traj"].parent / "copy.h5"
+    write_trajectory(copy, reference, Provenance("simulate"))
+    context = _context(cfg, [{**fold, "traj": copy} for fold in folds])
+    metric = METRICS.get("distributions")(bins=8, pseudo_mass=0.01, resamples=50)
+    rows = {(r.fold, r.metric): MetricRow(*r) for r in _rows(metric, context)}
+    # The fixture's beads have no bonds: only the radius of gyration is compared.
+    assert {m for _, m in rows} == {
+        keys.JS_RG,
+        keys.JS_RG + keys.FLOOR_SUFFIX,
+        keys.JS_RG + keys.ECHO_SUFFIX,
+    }
+    score, floor = rows[("fold0", keys.JS_RG)], rows[("fold0", keys.JS_RG + keys.FLOOR_SUFFIX)]
+    assert 0 <= score.value <= floor.high
+    # A percentile interval of a divergence lies at or above it: resampling only adds noise.
+    assert score.value <= score.high and score.low <= score.high

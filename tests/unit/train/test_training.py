@@ -182,3 +182,21 @@ def test_a_model_registered_elsewhere_trains_through_run_and_reloads(tmp_path, t
     # Without its module the checkpoint names a kind this cgpipe does not know.
     with pytest.raises(InputError, match=f"unknown model '{name}'"):
         load_model(tmp_path / MODEL_FILE)
+
+
+def test_the_negative_control_is_the_prior_without_its_dihedral_term(tmp_path, toy_cg, test_config):
+    cg_path, mapping_path = toy_cg
+    common = dict(fold=0, cfg=test_config, seed=3)
+    full = run(cg_path, mapping_path, tmp_path / "a", model="prior", **common)
+    control = run(cg_path, mapping_path, tmp_path / "b", model="prior_no_dihedrals", **common)
+    assert load_model(tmp_path / "b" / MODEL_FILE).name == "prior_no_dihedrals"
+    assert len(full.prior.dihedrals) > 0 and len(control.prior.dihedrals) == 0
+    # Everything else is the same fit: bonds, angles, impropers and repulsion.
+    control_buffers = dict(control.prior.named_buffers())
+    shared = [n for n, _ in full.prior.named_buffers() if not n.startswith("dihedral")]
+    assert "bond_r0" in shared
+    for name, buffer in full.prior.named_buffers():
+        if name in shared and name != "harmonics":
+            assert torch.equal(buffer, control_buffers[name]), name
+    record = read_provenance(tmp_path / "b" / MODEL_FILE)
+    assert record["config"]["prior"]["dihedral_order"] == 0

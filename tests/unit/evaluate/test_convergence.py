@@ -1,0 +1,71 @@
+"""The convergence check and the populations, against analytic results and hand counts."""
+
+import numpy as np
+import pytest
+
+from cgpipe import keys
+from cgpipe.evaluate.base import METRICS, EvaluationContext, MetricRow
+from cgpipe.evaluate.convergence import relaxation_time
+from cgpipe.io import read_trajectory
+from cgpipe.observables import PHI_PSI_STATES, phi_psi_basins
+
+
+def _telegraph(rng, n_replicas, n_frames, p):
+    """Two-state Markov chains that switch with probability p per frame."""
+    flips = rng.random((n_replicas, n_frames)) < p
+    return [np.cumsum(f) % 2 * 2.0 - 1.0 for f in flips]
+
+
+def test_relaxation_time_of_a_telegraph_process_matches_the_analytic_value():
+    # rho(t) = (1 - 2p)^t, so tau_int = dt (1/2 + sum_t rho(t)) = dt (1 - p) / (2 p).
+    rng = np.random.default_rng(0)
+    p, dt = 0.05, 0.1
+    tau, complete = relaxation_time([_telegraph(rng, 64, 2000, p)], dt)
+    assert complete
+    assert tau == pytest.approx(dt * (1 - p) / (2 * p), rel=0.1)
+    # The slowest of several observables is taken; a constant one is skipped.
+    slow = _telegraph(rng, 64, 2000, 0.01)
+    constant = [np.ones(2000)] * 64
+    tau_slow, _ = relaxation_time([_telegraph(rng, 64, 2000, p), slow, constant], dt)
+    assert tau_slow == pytest.approx(dt * 0.99 / 0.02, rel=0.15)
+
+
+def test_a_run_shorter_than_its_window_is_a_lower_bound():
+    rng = np.random.default_rng(1)
+    _, complete = relaxation_time([_telegraph(rng, 64, 50, 0.01)], 0.1)
+    assert not complete
+
+
+def test_phi_psi_basins_follow_the_ramachandran_map():
+    angles = np.radians([[-60, -45], [-140, 160], [-75, 150], [60, 40], [-80, 70], [-80, -170]])
+    names = [PHI_PSI_STATES[k] for k in phi_psi_basins(angles)]
+    assert names == ["alpha_R", "beta_PII", "beta_PII", "alpha_L", "beta_PII", "beta_PII"]
+
+
+def test_populations_are_the_fractions_of_frames_in_each_state(cfg, evaluation_inputs):
+    cg, folds = evaluation_inputs
+    context = EvaluationContext(
+        read_trajectory(cg), folds, n_folds=2, kT=2.494, bins=12, tica_lag=1.0
+    )
+    metric = METRICS.get("populations")(resamples=50)
+    with context.serving(metric):
+        rows = {(r.fold, r.metric): MetricRow(*r) for r in metric.rows(context)}
+        states = context.states
+        reference = states.assign(context.reference)
+        simulated = states.assign(context.simulation(1))
+    labels = context.reference.trajectory_index
+    for k, name in enumerate(states.names):
+        pooled = rows[(keys.ALL_FOLDS, keys.POPULATION_PREFIX + name + keys.REFERENCE_SUFFIX)]
+        assert pooled.value == pytest.approx(np.mean(reference == k))
+        assert pooled.low <= pooled.value <= pooled.high
+        first = rows[
+            (keys.ALL_FOLDS, keys.POPULATION_PREFIX + name + keys.REFERENCE_SUFFIX + "_traj0")
+        ]
+        assert first.value == pytest.approx(np.mean(reference[labels == 0] == k))
+        cg_row = rows[("fold1", keys.POPULATION_PREFIX + name)]
+        assert cg_row.value == pytest.approx(np.mean(simulated == k))
+        echo = rows[("fold1", keys.POPULATION_PREFIX + name + keys.ECHO_SUFFIX)]
+        starts = np.repeat([0, 5, 12, 20], 2)  # the fixture's start frames, 2 frames each
+        assert echo.value == pytest.approx(np.mean(reference[starts] == k))
+    assert all(metric.caption(m) for _, m in rows)
+    assert metric.caption("population_x_nonsense_suffix!") is None
