@@ -70,8 +70,10 @@ def test_every_artifact_exists_and_opens(workdir):
         )
         assert len(health) == 4
     page = (workdir / "results/report/index.html").read_text()
-    assert page.count("data:image/png;base64,") == 6  # one FES figure per system, map, model
+    assert page.count("data:image/png;base64,") == 9  # one FES figure per system, map, model
     assert "ala2 · backbone · prior" in page and "ala5 · calpha · cgschnet" in page
+    assert "ala2 · backbone_cb: models compared" in page and "State populations" in page
+    assert "discriminating" in page and "converged in" in page
 
 
 def test_a_system_built_from_its_sequence(workdir):
@@ -86,7 +88,8 @@ def test_a_system_built_from_its_sequence(workdir):
     metrics = read_table(workdir / "results/evaluate/ala5/calpha/cgschnet/metrics.parquet")
     names = set(metrics[keys.METRIC])
     assert {keys.JS_RG_END_TO_END, keys.JS_RG_END_TO_END + keys.FLOOR_SUFFIX} <= names
-    assert np.isfinite(metrics[keys.VALUE]).all()
+    assert {keys.JS_TICA, keys.POPULATION_PREFIX + "tic1_low", keys.CONVERGED} <= names
+    assert np.isfinite(metrics[metrics[keys.METRIC].str.startswith("js_")][keys.VALUE]).all()
 
 
 def test_metric_table_has_every_metric_for_every_fold(workdir):
@@ -101,8 +104,10 @@ def test_metric_table_has_every_metric_for_every_fold(workdir):
             keys.STABLE_FRACTION,
         } <= names
     floors = metrics[metrics[keys.METRIC] == keys.JS_PHI_PSI + keys.FLOOR_SUFFIX]
-    assert len(floors) == 2 and (floors[keys.LOW] <= floors[keys.HIGH]).all()
-    assert np.isfinite(metrics[keys.VALUE]).all()
+    assert len(floors) == 3 and (floors[keys.LOW] <= floors[keys.HIGH]).all()  # 2 folds, pooled
+    assert set(metrics[metrics[keys.METRIC] == keys.CONVERGED][keys.VALUE]) <= {0.0, 1.0}
+    divergences = metrics[metrics[keys.METRIC].str.startswith(("js_", "kl_"))]
+    assert np.isfinite(divergences[keys.VALUE]).all()
     js = metrics[metrics[keys.METRIC] == keys.JS_PHI_PSI][keys.VALUE]
     assert ((js >= 0) & (js <= np.log(2))).all()
 
