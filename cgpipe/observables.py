@@ -299,9 +299,9 @@ def has_phi_psi(data: TrajectoryData) -> bool:
     return True
 
 
-def choose_states(training: TrajectoryData, tica_lag: float) -> States:
-    """phi/psi basins where the topology has them, else the sides of TIC1 of a TICA fitted
-    on ``training`` at ``tica_lag`` ps."""
+def choose_states(training: TrajectoryData, tica_lag: float, tica: Tica | None = None) -> States:
+    """phi/psi basins where the topology has them, else the sides of TIC1 of ``tica`` or,
+    without one, of a TICA fitted on ``training`` at ``tica_lag`` ps."""
     if has_phi_psi(training):
         return States(PHI_PSI_STATES)
-    return States(("tic1_low", "tic1_high"), fit_tica(training, tica_lag))
+    return States(("tic1_low", "tic1_high"), tica or fit_tica(training, tica_lag))

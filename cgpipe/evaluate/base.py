@@ -172,8 +172,8 @@ class EvaluationContext:
         started from (the echo baseline: a model that never leaves its start)."""
         simulation = self.simulation(fold)
         health = self.health(fold)
-        start = dict(zip(health[keys.REPLICA], health[keys.START_FRAME], strict=True))
-        return np.array([start[r] for r in simulation.trajectory_index], dtype=np.int64)
+        start = health.set_index(keys.REPLICA)[keys.START_FRAME]
+        return start.loc[simulation.trajectory_index].to_numpy(dtype=np.int64)
 
     # --- TICA, projections and states ------------------------------------------------------
     def tica(self, fold: int | None) -> Tica:
@@ -222,7 +222,20 @@ class EvaluationContext:
         """The system's states (:func:`cgpipe.observables.choose_states`; TICA states from
         every reference trajectory)."""
         self._check("reference")
-        return self._cached("states", -1, lambda: choose_states(self._reference, self.tica_lag))
+        # States from phi/psi need no TICA; otherwise the pooled one is reused.
+        tica = (lambda: None) if self.projection.name == "phi_psi" else (lambda: self.tica(None))
+        return self._cached(
+            "states", -1, lambda: choose_states(self._reference, self.tica_lag, tica())
+        )
+
+    def reference_states(self) -> np.ndarray:
+        """[n_frames] the state of every reference frame (index into :attr:`states`)."""
+        return self._cached("reference_states", -1, lambda: self.states.assign(self.reference))
+
+    def simulation_states(self, fold: int) -> np.ndarray:
+        """[n_frames] the state of every production frame of ``fold``."""
+        simulation = self.simulation(fold)
+        return self._cached("simulation_states", fold, lambda: self.states.assign(simulation))
 
     def simulation_values(self, fold: int) -> np.ndarray:
         """[n_frames, 2] projection of ``fold``'s simulation (needs frames)."""

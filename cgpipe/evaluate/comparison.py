@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from cgpipe import keys
+from cgpipe.evaluate.base import MetricRow
 from cgpipe.evaluate.statistics import (
     Estimate,
     Resampling,
@@ -164,3 +166,21 @@ def compare(
         low, high = interval(column) if len(column) else (math.nan, math.nan)
         out.append(Scored(Estimate(float(value[k]), low, high), floor[k], float(echo_scores[k])))
     return out
+
+
+def scored_rows(fold: str, metrics: tuple[str, ...], scored: list[Scored]) -> list[MetricRow]:
+    """Each score's row (with its interval), its floor's and its echo's."""
+    rows = []
+    for metric, result in zip(metrics, scored, strict=True):
+        rows += [
+            MetricRow(fold, metric, result.score.value, result.score.low, result.score.high),
+            MetricRow(
+                fold,
+                metric + keys.FLOOR_SUFFIX,
+                result.floor.value,
+                result.floor.low,
+                result.floor.high,
+            ),
+            MetricRow(fold, metric + keys.ECHO_SUFFIX, result.echo),
+        ]
+    return rows

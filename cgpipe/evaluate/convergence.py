@@ -28,7 +28,7 @@ import numpy as np
 from cgpipe import keys
 from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric, MetricRow
 from cgpipe.evaluate.statistics import Estimate, autocorrelation_time, interval
-from cgpipe.observables import frame_interval, has_phi_psi, phi_psi
+from cgpipe.observables import frame_interval
 
 
 def _series(values: np.ndarray, replicas: np.ndarray) -> list[np.ndarray]:
@@ -98,13 +98,13 @@ class Convergence(Metric):
             label = context.label(fold)
             replicas = simulation.trajectory_index
             dt = frame_interval(simulation)
-            states = context.states.assign(simulation)
+            states = context.simulation_states(fold)
             observables = [
-                (context.tica(None).transform(simulation)[:, 0]),
+                context.tica(None).transform(simulation)[:, 0],
                 *[(states == k).astype(float) for k in range(len(context.states.names))],
             ]
-            if has_phi_psi(simulation):
-                observables.insert(0, np.sign(phi_psi(simulation)[:, 0]))
+            if context.projection.name == "phi_psi":
+                observables.insert(0, np.sign(context.simulation_values(fold)[:, 0]))
             series = [_series(values, replicas) for values in observables]
             tau, complete = relaxation_time(series, dt)
             rng = context.rng(f"convergence/{label}")

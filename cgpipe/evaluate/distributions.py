@@ -13,8 +13,7 @@ import numpy as np
 
 from cgpipe import keys
 from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric, MetricRow
-from cgpipe.evaluate.comparison import Binned, compare
-from cgpipe.evaluate.free_energy import scored_rows
+from cgpipe.evaluate.comparison import Binned, compare, scored_rows
 from cgpipe.evaluate.statistics import choose_resampling
 from cgpipe.io import TrajectoryData
 from cgpipe.observables import internal_coordinates

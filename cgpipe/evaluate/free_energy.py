@@ -16,7 +16,7 @@ import numpy as np
 
 from cgpipe import keys
 from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric, MetricRow
-from cgpipe.evaluate.comparison import Binned, Scored, compare
+from cgpipe.evaluate.comparison import Binned, compare, scored_rows
 from cgpipe.evaluate.statistics import choose_resampling
 from cgpipe.observables import Projection
 
@@ -58,24 +58,6 @@ def _captions() -> dict[str, str]:
     return captions
 
 
-def scored_rows(fold: str, metrics: tuple[str, ...], scored: list[Scored]) -> list[MetricRow]:
-    """Each score's row (with its interval), its floor's and its echo's."""
-    rows = []
-    for metric, result in zip(metrics, scored, strict=True):
-        rows += [
-            MetricRow(fold, metric, result.score.value, result.score.low, result.score.high),
-            MetricRow(
-                fold,
-                metric + keys.FLOOR_SUFFIX,
-                result.floor.value,
-                result.floor.low,
-                result.floor.high,
-            ),
-            MetricRow(fold, metric + keys.ECHO_SUFFIX, result.echo),
-        ]
-    return rows
-
-
 @METRICS.register("free_energy")
 class FreeEnergy(Metric):
     """Per fold and pooled: JS, KL both ways (nats) and the free-energy RMSE (kT) on the
@@ -98,6 +80,9 @@ class FreeEnergy(Metric):
         self.floor_resamples = floor_resamples
 
     def rows(self, context: EvaluationContext) -> list[MetricRow]:
+        # The 2-D projection's floor depends only on the frame count: computed once per
+        # count (TICA's differ by fold, each fold's TICA its own).
+        self._floors: dict[int, list] = {}
         rows: list[MetricRow] = []
         pooled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         for fold in context.folds:
@@ -148,6 +133,7 @@ class FreeEnergy(Metric):
         edges = [np.linspace(low, high, context.bins + 1) for low, high in projection.ranges]
         binned = Binned(edges, joint=True, pseudo_mass=self.pseudo_mass)
         resampling = choose_resampling(labels, observable=projection.smooth(reference))
+        shared = projection is context.projection
         scored = compare(
             binned,
             reference,
@@ -158,5 +144,8 @@ class FreeEnergy(Metric):
             echo,
             context.rng(f"{projection.name}/{fold}"),
             self.floor_resamples,
+            self._floors.get(len(values)) if shared else None,
         )
+        if shared:
+            self._floors[len(values)] = [result.floor for result in scored]
         return scored_rows(fold, projection.metrics, scored)

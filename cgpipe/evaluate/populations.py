@@ -60,7 +60,7 @@ class Populations(Metric):
         states = context.states
         names = states.names
         n = len(names)
-        reference = states.assign(context.reference)
+        reference = context.reference_states()
         labels = context.reference.trajectory_index
         rows: list[MetricRow] = []
 
@@ -97,7 +97,7 @@ class Populations(Metric):
             if not simulation.n_frames:
                 continue
             label = context.label(fold)
-            simulated = states.assign(simulation)
+            simulated = context.simulation_states(fold)
             add(label, "", simulated, simulation.trajectory_index, f"populations/{label}")
             echo = reference[context.start_frames(fold)]
             fractions = np.bincount(echo, minlength=n) / len(echo)

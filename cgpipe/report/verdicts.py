@@ -19,8 +19,6 @@ import pandas as pd
 
 from cgpipe import keys
 
-FOLDS_POOLED = keys.ALL_FOLDS
-
 
 def scores(metrics: pd.DataFrame) -> list[str]:
     """The score metrics of a table (those with a floor), in the table's order."""
@@ -29,7 +27,7 @@ def scores(metrics: pd.DataFrame) -> list[str]:
 
 
 def _by_fold(metrics: pd.DataFrame, metric: str, column: str = keys.VALUE) -> pd.Series:
-    rows = metrics[(metrics[keys.METRIC] == metric) & (metrics[keys.FOLD] != FOLDS_POOLED)]
+    rows = metrics[(metrics[keys.METRIC] == metric) & (metrics[keys.FOLD] != keys.ALL_FOLDS)]
     return rows.set_index(keys.FOLD)[column]
 
 

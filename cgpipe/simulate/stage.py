@@ -14,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from cgpipe import keys
-from cgpipe.data import FoldData, check_beads, evenly, subset
+from cgpipe.data import FoldData, check_beads, evenly
 from cgpipe.device import select_device
 from cgpipe.io import Provenance, TrajectoryData, write_table, write_trajectory
 from cgpipe.mapping import read_mapping
@@ -84,7 +84,7 @@ def start_set(states: States, folds: FoldData, n_replicas: int) -> tuple[np.ndar
         [n_replicas] frame indices into ``folds.data`` and each one's state name.
     """
     training = folds.train_frames
-    assigned = states.assign(subset(folds.data, training))
+    assigned = states.assign(folds.training)
     counts = np.bincount(assigned, minlength=len(states.names))
     order = [int(k) for k in np.argsort(-counts, kind="stable") if counts[k] > 0][:2]
     sizes = [n_replicas - n_replicas // 2, n_replicas // 2] if len(order) == 2 else [n_replicas]

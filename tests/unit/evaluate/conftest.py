@@ -13,6 +13,7 @@ import pytest
 
 from cgpipe import keys, paths
 from cgpipe.config import load_config
+from cgpipe.evaluate import EvaluationContext
 from cgpipe.io import Provenance, TrajectoryData, write_table, write_trajectory
 
 N_BEADS = 4
@@ -45,6 +46,24 @@ def reference_data(*, with_forces: bool = True) -> TrajectoryData:
         forces=rng.normal(size=coordinates.shape) if with_forces else None,
         trajectory_index=np.repeat([0, 1], 12),
     )
+
+
+def make_context(cfg, folds, reference=None, **options) -> EvaluationContext:
+    """The evaluation context of ``folds`` against ``reference`` (default the fixture's)."""
+    return EvaluationContext(
+        reference if reference is not None else reference_data(),
+        folds,
+        n_folds=2,
+        kT=2.494,
+        bins=cfg["evaluate"]["bins"],
+        **options,
+    )
+
+
+def metric_rows(metric, context) -> list:
+    """``metric``'s rows from ``context``, served as the stage serves them."""
+    with context.serving(metric):
+        return metric.rows(context)
 
 
 @pytest.fixture

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 
 from cgpipe import keys
-from cgpipe.evaluate.base import METRICS, EvaluationContext, MetricRow
+from cgpipe.evaluate.base import METRICS, MetricRow
 from cgpipe.evaluate.convergence import relaxation_time
 from cgpipe.io import read_trajectory
 from cgpipe.observables import PHI_PSI_STATES, phi_psi_basins
+
+from .conftest import make_context
 
 
 def _telegraph(rng, n_replicas, n_frames, p):
@@ -44,9 +46,7 @@ def test_phi_psi_basins_follow_the_ramachandran_map():
 
 def test_populations_are_the_fractions_of_frames_in_each_state(cfg, evaluation_inputs):
     cg, folds = evaluation_inputs
-    context = EvaluationContext(
-        read_trajectory(cg), folds, n_folds=2, kT=2.494, bins=12, tica_lag=1.0
-    )
+    context = make_context(cfg, folds, read_trajectory(cg), tica_lag=1.0)
     metric = METRICS.get("populations")(resamples=50)
     with context.serving(metric):
         rows = {(r.fold, r.metric): MetricRow(*r) for r in metric.rows(context)}

@@ -9,27 +9,12 @@ import torch
 
 from cgpipe import keys
 from cgpipe.data import evenly, split_frames
-from cgpipe.evaluate import METRICS, EvaluationContext, MetricRow
+from cgpipe.evaluate import METRICS
 from cgpipe.evaluate.statistics import block_bootstrap_difference
 from cgpipe.io import TrajectoryData
 from cgpipe.models.prior_model import PriorModel
 
-from .conftest import N_BEADS, cg_topology, chain_frames, reference_data
-
-
-def _context(cfg, folds, reference=None):
-    return EvaluationContext(
-        reference if reference is not None else reference_data(),
-        folds,
-        n_folds=2,
-        kT=2.494,
-        bins=cfg["evaluate"]["bins"],
-    )
-
-
-def _rows(metric, context):
-    with context.serving(metric):
-        return [MetricRow(*row) for row in metric.rows(context)]
+from .conftest import N_BEADS, cg_topology, chain_frames, make_context, metric_rows, reference_data
 
 
 def _serve(monkeypatch, model):
@@ -66,8 +51,8 @@ def test_force_error_scores_the_model_and_its_prior_on_held_out_frames(
 
     monkeypatch.setattr("cgpipe.evaluate.base.load_model", load_model)
     reference = reference_data()
-    context = _context(cfg, folds, reference)
-    rows = _rows(METRICS.get("force_error")(max_frames=5, resamples=50), context)
+    context = make_context(cfg, folds, reference)
+    rows = metric_rows(METRICS.get("force_error")(max_frames=5, resamples=50), context)
     assert [(row.fold, row.metric) for row in rows] == [
         ("fold0", keys.FORCE_RMSE_HELDOUT),
         ("fold0", keys.FORCE_RMSE_HELDOUT_PRIOR),
@@ -91,8 +76,8 @@ def test_force_error_scores_the_model_and_its_prior_on_held_out_frames(
 
 def test_force_error_has_no_rows_without_reference_forces(cfg, evaluation_inputs):
     _, folds = evaluation_inputs  # the model files do not exist: nothing may load them
-    context = _context(cfg, folds, reference_data(with_forces=False))
-    assert _rows(METRICS.get("force_error")(max_frames=10), context) == []
+    context = make_context(cfg, folds, reference_data(with_forces=False))
+    assert metric_rows(METRICS.get("force_error")(max_frames=10), context) == []
 
 
 def test_a_model_without_a_prior_has_no_delta_mse(cfg, evaluation_inputs, monkeypatch):
@@ -102,7 +87,7 @@ def test_a_model_without_a_prior_has_no_delta_mse(cfg, evaluation_inputs, monkey
 
     _, folds = evaluation_inputs
     _serve(monkeypatch, _NoPrior(2.0))
-    rows = _rows(METRICS.get("force_error")(max_frames=5), _context(cfg, folds))
+    rows = metric_rows(METRICS.get("force_error")(max_frames=5), make_context(cfg, folds))
     assert [row.metric for row in rows] == [keys.FORCE_RMSE_HELDOUT] * 2
 
 
@@ -138,8 +123,8 @@ def test_delta_mse_recovers_the_prior_bias_through_the_force_noise(
     prior = _Harmonic(K, BIAS)
     _serve(monkeypatch, _Harmonic(K, prior=prior))
     reference = _noisy_reference()
-    context = _context(cfg, folds, reference)
-    rows = _rows(METRICS.get("force_error")(max_frames=10_000, resamples=500), context)
+    context = make_context(cfg, folds, reference)
+    rows = metric_rows(METRICS.get("force_error")(max_frames=10_000, resamples=500), context)
     delta = {row.fold: row for row in rows if row.metric == keys.FORCE_DELTA_MSE}
     assert set(delta) == {"fold0", "fold1", keys.ALL_FOLDS}
 
@@ -195,7 +180,9 @@ def test_a_model_identical_to_its_prior_has_no_delta_mse(cfg, evaluation_inputs,
     }
     _, folds = evaluation_inputs
     _serve(monkeypatch, PriorModel(bead_types=[0] * N_BEADS, prior=prior))
-    rows = _rows(METRICS.get("force_error")(max_frames=100, resamples=50), _context(cfg, folds))
+    rows = metric_rows(
+        METRICS.get("force_error")(max_frames=100, resamples=50), make_context(cfg, folds)
+    )
     delta = [row for row in rows if row.metric == keys.FORCE_DELTA_MSE]
     assert [row.fold for row in delta] == ["fold0", "fold1", keys.ALL_FOLDS]
     for row in delta:

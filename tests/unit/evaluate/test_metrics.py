@@ -11,7 +11,7 @@ from cgpipe.evaluate import FOLD_FILES, METRICS, EvaluationContext, Metric, Metr
 from cgpipe.evaluate.statistics import kl, regularised_histogram
 from cgpipe.io import Provenance, read_trajectory, write_trajectory
 
-from .conftest import reference_data
+from .conftest import make_context, metric_rows, reference_data
 
 
 def test_every_registered_metric_builds_from_the_test_config(cfg):
@@ -29,27 +29,12 @@ def test_an_unknown_metric_is_an_input_error():
         METRICS.get("nonesuch")
 
 
-def _context(cfg, folds, reference=None):
-    return EvaluationContext(
-        reference if reference is not None else reference_data(),
-        folds,
-        n_folds=2,
-        kT=2.494,
-        bins=cfg["evaluate"]["bins"],
-    )
-
-
-def _rows(metric, context):
-    with context.serving(metric):
-        return metric.rows(context)
-
-
 def test_free_energy_scores_each_fold_beside_its_floor_and_echo(cfg, evaluation_inputs):
     _, folds = evaluation_inputs
-    context = _context(cfg, folds)
+    context = make_context(cfg, folds)
     assert context.projection.name == "rg_end_to_end"  # no backbone dihedrals
     metric = METRICS.get("free_energy")(pseudo_mass=0.01, floor_resamples=50)
-    rows = [MetricRow(*row) for row in _rows(metric, context)]
+    rows = [MetricRow(*row) for row in metric_rows(metric, context)]
     scores = [*context.projection.metrics, keys.JS_TICA, keys.KL_TICA, keys.KL_REVERSE_TICA]
     scores.append(keys.FE_RMSE_TICA)
     for fold in ("fold0", "fold1", keys.ALL_FOLDS):
@@ -87,9 +72,9 @@ def test_a_copy_of_the_reference_scores_within_its_floor(cfg, evaluation_inputs,
     reference = read_trajectory(reference_path)
     copy = folds[0]["traj"].parent / "copy.h5"
     write_trajectory(copy, reference, Provenance("simulate"))
-    context = _context(cfg, [{**fold, "traj": copy} for fold in folds])
+    context = make_context(cfg, [{**fold, "traj": copy} for fold in folds])
     metric = METRICS.get("free_energy")(pseudo_mass=0.01, floor_resamples=100)
-    rows = {(r.fold, r.metric): r for r in map(MetricRow._make, _rows(metric, context))}
+    rows = {(r.fold, r.metric): r for r in map(MetricRow._make, metric_rows(metric, context))}
     js_name = context.projection.metrics[0]
     score, floor = rows[("fold0", js_name)], rows[("fold0", js_name + keys.FLOOR_SUFFIX)]
     assert score.value <= floor.high
@@ -97,12 +82,12 @@ def test_a_copy_of_the_reference_scores_within_its_floor(cfg, evaluation_inputs,
 
 def test_stability_and_backmap_rmsd_read_their_tables(cfg, evaluation_inputs):
     _, folds = evaluation_inputs
-    context = _context(cfg, folds)
-    assert _rows(METRICS.get("stability")(), context) == [
+    context = make_context(cfg, folds)
+    assert metric_rows(METRICS.get("stability")(), context) == [
         ("fold0", keys.STABLE_FRACTION, 0.75),
         ("fold1", keys.STABLE_FRACTION, 0.5),
     ]
-    assert _rows(METRICS.get("backmap_rmsd")(), context) == [
+    assert metric_rows(METRICS.get("backmap_rmsd")(), context) == [
         ("fold0", keys.BACKMAP_CG_RMSD, pytest.approx(0.02)),
         ("fold1", keys.BACKMAP_CG_RMSD, pytest.approx(0.52)),
     ]
@@ -110,7 +95,7 @@ def test_stability_and_backmap_rmsd_read_their_tables(cfg, evaluation_inputs):
 
 def test_context_reads_each_file_once_and_only_what_a_metric_needs(cfg, evaluation_inputs):
     _, folds = evaluation_inputs
-    context = _context(cfg, folds)
+    context = make_context(cfg, folds)
     first = context.simulation(0)
     assert context.simulation(0) is first
     assert [p.endswith("traj.h5") for p in context.inputs] == [True]
@@ -124,7 +109,7 @@ def test_context_reads_each_file_once_and_only_what_a_metric_needs(cfg, evaluati
             return []
 
     with pytest.raises(RuntimeError, match="'greedy' reads 'backmap'"):
-        _rows(Greedy(), context)
+        metric_rows(Greedy(), context)
 
 
 def test_a_metric_must_name_what_it_needs_in_the_known_words():
@@ -147,9 +132,9 @@ def test_distributions_score_rg_and_a_copy_of_the_reference_lies_within_its_floo
     reference = read_trajectory(reference_path)
     copy = folds[0]["traj"].parent / "copy.h5"
     write_trajectory(copy, reference, Provenance("simulate"))
-    context = _context(cfg, [{**fold, "traj": copy} for fold in folds])
+    context = make_context(cfg, [{**fold, "traj": copy} for fold in folds])
     metric = METRICS.get("distributions")(bins=8, pseudo_mass=0.01, resamples=50)
-    rows = {(r.fold, r.metric): MetricRow(*r) for r in _rows(metric, context)}
+    rows = {(r.fold, r.metric): MetricRow(*r) for r in metric_rows(metric, context)}
     # The fixture's beads have no bonds: only the radius of gyration is compared.
     assert {m for _, m in rows} == {
         keys.JS_RG,
