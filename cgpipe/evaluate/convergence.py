@@ -10,9 +10,9 @@ Two checks per fold, on the production frames (after burn-in):
    replica, or one too short for Sokal's window (the estimate is then a lower bound), is
    not converged.
 2. **Start set.** Half the replicas start in one state and half in another (the simulate
-   stage's start set). The state populations of the two groups over the second half of
-   the production must agree: every state's difference has a 95 % interval (bootstrap
-   over replicas within each group) containing 0.
+   stage's start set). The populations of those two start states over the second half
+   of the production must agree between the groups: each difference has a 95 % interval
+   (bootstrap over replicas within each group) containing 0.
 
 ``converged`` is 1 when both hold, else 0; the report prints no verdict for a fold
 with 0.
@@ -180,8 +180,12 @@ class Convergence(Metric):
                 for _ in range(self.resamples)
             ]
         )
-        # The state whose interval lies furthest from 0 (else the largest |difference|).
-        bounds = [interval(resampled[:, k]) for k in range(n_states)]
-        outside = [max(low, -high, 0.0) for low, high in bounds]
-        k = int(np.argmax(outside)) if max(outside) > 0 else int(np.argmax(np.abs(value)))
+        # Memory of the start shows in the populations of the two start states; a third,
+        # rare state (alpha_L) has a degenerate bootstrap near 0 whose interval excludes 0
+        # on differences of a few 0.001, so it is not tested. Of the start states, the one
+        # whose interval lies furthest from 0 (else the one with the largest |difference|).
+        tested = [context.states.names.index(name) for name in sorted(groups)]
+        bounds = {k: interval(resampled[:, k]) for k in tested}
+        outside = {k: max(low, -high, 0.0) for k, (low, high) in bounds.items()}
+        k = max(tested, key=lambda k: (outside[k], abs(value[k])))
         return Estimate(float(value[k]), *bounds[k])

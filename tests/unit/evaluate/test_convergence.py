@@ -1,6 +1,9 @@
 """The convergence check and the populations, against analytic results and hand counts."""
 
+from types import SimpleNamespace
+
 import numpy as np
+import pandas as pd
 import pytest
 
 from cgpipe import keys
@@ -69,3 +72,55 @@ def test_populations_are_the_fractions_of_frames_in_each_state(cfg, evaluation_i
         assert echo.value == pytest.approx(np.mean(reference[starts] == k))
     assert all(metric.caption(m) for _, m in rows)
     assert metric.caption("population_x_nonsense_suffix!") is None
+
+
+class _StartSetContext:
+    """What the start-set check reads: the states and a health table of 2 x 16 replicas."""
+
+    def __init__(self):
+        from cgpipe.observables import States
+
+        self.states = States(PHI_PSI_STATES)
+        self._health = pd.DataFrame(
+            {
+                keys.REPLICA: np.arange(32),
+                keys.START_STATE: ["alpha_R"] * 16 + ["beta_PII"] * 16,
+            }
+        )
+
+    def health(self, fold):
+        return self._health
+
+
+def _start_set(states_of_replica):
+    """The check on replicas whose frames (200 each) are ``states_of_replica(replica, rng)``."""
+    rng = np.random.default_rng(3)
+    states = np.concatenate([states_of_replica(r, rng) for r in range(32)])
+    simulation = SimpleNamespace(
+        time=np.tile(np.arange(1, 201, dtype=float), 32),
+        trajectory_index=np.repeat(np.arange(32), 200),
+    )
+    metric = METRICS.get("convergence")(min_relaxation_times=10, resamples=200)
+    return metric._start_set(_StartSetContext(), 0, simulation, states, rng)
+
+
+def test_start_groups_that_forgot_their_start_agree():
+    same = _start_set(lambda r, rng: (rng.random(200) < 0.6).astype(np.int64))
+    assert same.low <= 0 <= same.high
+
+
+def test_start_groups_that_stay_where_they_started_disagree():
+    stuck = _start_set(lambda r, rng: np.full(200, 0 if r < 16 else 1))
+    assert stuck.value == pytest.approx(1.0) and stuck.low > 0
+
+
+def test_a_rare_third_state_does_not_fail_the_start_set_check():
+    # Identical alpha_R/beta mix in both groups; a few alpha_L frames only in the first.
+    def states(replica, rng):
+        frames = (rng.random(200) < 0.6).astype(np.int64)
+        if replica < 16 and replica % 4 == 0:
+            frames[:2] = 2
+        return frames
+
+    rare = _start_set(states)
+    assert rare.low <= 0 <= rare.high
