@@ -122,16 +122,23 @@ class MappingMethod:
     fitted
         True for a method fitted to data (a learned map): :meth:`build` then receives the
         all-atom training frames of one cross-validation fold, never a held-out frame.
+    fit_table
+        After :meth:`build`, a fitted method's record of the fit, one row per step (the
+        elbow curve of k-means, the losses per epoch of Autograin); the stage writes it
+        beside the artifact. ``None`` for a fixed map.
     """
 
     name: ClassVar[str]
     fitted: ClassVar[bool] = False
+    fit_table: pd.DataFrame | None = None
 
     def __init__(self, **section: object) -> None:
         if section:
             raise InputError(f"mapping {self.name!r} takes no options; got {sorted(section)}")
 
-    def build(self, topology: md.Topology, training: TrajectoryData | None) -> Mapping:
+    def build(
+        self, topology: md.Topology, training: TrajectoryData | None, *, seed: int = 0
+    ) -> Mapping:
         """Build the mapping.
 
         Parameters
@@ -141,6 +148,8 @@ class MappingMethod:
         training
             For a fitted method, the fold's training frames (all-atom positions in nm and
             forces in kJ/mol/nm, labelled by trajectory); ``None`` for a fixed one.
+        seed
+            Seeds whatever a fitted method draws (initial centroids, Gumbel noise).
 
         Returns
         -------

@@ -13,12 +13,12 @@ from __future__ import annotations
 import collections
 
 import mdtraj as md
-import pandas as pd
+import numpy as np
 
-from cgpipe import keys
 from cgpipe.errors import InputError
 from cgpipe.io import TrajectoryData
 from cgpipe.mapping.base import Mapping, MappingMethod
+from cgpipe.mapping.groups import assemble
 
 
 def assign_atoms(topology: md.Topology, centres: list[int]) -> dict[int, list[int]]:
@@ -90,52 +90,27 @@ class FixedMapping(MappingMethod):
         """The name that decides a bead's type: beads with one name are interchangeable."""
         raise NotImplementedError
 
-    def build(self, topology: md.Topology, training: TrajectoryData | None = None) -> Mapping:
+    def build(
+        self, topology: md.Topology, training: TrajectoryData | None = None, *, seed: int = 0
+    ) -> Mapping:
         centres = self.centres(topology)
         if len(centres) < 2:
             raise InputError(
                 f"mapping {self.name!r}: the topology yields {len(centres)} beads, need at least 2"
             )
         atoms = list(topology.atoms)
-        groups = assign_atoms(topology, centres)
-        type_names = sorted({self.bead_type_name(atoms[c]) for c in centres})
-        rows = []
-        cg = md.Topology()
-        chains: dict[int, md.core.topology.Chain] = {}
-        residues: dict[int, md.core.topology.Residue] = {}
-        for bead, centre in enumerate(centres):
-            atom = atoms[centre]
-            residue = atom.residue
-            members = groups[bead]
-            mass = float(sum(atoms[m].element.mass for m in members))
-            bead_type = type_names.index(self.bead_type_name(atom))
-            for member in members:
-                rows.append(
-                    {
-                        keys.BEAD: bead,
-                        keys.ATOM: member,
-                        keys.WEIGHT: 1.0 if member == centre else 0.0,
-                        keys.FORCE_WEIGHT: 1.0,
-                        keys.BEAD_NAME: atom.name,
-                        keys.BEAD_TYPE: bead_type,
-                        keys.BEAD_MASS: mass,
-                        keys.RESIDUE_INDEX: residue.index,
-                        keys.RESIDUE_NAME: residue.name,
-                        keys.RESIDUE_SEQ: residue.resSeq,
-                    }
-                )
-            if residue.chain.index not in chains:
-                chains[residue.chain.index] = cg.add_chain(chain_id=residue.chain.chain_id)
-            if residue.index not in residues:
-                residues[residue.index] = cg.add_residue(
-                    residue.name, chains[residue.chain.index], resSeq=residue.resSeq
-                )
-            cg.add_atom(atom.name, atom.element, residues[residue.index])
-        cg_atoms = list(cg.atoms)
-        for i, j in self.cg_bonds(topology, centres):
-            cg.add_bond(cg_atoms[i], cg_atoms[j])
-        mapping = Mapping(
-            name=self.name, n_atoms=topology.n_atoms, table=pd.DataFrame(rows), topology=cg
+        members = assign_atoms(topology, centres)
+        groups = [members[bead] for bead in range(len(centres))]
+        return assemble(
+            self.name,
+            topology,
+            groups,
+            [
+                np.array([1.0 if m == c else 0.0 for m in g])
+                for g, c in zip(groups, centres, strict=True)
+            ],
+            [atoms[c].name for c in centres],
+            [self.bead_type_name(atoms[c]) for c in centres],
+            centres,
+            self.cg_bonds(topology, centres),
         )
-        mapping.check()
-        return mapping
