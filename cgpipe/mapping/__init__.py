@@ -67,9 +67,8 @@ def run(
     """
     if not references:
         raise InputError("the mapping stage needs at least one reference trajectory")
-    method_class = MAPPINGS.get(name)
+    method = MAPPINGS.get(name).from_config(cfg["mapping"])
     section = dict(cfg["mapping"].get(name, {}))
-    method = method_class(**section)
     if method.fitted:
         training = fitting_frames(f"mapping {name!r}", references, cfg["train"]["n_folds"], fold)
         topology, inputs = training.topology, list(references)

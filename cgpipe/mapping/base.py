@@ -11,7 +11,7 @@ masses and the CG topology that mdtraj and VMD read.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import mdtraj as md
 import numpy as np
@@ -135,6 +135,13 @@ class MappingMethod:
     def __init__(self, **section: object) -> None:
         if section:
             raise InputError(f"mapping {self.name!r} takes no options; got {sorted(section)}")
+
+    @classmethod
+    def from_config(cls, sections: dict[str, Any]) -> MappingMethod:
+        """The method built from the configuration's ``mapping`` section: its own section as
+        keyword arguments (a method that reuses another's rule, such as Autograin taking its
+        number of beads from the k-means elbow, overrides this)."""
+        return cls(**sections.get(cls.name, {}))
 
     def build(
         self, topology: md.Topology, training: TrajectoryData | None, *, seed: int = 0
