@@ -272,11 +272,19 @@ def system_config(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str
         )
     where = f"configuration of system {name}"
     resolved = check_config(validate(resolved, CONFIG_SCHEMA, where), where)
-    unknown = [m for m in system_mappings(row) if m not in resolved["mapping"]]
+    files = resolved["mapping"]["files"]
+    known = sorted({*resolved["mapping"], *files} - {"files"})
+    unknown = [m for m in system_mappings(row) if m not in known]
     if unknown:
         raise ConfigError(
             f"system {name}: mapping {unknown[0]!r} of the systems sheet has no section under "
-            f"`mapping` in the config; known: {sorted(resolved['mapping'])}"
+            f"`mapping` in the config and no file under `mapping.files`; known: {known}"
+        )
+    clashes = sorted(set(files) & (set(resolved["mapping"]) - {"files"}))
+    if clashes:
+        raise ConfigError(
+            f"mapping.files.{clashes[0]}: a user map may not take the name of the registered "
+            f"mapping {clashes[0]!r}"
         )
     needing_forces = sorted(m for m in resolved["train"]["models"] if needs_forces(resolved, m))
     if source in POSITIONS_ONLY_SOURCES and needing_forces:
@@ -285,6 +293,19 @@ def system_config(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str
             f"{needing_forces} learn from forces; use models that need none"
         )
     return resolved
+
+
+def _mapping_schema(config: Mapping[str, Any], mapping: str) -> Mapping[str, Any]:
+    """The schema of ``mapping``'s section ({} for a user's map file)."""
+    if mapping in config["mapping"].get("files", {}):
+        return {}
+    return _load_schema(CONFIG_SCHEMA)["properties"]["mapping"]["properties"][mapping]
+
+
+def mapping_fitted(config: Mapping[str, Any], mapping: str) -> bool:
+    """Whether ``mapping`` is fitted per fold (its schema says ``x-fitted``; the method's
+    class says the same in ``fitted``): its artifacts then exist once per fold."""
+    return bool(_mapping_schema(config, mapping).get("x-fitted", False))
 
 
 def system_mappings(row: Mapping[str, Any]) -> list[str]:
@@ -350,7 +371,12 @@ def job_config(
             body = {k: v for k, v in body.items() if k not in methods or k in body["metrics"]}
         chosen[section] = body
     if stage == "mapping":
-        chosen["mapping"] = {mapping: config["mapping"][mapping]}
+        sections = config["mapping"]
+        if mapping in sections["files"]:
+            chosen["mapping"] = {"files": {mapping: sections["files"][mapping]}}
+        else:
+            reads = [mapping, *_mapping_schema(config, mapping).get("x-reads", [])]
+            chosen["mapping"] = {name: sections[name] for name in reads}
         chosen["train"] = {"n_folds": config["train"]["n_folds"]}
     if stage == "train":
         section = config["models"][model]

@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 
+from cgpipe.constraints import check_constraints
 from cgpipe.data import fitting_frames
 from cgpipe.errors import InputError
 from cgpipe.forces.base import FORCE_MAPS, ForceMap
-from cgpipe.forces.constraints import check_constraints
 from cgpipe.io import Provenance, TrajectoryData, read_trajectory, write_trajectory
 from cgpipe.mapping import Mapping, read_mapping
 from cgpipe.stages import write_resolved_config
@@ -82,7 +82,7 @@ def run(
     output; the resolved configuration is written beside it. A reference generated with
     holonomic constraints (its provenance's ``constraints``) is refused, before anything
     is written, when the force map splits a constrained atom pair between beads
-    (:func:`cgpipe.forces.constraints.check_constraints`).
+    (:func:`cgpipe.constraints.check_constraints`).
 
     Parameters
     ----------

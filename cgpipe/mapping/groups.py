@@ -170,6 +170,7 @@ def assemble(
     type_names: Sequence[str],
     anchors: Sequence[int],
     bonds: Sequence[tuple[int, int]],
+    force_weights: Sequence[np.ndarray] | None = None,
 ) -> Mapping:
     """The mapping table and CG topology of beads given as groups of atoms.
 
@@ -182,32 +183,38 @@ def assemble(
     groups
         Per bead, its atoms (no atom in two beads; beads with ascending residues).
     weights
-        Per bead, the coordinate weight of each of its atoms (summing to 1); every atom of
-        the group gets force weight 1 (aggregation).
+        Per bead, the coordinate weight of each of its atoms (summing to 1).
     bead_names, type_names
         Per bead, its name and the name that decides its type (equal names, one type).
     anchors
         Per bead, the atom whose residue and element the bead takes in the CG topology.
     bonds
         Bonded bead pairs of the CG topology.
+    force_weights
+        Per bead, the force weight of each of its atoms; ``None``: 1 for every atom of the
+        group (aggregation).
+
+    A bead whose residue differs from the previous bead's opens a new CG residue, so the
+    CG topology's atom order is the bead order however the beads are ordered.
     """
     atoms = list(topology.atoms)
     types = sorted(set(type_names))
+    if force_weights is None:
+        force_weights = [np.ones(len(group)) for group in groups]
     rows = []
     cg = md.Topology()
-    chains: dict[int, md.core.topology.Chain] = {}
-    residues: dict[int, md.core.topology.Residue] = {}
-    for bead, (group, weight) in enumerate(zip(groups, weights, strict=True)):
+    chain, cg_residue, last = None, None, None
+    for bead, group in enumerate(groups):
         anchor = atoms[anchors[bead]]
         residue = anchor.residue
         mass = float(sum(atoms[m].element.mass for m in group))
-        for member, w in zip(group, weight, strict=True):
+        for member, w, fw in zip(group, weights[bead], force_weights[bead], strict=True):
             rows.append(
                 {
                     keys.BEAD: bead,
                     keys.ATOM: int(member),
                     keys.WEIGHT: float(w),
-                    keys.FORCE_WEIGHT: 1.0,
+                    keys.FORCE_WEIGHT: float(fw),
                     keys.BEAD_NAME: bead_names[bead],
                     keys.BEAD_TYPE: types.index(type_names[bead]),
                     keys.BEAD_MASS: mass,
@@ -216,13 +223,12 @@ def assemble(
                     keys.RESIDUE_SEQ: residue.resSeq,
                 }
             )
-        if residue.chain.index not in chains:
-            chains[residue.chain.index] = cg.add_chain(chain_id=residue.chain.chain_id)
-        if residue.index not in residues:
-            residues[residue.index] = cg.add_residue(
-                residue.name, chains[residue.chain.index], resSeq=residue.resSeq
-            )
-        cg.add_atom(bead_names[bead], anchor.element, residues[residue.index])
+        if last is None or residue.chain.index != last.chain.index:
+            chain = cg.add_chain(chain_id=residue.chain.chain_id)
+        if residue is not last:
+            cg_residue = cg.add_residue(residue.name, chain, resSeq=residue.resSeq)
+        last = residue
+        cg.add_atom(bead_names[bead], anchor.element, cg_residue)
     cg_atoms = list(cg.atoms)
     for i, j in bonds:
         cg.add_bond(cg_atoms[i], cg_atoms[j])

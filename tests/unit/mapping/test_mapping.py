@@ -6,8 +6,15 @@ import yaml
 
 from cgpipe.data import FoldData
 from cgpipe.errors import InputError
-from cgpipe.io import Provenance, TrajectoryData, read_provenance, read_trajectory
-from cgpipe.mapping import MAPPINGS, MappingMethod, read_mapping, run, write_mapping
+from cgpipe.io import Provenance, TrajectoryData, read_provenance, read_table, read_trajectory
+from cgpipe.mapping import (
+    MAPPINGS,
+    MappingMethod,
+    fit_table_path,
+    read_mapping,
+    run,
+    write_mapping,
+)
 from cgpipe.paths import resolved_config_path
 from tests.conftest import build_mapping_on, shared_force_mapping
 
@@ -168,10 +175,11 @@ def fitted_mapping():
     class ToyFitted(MappingMethod):
         fitted = True
 
-        def build(self, topology, training):
+        def build(self, topology, training, *, seed=0):
             seen.append(training)
             mapping = MAPPINGS.get("backbone")().build(topology, None)
             mapping.name = self.name
+            self.fit_table = pd.DataFrame({"step": [0], "frames": [training.n_frames]})
             return mapping
 
     yield seen
@@ -196,9 +204,13 @@ def test_a_fitted_mapping_sees_only_the_training_trajectories(
     trained = {frame.tobytes() for frame in training.coordinates}
     assert not any(frame.tobytes() in trained for frame in held_out.coordinates)
     record = read_provenance(output)
-    assert record["config"] == {"mapping": "toy_fitted", "fold": fold}
+    assert record["config"]["mapping"] == "toy_fitted" and record["config"]["fold"] == fold
     assert record["extra"]["training_trajectories"] == [str(ala2_reference[1 - fold])]
     assert read_mapping(output).name == "toy_fitted"
+    # The fit table beside the artifact, with the same provenance.
+    fit = read_table(fit_table_path(output))
+    assert fit.frames.tolist() == [training.n_frames]
+    assert read_provenance(fit_table_path(output)) == record
 
 
 def test_a_fitted_mapping_needs_a_fold(fitted_mapping, tmp_path, ala2_reference, test_config):

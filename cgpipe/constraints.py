@@ -9,7 +9,8 @@ beads with the same weights: for an aggregation (``basic``), when both atoms are
 bead. Otherwise the CG forces carry the solver's multipliers and force matching no longer
 learns the mean force (Noid et al., J. Chem. Phys. 128, 244114 (2008); Krämer et al.,
 J. Phys. Chem. Lett. 14, 3970 (2023) treat the constrained case). :func:`check_constraints`
-refuses such a map before anything is projected.
+refuses such a map: the mapping stage with the map's own force map, the forces stage with
+the force map it projects with, before anything is written.
 
 The constrained pairs follow OpenMM's ``ForceField.createSystem``: ``HBonds`` constrains
 every bond with a hydrogen, ``AllBonds`` every bond, and ``HAngles`` every bond plus the
@@ -21,12 +22,15 @@ from __future__ import annotations
 
 import itertools
 import os
+from typing import TYPE_CHECKING
 
 import mdtraj as md
 import numpy as np
 
 from cgpipe.errors import InputError
-from cgpipe.mapping import Mapping
+
+if TYPE_CHECKING:
+    from cgpipe.mapping.base import Mapping
 
 CONSTRAINTS = ("none", "HBonds", "AllBonds", "HAngles")
 """The values of ``reference.constraints``."""
