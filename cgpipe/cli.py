@@ -171,7 +171,9 @@ def ingest(
 @app.command()
 def mapping(
     references: ReferencesArgument,
-    name: Annotated[str, typer.Option("--mapping", help="Mapping name (a registered mapping).")],
+    name: Annotated[
+        str, typer.Option("--mapping", help="Mapping name (registered, or a user's map file).")
+    ],
     output: Annotated[Path, typer.Option(help="Mapping Parquet to write.")],
     config: ConfigOption = "{}",
     fold: Annotated[
@@ -190,11 +192,31 @@ def forces(
     mapping_path: MappingOption,
     output: Annotated[Path, typer.Option(help="CG HDF5 to write.")],
     config: ConfigOption = "{}",
+    fold: Annotated[
+        int | None, typer.Option(help="Fold whose training trajectories a fitted force map sees.")
+    ] = None,
 ) -> None:
     """Project all-atom positions and forces to CG, every trajectory into one file."""
     from cgpipe.forces import run
 
-    run(references, mapping_path, output, cfg=load_config(config))
+    run(references, mapping_path, output, cfg=load_config(config), fold=fold)
+
+
+@app.command()
+def compare(
+    references: ReferencesArgument,
+    maps: Annotated[
+        list[Path], typer.Option("--map", help="Per fold, in order: the map that fold uses.")
+    ],
+    system: Annotated[str, typer.Option(help="System name.")],
+    name: Annotated[str, typer.Option("--mapping", help="Mapping name.")],
+    output: Annotated[Path, typer.Option(help="Scores Parquet to write.")],
+    config: ConfigOption = "{}",
+) -> None:
+    """Score a mapping on every fold's held-out frames beside random maps of as many beads."""
+    from cgpipe.mapping.compare import run
+
+    run(references, maps, output, system=system, name=name, cfg=load_config(config))
 
 
 def _seed(cfg: dict, stage: str, cg: Path, model: str, fold: int) -> int:
@@ -256,7 +278,14 @@ def backmap(
 
 @app.command()
 def evaluate(
-    cg: CgOption,
+    cg: Annotated[
+        list[Path],
+        typer.Option(
+            "--cg",
+            help="CG reference HDF5 (all trajectories): one, or one per fold in order "
+            "for a map fitted per fold.",
+        ),
+    ],
     system: Annotated[str, typer.Option(help="System name.")],
     mapping_name: Annotated[str, typer.Option("--mapping", help="Mapping name.")],
     model: Annotated[str, typer.Option(help="Model name.")],

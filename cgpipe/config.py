@@ -119,6 +119,9 @@ REFERENCE_OVERRIDES = (
     "n_steps",
     "save_every",
 )
+# Keys of the `mapping` section that are not mapping methods: users' map files and the
+# comparison of a system's mappings.
+MAPPING_SETTINGS = ("files", "compare")
 # Sources whose data hold positions only.
 POSITIONS_ONLY_SOURCES = ("mdshare",)
 
@@ -273,14 +276,14 @@ def system_config(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str
     where = f"configuration of system {name}"
     resolved = check_config(validate(resolved, CONFIG_SCHEMA, where), where)
     files = resolved["mapping"]["files"]
-    known = sorted({*resolved["mapping"], *files} - {"files"})
+    known = sorted({*resolved["mapping"], *files} - set(MAPPING_SETTINGS))
     unknown = [m for m in system_mappings(row) if m not in known]
     if unknown:
         raise ConfigError(
             f"system {name}: mapping {unknown[0]!r} of the systems sheet has no section under "
             f"`mapping` in the config and no file under `mapping.files`; known: {known}"
         )
-    clashes = sorted(set(files) & (set(resolved["mapping"]) - {"files"}))
+    clashes = sorted(set(files) & (set(resolved["mapping"]) - set(MAPPING_SETTINGS)))
     if clashes:
         raise ConfigError(
             f"mapping.files.{clashes[0]}: a user map may not take the name of the registered "
@@ -322,6 +325,7 @@ _STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "reference": ("reference",),
     "download": ("download",),
     "mapping": (),
+    "compare": ("mapping.compare", "train.n_folds"),
     "forces": ("forces",),
     "train": ("train",),
     "simulate": ("simulate", "train.n_folds", "observables"),

@@ -86,6 +86,9 @@ class EvaluationContext:
         replica: :meth:`simulation` holds the frames after it (the production).
     tica_lag
         Lag time (ps) of the TICA fitted on the reference's trajectories.
+    only
+        The one fold scored, for a map fitted per fold: its reference is that fold's CG
+        data, which the other folds do not share (None: every fold, one shared reference).
     """
 
     def __init__(
@@ -100,7 +103,11 @@ class EvaluationContext:
         seed: int = 0,
         burn_in: float = 0.0,
         tica_lag: float = 1.0,
+        only: int | None = None,
     ) -> None:
+        if only is not None and not 0 <= only < n_folds:
+            raise InputError(f"fold {only} is outside 0..{n_folds - 1}")
+        self.only = only
         if len(folds) != n_folds:
             raise InputError(f"train.n_folds={n_folds} but {len(folds)} folds were given")
         self._reference = reference
@@ -147,8 +154,8 @@ class EvaluationContext:
     # --- per fold ---------------------------------------------------------------------------
     @property
     def folds(self) -> range:
-        """Fold numbers 0 … n_folds - 1."""
-        return range(self.n_folds)
+        """Fold numbers scored: 0 … n_folds - 1, or the one fold :attr:`only`."""
+        return range(self.n_folds) if self.only is None else range(self.only, self.only + 1)
 
     @staticmethod
     def label(fold: int) -> str:

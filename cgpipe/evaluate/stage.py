@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from cgpipe import keys, paths
+from cgpipe.errors import InputError
 from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric, MetricRow
 from cgpipe.evaluate.fes import plot_fes
 from cgpipe.io import Provenance, read_trajectory, write_table
@@ -19,7 +21,7 @@ from cgpipe.units import thermal_energy
 
 
 def run(
-    cg_path: str | os.PathLike[str],
+    cg_paths: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     folds: list[dict[str, Path]],
     output_dir: str | os.PathLike[str],
     *,
@@ -32,8 +34,11 @@ def run(
 
     Parameters
     ----------
-    cg_path
-        The CG reference (every trajectory; forces in kJ/mol/nm where the data has them).
+    cg_paths
+        The CG reference (every trajectory; forces in kJ/mol/nm where the data has them):
+        one file, or one per fold (in fold order) for a map fitted per fold. Each fold of
+        such a map is then scored against its own CG reference alone, and the table has no
+        pooled rows (fold ``all``): its folds live in different CG spaces.
     folds
         ``folds[k]`` names fold k's ``model`` (checkpoint), ``traj`` (CG simulation),
         ``health`` and ``backmap`` (tables) files; only those that the metrics named in
@@ -58,26 +63,40 @@ def run(
     n_folds = cfg["train"]["n_folds"]
     kT = thermal_energy(cfg["temperature"])
     metrics: list[Metric] = [METRICS.get(name)(**section[name]) for name in section["metrics"]]
-    context = EvaluationContext(
-        read_trajectory(cg_path),
-        folds,
-        n_folds=n_folds,
-        kT=kT,
-        bins=section["bins"],
-        reference_path=cg_path,
-        seed=derive_seed(cfg["seed"], "evaluate", system, mapping, model),
-        burn_in=section["burn_in"],
-        tica_lag=cfg["observables"]["tica_lag"],
-    )
+    if isinstance(cg_paths, str | os.PathLike):
+        cg_paths = [cg_paths]
+    per_fold = len(cg_paths) > 1
+    if per_fold and len(cg_paths) != n_folds:
+        raise InputError(
+            f"give one CG reference, or one per fold (train.n_folds={n_folds}); got {len(cg_paths)}"
+        )
+    contexts = [
+        EvaluationContext(
+            read_trajectory(cg_path),
+            folds,
+            n_folds=n_folds,
+            kT=kT,
+            bins=section["bins"],
+            reference_path=cg_path,
+            seed=derive_seed(cfg["seed"], "evaluate", system, mapping, model),
+            burn_in=section["burn_in"],
+            tica_lag=cfg["observables"]["tica_lag"],
+            only=fold if per_fold else None,
+        )
+        for fold, cg_path in enumerate(cg_paths)
+    ]
 
     rows: list[MetricRow] = []
     captions: dict[str, str] = {}
-    for metric in metrics:
-        with context.serving(metric):
-            produced = [MetricRow(*row) for row in metric.rows(context)]
-        _check_rows(metric, produced, context)
-        rows += produced
-        captions.update({row.metric: metric.caption(row.metric) for row in produced})
+    for context in contexts:
+        for metric in metrics:
+            with context.serving(metric):
+                produced = [MetricRow(*row) for row in metric.rows(context)]
+            _check_rows(metric, produced, context)
+            if per_fold:  # a one-fold context's pooled rows are that fold's again
+                produced = [row for row in produced if row.fold != keys.ALL_FOLDS]
+            rows += produced
+            captions.update({row.metric: metric.caption(row.metric) for row in produced})
     table = pd.DataFrame(rows, columns=[keys.FOLD, keys.METRIC, keys.VALUE, keys.LOW, keys.HIGH])
     for column in (keys.VALUE, keys.LOW, keys.HIGH):
         table[column] = table[column].astype(float)
@@ -85,11 +104,19 @@ def run(
     table.insert(0, keys.MAPPING, mapping)
     table.insert(0, keys.SYSTEM, system)
 
-    # The plot: the reference and each fold whose simulation saved a frame.
-    panels = [(f"reference ({context.reference.n_frames} frames)", context.reference_values)]
-    for fold in context.folds:
-        if context.simulation(fold).n_frames:
-            panels.append((f"{model} {context.label(fold)}", context.simulation_values(fold)))
+    # The plot: the reference and each fold whose simulation saved a frame (a map fitted
+    # per fold: each fold's reference beside its simulation, on fold 0's axes).
+    context = contexts[0]
+    whose = ", fold0's map" if per_fold else ""
+    panels = [(f"reference ({context.reference.n_frames} frames{whose})", context.reference_values)]
+    for each in contexts:
+        for fold in each.folds:
+            if not each.simulation(fold).n_frames:
+                continue
+            if per_fold and fold:
+                label = f"reference, {each.label(fold)}'s map"
+                panels.append((label, each.projection.compute(each.reference)))
+            panels.append((f"{model} {each.label(fold)}", each.simulation_values(fold)))
 
     output_dir = Path(output_dir)
     provenance = Provenance(
@@ -101,7 +128,7 @@ def run(
             "evaluate": section,
             "observables": cfg["observables"],
         },
-        inputs=context.inputs,
+        inputs=list(dict.fromkeys(path for each in contexts for path in each.inputs)),
     )
     write_table(
         output_dir / paths.METRICS_FILE,

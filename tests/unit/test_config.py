@@ -66,7 +66,9 @@ def test_systems_sheet(tmp_path):
     with pytest.raises(ConfigError, match=r"(?s)line 2.*mappings"):
         load_systems(bad)
     bad.write_text(f"system\tstructure\tmappings\nala2\t{ALA2}\tbeads\n")
-    with pytest.raises(ConfigError, match=r"system ala2: mapping 'beads' .* known: \['autograin', 'backbone'"):
+    with pytest.raises(
+        ConfigError, match=r"system ala2: mapping 'beads' .* known: \['autograin', 'backbone'"
+    ):
         system_config(load_config(None), load_systems(bad).loc["ala2"])
 
 

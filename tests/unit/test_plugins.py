@@ -17,7 +17,7 @@ from torch import nn
 
 from cgpipe import keys, paths
 from cgpipe.backmap import BACKMAPPERS
-from cgpipe.config import CONFIG_SCHEMA, load_config
+from cgpipe.config import CONFIG_SCHEMA, MAPPING_SETTINGS, load_config, mapping_fitted
 from cgpipe.evaluate import METRICS, EvaluationContext, Metric
 from cgpipe.forces import FORCE_MAPS
 from cgpipe.io import read_provenance, read_table, read_trajectory
@@ -45,7 +45,12 @@ def _sections(config: dict, where: tuple[str, ...]) -> dict:
     section = config
     for key in where:
         section = section[key]
-    return {name: value for name, value in section.items() if isinstance(value, dict)}
+    settings = MAPPING_SETTINGS if where == ("mapping",) else ()
+    return {
+        name: value
+        for name, value in section.items()
+        if isinstance(value, dict) and name not in settings
+    }
 
 
 @pytest.mark.parametrize(("registry", "where", "choice"), KINDS, ids=lambda k: str(k))
@@ -57,6 +62,14 @@ def test_every_registered_method_has_its_schema_section(registry, where, choice)
     schema = yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"][where[0]]["properties"]
     if choice is not None:
         assert set(schema[choice]["enum"]) == set(registry.names())
+
+
+def test_the_schema_says_which_maps_are_fitted_as_their_classes_do():
+    # Snakemake decides from the schema (without importing the methods) which maps get an
+    # artifact per fold; the stage decides from the class.
+    config = load_config(REPO / "config/test.yaml")
+    for name in MAPPINGS.names():
+        assert mapping_fitted(config, name) == MAPPINGS.get(name).fitted, name
 
 
 @pytest.mark.parametrize(

@@ -11,9 +11,9 @@ import pytest
 from openmm import app
 
 from cgpipe import keys
+from cgpipe.constraints import CONSTRAINTS, check_constraints, constrained_pairs
 from cgpipe.errors import InputError
 from cgpipe.forces import FORCE_MAPS, run
-from cgpipe.constraints import CONSTRAINTS, check_constraints, constrained_pairs
 from cgpipe.io import Provenance, read_trajectory
 from cgpipe.mapping import write_mapping
 from cgpipe.paths import resolved_config_path
