@@ -325,11 +325,25 @@ def report(
     baseline: Annotated[
         str | None, typer.Option(help="The model every other is compared with.")
     ] = None,
+    mapping_scores: Annotated[
+        list[Path] | None, typer.Option(help="Scores of each mapping on held-out frames.")
+    ] = None,
+    fit: Annotated[
+        list[Path] | None, typer.Option(help="Fit tables of maps fitted per fold.")
+    ] = None,
 ) -> None:
     """Write the self-contained HTML report."""
     from cgpipe.report import run
 
-    run(output, metrics, fes, negative_control=negative_control, baseline=baseline)
+    run(
+        output,
+        metrics,
+        fes,
+        negative_control=negative_control,
+        baseline=baseline,
+        mapping_scores=mapping_scores or [],
+        fits=fit or [],
+    )
 
 
 def _one_line(error: BaseException) -> str:

@@ -266,8 +266,9 @@ def fit_tica(data: TrajectoryData, lag_ps: float, dimensions: int = 2) -> Tica:
     series = [s for s in series if len(s) > lag]
     if not series:
         raise ValueError(f"no trajectory is longer than the TICA lag ({lag} frames)")
+    # With fewer features than components (a two-bead map has one distance) the missing
+    # components are zero (Tica.transform), so every projection stays two-dimensional.
     model = TICA(lagtime=lag, dim=dimensions).fit(series).fetch_model()
-    dimensions = min(dimensions, features.shape[1])
     return Tica(model, lag, lag * dt if np.isfinite(dt) else float("nan"), dimensions)
 
 

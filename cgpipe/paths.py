@@ -13,6 +13,7 @@ Units everywhere: nm, ps, kJ/mol, kJ/mol/nm, K, amu.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 # --- file names inside a stage's folder ---------------------------------------------------
@@ -65,6 +66,22 @@ def _tail(template: str) -> str:
     # results/train/{system}/{mapping}/{model}/fold{fold} -> {system}/{mapping}/{model}/fold{fold}
     parts = Path(template).with_suffix("").parts
     return "/".join(parts[2:])
+
+
+def parse(template: str, path: str | Path) -> dict[str, str]:
+    """The wildcards of ``path`` read back with ``template`` (each matches no ``/``); a path
+    the template does not describe is a ValueError."""
+    pattern, last = "", 0
+    for match in re.finditer(r"\{(\w+)\}", template):
+        pattern += re.escape(template[last : match.start()]) + f"(?P<{match.group(1)}>[^/]+?)"
+        last = match.end()
+    pattern += re.escape(template[last:])
+    found = re.fullmatch(pattern, Path(path).as_posix())
+    if found is None:
+        found = re.search("(?:^|/)" + pattern + "$", Path(path).as_posix())
+    if found is None:
+        raise ValueError(f"{path} is not a path of the form {template}")
+    return found.groupdict()
 
 
 def fill(template: str, **wildcards: object) -> str:

@@ -11,14 +11,16 @@ import base64
 import html
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from cgpipe import keys
+from cgpipe import keys, paths
 from cgpipe.errors import InputError
 from cgpipe.io import Provenance, atomic_output, read_table, read_table_metadata
+from cgpipe.report import mappings
 from cgpipe.report import verdicts as verdicts_of
 
 _STYLE = """
@@ -243,6 +245,8 @@ def run(
     *,
     negative_control: str | None = None,
     baseline: str | None = None,
+    mapping_scores: Sequence[str | os.PathLike[str]] = (),
+    fits: Sequence[str | os.PathLike[str]] = (),
 ) -> None:
     """Write the report page from every model's metrics table and FES plot.
 
@@ -256,6 +260,12 @@ def run(
     negative_control, baseline
         Model names (``report`` section of the configuration): the negative control that
         every score must tell from the floor, and the model every other is compared with.
+    mapping_scores
+        Each mapping's scores on held-out frames (:mod:`cgpipe.mapping.compare`): the
+        mappings of a system are compared in one table.
+    fits
+        The fit tables of maps fitted per fold (paths of the form
+        :data:`cgpipe.paths.MAPPING_FIT`), drawn beside that table.
     """
     metrics_paths = [os.fspath(p) for p in metrics_paths]
     fes_paths = [os.fspath(p) for p in fes_paths]
@@ -290,10 +300,36 @@ def run(
         + _group_sections(tables, negative_control, baseline)
         for (system, mapping), tables in groups.items()
     ]
+    mapping_scores = [os.fspath(p) for p in mapping_scores]
+    fits = [os.fspath(p) for p in fits]
+    scores: dict[str, dict[str, pd.DataFrame]] = {}
+    for path in mapping_scores:
+        table = read_table(path)
+        missing = {keys.SYSTEM, keys.MAPPING, keys.FOLD, keys.METRIC} - set(table.columns)
+        if missing or table.empty:
+            raise InputError(f"{path}: not a mapping scores table (lacks {sorted(missing)})")
+        scores.setdefault(table[keys.SYSTEM].iloc[0], {})[table[keys.MAPPING].iloc[0]] = table
+    fitted: dict[str, dict[str, dict[int, pd.DataFrame]]] = {}
+    for path in fits:
+        try:
+            where = paths.parse(paths.MAPPING_FIT, path)
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        by_mapping = fitted.setdefault(where["system"], {}).setdefault(where["mapping"], {})
+        by_mapping[int(where["fold"])] = read_table(path)
+    mapping_sections = [
+        mappings.section(
+            system,
+            by_mapping,
+            {m: tables for (s, m), tables in groups.items() if s == system},
+            fitted.get(system, {}),
+        )
+        for system, by_mapping in scores.items()
+    ]
     provenance = Provenance(
         stage="report",
         config={"negative_control": negative_control, "baseline": baseline},
-        inputs=[*metrics_paths, *fes_paths],
+        inputs=[*metrics_paths, *fes_paths, *mapping_scores, *fits],
     )
     record = provenance.to_json().replace("</", "<\\/")
     page = (
@@ -305,6 +341,8 @@ def run(
         '<p class="note">Free-energy surfaces F = −kT ln p in kJ/mol, reference (all-atom, '
         "all trajectories) and the CG production frames of each cross-validation fold. Units: "
         "nm, ps, kJ/mol.</p>\n"
+        + "\n".join(mapping_sections)
+        + "\n"
         + "\n".join(comparisons)
         + "\n"
         + "\n".join(sections)

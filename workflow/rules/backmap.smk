@@ -1,7 +1,7 @@
 rule backmap:
     input:
         simulation=paths.SIMULATION,
-        mapping=paths.MAPPING,
+        mapping=get_mapping,
         references=get_reference_trajectories,
     output:
         traj=paths.BACKMAPPED,

@@ -10,6 +10,7 @@ from cgpipe.config import (
     job_config,
     load_config,
     load_systems,
+    mapping_fitted,
     system_config,
     system_mappings,
 )
@@ -110,6 +111,57 @@ def get_reference_trajectories(wildcards):
     )
 
 
+def _fitted(system, mapping):
+    """Whether a mapping of a system is fitted per fold (its artifacts exist per fold)."""
+    return mapping_fitted(SYSTEM_CONFIG[system], mapping)
+
+
+def get_user_map_file(wildcards):
+    """A user's map file, where the mapping is one (an input of its mapping job)."""
+    files = SYSTEM_CONFIG[wildcards.system]["mapping"]["files"]
+    return [files[wildcards.mapping]] if wildcards.mapping in files else []
+
+
+def _per_fold(system, mapping, fold, fixed, fitted):
+    template = fitted if _fitted(system, mapping) else fixed
+    return paths.fill(template, system=system, mapping=mapping, fold=fold)
+
+
+def get_mapping(wildcards):
+    """The map a fold's jobs use: the fold's own for a map fitted per fold."""
+    return _per_fold(
+        wildcards.system,
+        wildcards.mapping,
+        wildcards.fold,
+        paths.MAPPING,
+        paths.MAPPING_FOLD,
+    )
+
+
+def get_cg(wildcards):
+    """The CG data a fold's jobs use: the fold's own for a map fitted per fold."""
+    return _per_fold(
+        wildcards.system, wildcards.mapping, wildcards.fold, paths.CG, paths.CG_FOLD
+    )
+
+
+def get_fold_maps(wildcards):
+    """Every fold's map, in fold order (one file for a fixed map, repeated)."""
+    return [
+        _per_fold(
+            wildcards.system, wildcards.mapping, fold, paths.MAPPING, paths.MAPPING_FOLD
+        )
+        for fold in FOLDS
+    ]
+
+
+def get_evaluate_cgs(wildcards):
+    """The CG reference of the evaluation: one file, or one per fold for a fitted map."""
+    if _fitted(wildcards.system, wildcards.mapping):
+        return expand(paths.CG_FOLD, fold=FOLDS, **wildcards)
+    return [paths.fill(paths.CG, **wildcards)]
+
+
 def get_evaluate_inputs(wildcards):
     """Per-fold artifacts of one model."""
     folds = {
@@ -122,8 +174,13 @@ def get_evaluate_inputs(wildcards):
         name: expand(pattern, fold=FOLDS, **wildcards)
         for name, pattern in folds.items()
     }
-    inputs["cg"] = paths.fill(paths.CG, **wildcards)
+    inputs["cg"] = get_evaluate_cgs(wildcards)
     return inputs
+
+
+def options(name, files):
+    """``--name file`` for each file, quoted."""
+    return " ".join(f"--{name} '{f}'" for f in files)
 
 
 def get_evaluate_fold_args(wildcards):
@@ -155,8 +212,27 @@ def get_all_fes():
     return _evaluated(paths.FES)
 
 
+def get_all_mapping_scores():
+    return [
+        paths.fill(paths.MAPPING_SCORES, system=system, mapping=mapping)
+        for system, row in SYSTEMS.iterrows()
+        for mapping in system_mappings(row)
+    ]
+
+
+def get_all_fit_tables():
+    """The fit tables (elbow curves, losses) of every map fitted per fold."""
+    return [
+        paths.fill(paths.MAPPING_FIT, system=system, mapping=mapping, fold=fold)
+        for system, row in SYSTEMS.iterrows()
+        for mapping in system_mappings(row)
+        if _fitted(system, mapping)
+        for fold in FOLDS
+    ]
+
+
 def get_final_output():
-    return [paths.REPORT, *get_all_metrics()]
+    return [paths.REPORT, *get_all_metrics(), *get_all_mapping_scores()]
 
 
 def get_report_args():
@@ -165,6 +241,8 @@ def get_report_args():
     args = [
         f"--metrics {m} --fes {f}" for m, f in zip(get_all_metrics(), get_all_fes())
     ]
+    args.append(options("mapping-scores", get_all_mapping_scores()))
+    args.append(options("fit", get_all_fit_tables()))
     for key in ("negative_control", "baseline"):
         model = config["report"][key]
         if model is not None and model in MODELS:

@@ -20,8 +20,9 @@ rule evaluate:
     params:
         config=config_json("evaluate"),
         folds=get_evaluate_fold_args,
+        cg=lambda wildcards, input: options("cg", input.cg),
         output_dir=subpath(output.metrics, parent=True),
     shell:
-        "cgpipe evaluate --cg {input.cg:q} --system {wildcards.system}"
+        "cgpipe evaluate {params.cg} --system {wildcards.system}"
         " --mapping {wildcards.mapping} --model {wildcards.model} {params.folds}"
         " --output-dir {params.output_dir:q} --config {params.config:q} 2> {log:q}"

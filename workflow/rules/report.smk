@@ -2,6 +2,8 @@ rule report:
     input:
         metrics=get_all_metrics(),
         fes=get_all_fes(),
+        scores=get_all_mapping_scores(),
+        fits=get_all_fit_tables(),
     output:
         report(
             paths.REPORT,

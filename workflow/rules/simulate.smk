@@ -1,8 +1,8 @@
 rule simulate:
     input:
         model=paths.MODEL,
-        cg=paths.CG,
-        mapping=paths.MAPPING,
+        cg=get_cg,
+        mapping=get_mapping,
     output:
         traj=paths.SIMULATION,
         health=paths.HEALTH,

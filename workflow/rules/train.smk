@@ -1,7 +1,7 @@
 rule train:
     input:
-        cg=paths.CG,
-        mapping=paths.MAPPING,
+        cg=get_cg,
+        mapping=get_mapping,
     output:
         model=paths.MODEL,
         losses=report(
