@@ -70,7 +70,10 @@ def test_every_artifact_exists_and_opens(workdir):
         )
         assert len(health) == 4
     page = (workdir / "results/report/index.html").read_text()
-    assert page.count("data:image/png;base64,") == 9  # one FES figure per system, map, model
+    # One FES figure per system, map and model (7 maps x 3 models), and one fit plot per
+    # fitted map (the k-means elbow, Autograin's losses).
+    assert page.count("data:image/png;base64,") == 21 + 2
+    assert "ala2: mappings compared on held-out frames" in page
     assert "ala2 · backbone · prior" in page and "ala5 · calpha · cgschnet" in page
     assert "ala2 · backbone_cb: models compared" in page and "State populations" in page
     assert "discriminating" in page and "converged in" in page
@@ -134,6 +137,31 @@ def test_every_artifact_records_its_provenance(workdir):
         "results/reference/ala2/traj_0.h5",
         "results/reference/ala2/traj_1.h5",
     }
+
+
+@pytest.mark.parametrize("mapping", ["kmeans", "autograin"])
+def test_a_learned_map_never_sees_its_held_out_trajectory(workdir, mapping):
+    for fold in (0, 1):
+        held_out = f"results/reference/ala2/traj_{fold}.h5"  # two folds: fold k holds out k
+        fitted = f"results/mapping/ala2/{mapping}/fold{fold}.parquet"
+        record = read_provenance(workdir / fitted)
+        assert record["config"]["fold"] == fold
+        assert record["extra"]["training_trajectories"] == [
+            f"results/reference/ala2/traj_{1 - fold}.h5"
+        ]
+        assert held_out not in record["extra"]["training_trajectories"]
+        fit = read_table(workdir / f"results/mapping/ala2/{mapping}/fold{fold}.fit.parquet")
+        assert len(fit) > 1
+        # Downstream, the fold's jobs read that fold's map and the CG data it projected.
+        cg = f"results/cg/ala2/{mapping}/fold{fold}.h5"
+        assert fitted in read_provenance(workdir / cg)["inputs"]
+        model = workdir / f"results/train/ala2/{mapping}/cgschnet/fold{fold}/model.pt"
+        assert {cg, fitted} <= set(read_provenance(model)["inputs"])
+    metrics = read_table(workdir / f"results/evaluate/ala2/{mapping}/cgschnet/metrics.parquet")
+    # Each fold is scored against its own CG reference: no pooled rows across two maps.
+    assert set(metrics[keys.FOLD]) == {"fold0", "fold1"}
+    scores = read_table(workdir / f"results/mapping/ala2/{mapping}/scores.parquet")
+    assert {"reconstruction_rmse", "reconstruction_rmse_random"} <= set(scores[keys.METRIC])
 
 
 def test_a_second_run_has_nothing_to_do(workdir):
