@@ -18,7 +18,13 @@ from cgpipe.data import FoldData
 from cgpipe.errors import InputError
 from cgpipe.io import TrajectoryData, read_trajectory
 from cgpipe.mapping import MAPPINGS
-from cgpipe.mapping.autograin import AutoEncoder, Autograin, export_labels
+from cgpipe.mapping.autograin import (
+    AutoEncoder,
+    Autograin,
+    connected_beads,
+    export_labels,
+    project_connected,
+)
 from cgpipe.mapping.groups import components, group_mapping, heavy_atoms, neighbours
 from cgpipe.mapping.quality import best_linear_decoder, random_assignment, reconstruction_error
 
@@ -58,7 +64,7 @@ def test_autograin_reconstructs_held_out_frames_better_than_random_maps(learned,
         )
         for seed in range(10)
     ]
-    # Measured: 0.086 nm against a random mean of 0.099 nm (range 0.082 - 0.155).
+    # Measured: 0.086 nm against a random mean of 0.100 nm (range 0.083 - 0.155).
     assert learned_error < 0.95 * np.mean(random_errors)
 
 
@@ -93,6 +99,7 @@ def test_the_fit_table_records_every_epoch_of_the_annealing(learned):
         "loss",
         "validation_reconstruction",
         "validation_force",
+        "connectivity_moves",
         "n_beads",
         "n_beads_from_elbow",
     ]
@@ -119,7 +126,7 @@ def test_the_same_seed_gives_the_same_map_and_fit(learned, ala2_fold):
 
 def test_the_force_regulariser_lowers_the_mapped_force(ala2_fold):
     """rho <|C^T f|^2> in the loss lowers the soft map's mapped force over training (the
-    mean of the last 10 epochs; measured at seeds 0-5: lower at every seed, by 10-60 %).
+    mean of the last 10 epochs; measured at seeds 0-5: lower at every seed, by 12-39 %).
     The exported hard map's force is not tested: at 18 frames and 4 beads it is not
     reliably lower."""
     training = ala2_fold.training
@@ -183,6 +190,19 @@ def test_export_makes_beads_connected_and_refills_an_empty_bead(ala2_topology):
     assert 6 in groups[1]  # N joined its bonded bead
     bonded = neighbours(ala2_topology)
     assert all(len(components(bonded, group)) == 1 for group in groups)
+
+
+def test_projection_makes_the_most_probable_map_the_connected_one(ala2_topology):
+    heavy = heavy_atoms(ala2_topology)
+    logits = torch.randn(10, 4, generator=torch.Generator().manual_seed(3))
+    target = connected_beads(ala2_topology, heavy, logits.numpy().astype(np.float64))
+    before = logits.clone()
+    moved = project_connected(logits, ala2_topology, heavy)
+    assert moved == int((before.argmax(dim=1).numpy() != target).sum()) > 0
+    np.testing.assert_array_equal(logits.argmax(dim=1).numpy(), target)
+    # Only swaps: each atom keeps its set of logits.
+    torch.testing.assert_close(logits.sort(dim=1).values, before.sort(dim=1).values)
+    assert project_connected(logits, ala2_topology, heavy) == 0
 
 
 def test_n_beads_from_the_k_means_elbow(ala2_fold):

@@ -83,7 +83,7 @@ def test_calpha_of_alanine_dipeptide_is_refused(ala2_topology):
 def test_every_registered_mapping_builds_from_the_test_config(
     name, test_config, penta_alanine, ala2_reference
 ):
-    method = MAPPINGS.get(name)(**test_config["mapping"][name])
+    method = MAPPINGS.get(name).from_config(test_config["mapping"])
     if method.fitted:
         # A fitted map needs frames on its topology: alanine dipeptide's, fold 0's training.
         data = TrajectoryData.concatenate([read_trajectory(p) for p in ala2_reference])
