@@ -51,6 +51,12 @@ def backmap_nearest(
         [n_frames, n_atoms, 3] all-atom positions, the template used per frame, and the
         CG-space RMSD (nm) between each CG frame and its superimposed template.
     """
+    if not len(cg_positions):  # every replica failed before its first saved frame
+        return (
+            np.empty((0, *templates.shape[1:]), dtype=np.float32),
+            np.empty(0, dtype=np.int64),
+            np.empty(0),
+        )
     template_cg = np.einsum("ba,fad->fbd", xi, templates)
     search = NearestNeighbors(n_neighbors=1).fit(internal_distances(template_cg))
     _, nearest = search.kneighbors(internal_distances(cg_positions))

@@ -81,6 +81,21 @@ def test_every_backmapper_builds_from_the_test_config_and_backmaps(
     assert (table[keys.CG_RMSD] >= 0).all()
 
 
+@pytest.mark.parametrize("name", BACKMAPPERS.names())
+def test_a_simulation_without_frames_backmaps_to_none(name, test_config, backmap_inputs):
+    # Every replica of a bad model may fail before its first saved frame.
+    backmapper = BACKMAPPERS.get(name)(**test_config["backmap"][name])
+    mapping = read_mapping(backmap_inputs["mapping"])
+    training = read_trajectory(backmap_inputs["references"][0])
+    backmapper.fit(training, mapping)
+    cg = _cg_of(training, mapping)
+    empty = TrajectoryData(
+        cg.topology, cg.coordinates[:0], cg.time[:0], trajectory_index=cg.trajectory_index[:0]
+    )
+    positions, table = backmapper.backmap(empty)
+    assert positions.shape == (0, training.topology.n_atoms, 3) and len(table) == 0
+
+
 def test_nearest_templates_are_at_most_max_templates_training_frames(backmap_inputs):
     mapping = read_mapping(backmap_inputs["mapping"])
     training = read_trajectory(backmap_inputs["references"][0])
