@@ -46,7 +46,8 @@ def _downstream(table: pd.DataFrame) -> str:
     and the folds within the floor."""
     names = verdicts.scores(table)
     if not names:
-        return ""
+        stable = table.loc[table[keys.METRIC] == keys.STABLE_FRACTION, keys.VALUE]
+        return f"no scores (stable fraction {stable.mean():.2g})" if len(stable) else ""
     metric = names[0]
     folds = table[table[keys.FOLD] != keys.ALL_FOLDS]
     value = folds.loc[folds[keys.METRIC] == metric, keys.VALUE].mean()

@@ -122,3 +122,17 @@ def test_paths_are_read_back_with_their_template():
     }
     with pytest.raises(ValueError, match="is not a path of the form"):
         paths.parse(paths.MAPPING_FIT, "results/mapping/ala2/kmeans.parquet")
+
+
+def test_a_model_without_scores_says_why_in_the_mapping_table(scored):
+    # Every replica of the model failed before a saved frame: no divergence to show.
+    from cgpipe.report.mappings import comparison_table
+
+    _, tables = scored
+    failed = pd.DataFrame(
+        {keys.FOLD: ["fold0", "fold1"], keys.METRIC: [keys.STABLE_FRACTION] * 2,
+         keys.VALUE: [0.0, 0.0], keys.LOW: np.nan, keys.HIGH: np.nan}
+    )  # fmt: skip
+    table = comparison_table({"heavy": tables["heavy"]}, {"heavy": {"prior": failed}})
+    assert table.loc[0, "prior"] == "no scores (stable fraction 0)"
+    assert table.loc[0, "beads"] == "10"
