@@ -5,23 +5,30 @@ from __future__ import annotations
 import numpy as np
 
 
-def kabsch(mobile: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def kabsch(
+    mobile: np.ndarray, target: np.ndarray, weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Rotations and translations that best superimpose ``mobile`` on ``target``.
 
     Parameters
     ----------
     mobile, target
         [n_frames, n_points, 3].
+    weights
+        [n_points] non-negative weights of the points in the fit (e.g. masses); equal
+        weights when ``None``.
 
     Returns
     -------
     rotation, translation
         [n_frames, 3, 3] and [n_frames, 3] such that ``mobile @ R^T + t`` fits ``target``
-        with the least squared deviation (proper rotations only, det R = +1).
+        with the least (weighted) squared deviation (proper rotations only, det R = +1).
     """
-    mobile_centre = mobile.mean(axis=1, keepdims=True)
-    target_centre = target.mean(axis=1, keepdims=True)
-    covariance = np.einsum("fpi,fpj->fij", mobile - mobile_centre, target - target_centre)
+    n_points = mobile.shape[1]
+    w = np.full(n_points, 1.0 / n_points) if weights is None else weights / np.sum(weights)
+    mobile_centre = np.einsum("p,fpi->fi", w, mobile)[:, None, :]
+    target_centre = np.einsum("p,fpi->fi", w, target)[:, None, :]
+    covariance = np.einsum("fpi,p,fpj->fij", mobile - mobile_centre, w, target - target_centre)
     u, _, vt = np.linalg.svd(covariance)
     sign = np.sign(np.linalg.det(np.einsum("fij,fjk->fik", u, vt)))
     correction = np.ones((len(mobile), 3))

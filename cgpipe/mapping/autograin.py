@@ -88,6 +88,7 @@ from cgpipe.io import TrajectoryData
 from cgpipe.mapping.base import MAPPINGS, Mapping, MappingMethod
 from cgpipe.mapping.groups import (
     CENTRES,
+    atom_masses,
     attach_hydrogens,
     components,
     group_mapping,
@@ -222,22 +223,7 @@ class Autograin(MappingMethod):
         centre: str = "mass",
         elbow: Any = None,
     ) -> None:
-        def integer(key: str, value: object, least: int) -> int:
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-                raise InputError(
-                    f"mapping.autograin.{key} must be an integer >= {least}, got {value!r}"
-                )
-            return int(value)
-
-        def number(key: str, value: object, *, positive: bool) -> float:
-            if isinstance(value, bool) or not isinstance(value, int | float | np.number):
-                raise InputError(f"mapping.autograin.{key} must be a number, got {value!r}")
-            value = float(value)
-            if not math.isfinite(value) or value < 0 or (positive and value == 0):
-                bound = "> 0" if positive else ">= 0"
-                raise InputError(f"mapping.autograin.{key} must be finite and {bound}, got {value}")
-            return value
-
+        integer, number = self.integer_option, self.number_option
         self.n_beads = None if n_beads is None else integer("n_beads", n_beads, 2)
         self.epochs = integer("epochs", epochs, 1)
         self.batch_size = integer("batch_size", batch_size, 1)
@@ -253,11 +239,7 @@ class Autograin(MappingMethod):
                 f"mapping.autograin.validation_fraction must be < 1, got {validation_fraction}"
             )
         self.max_frames = integer("max_frames", max_frames, 1)
-        if centre not in CENTRES:
-            raise InputError(
-                f"mapping.autograin.centre must be one of {list(CENTRES)}, got {centre!r}"
-            )
-        self.centre = centre
+        self.centre = self.choice_option("centre", centre, CENTRES)
         self.elbow = elbow
         self.elbow_table: pd.DataFrame | None = None
 
@@ -339,8 +321,7 @@ class Autograin(MappingMethod):
     ) -> tuple[AutoEncoder, list[dict[str, Any]]]:
         """The trained auto-encoder and one record per epoch (the global torch RNG, seeded
         by the caller, draws the initial parameters, the shuffles and the Gumbel noise)."""
-        atoms = list(topology.atoms)
-        weights = [a.element.mass if self.centre == "mass" else 1.0 for a in atoms]
+        weights = atom_masses(topology) if self.centre == "mass" else np.ones(topology.n_atoms)
         model = AutoEncoder(
             torch.as_tensor(owner, dtype=torch.int64),
             torch.as_tensor(weights, dtype=torch.float32),

@@ -136,6 +136,33 @@ class MappingMethod:
         if section:
             raise InputError(f"mapping {self.name!r} takes no options; got {sorted(section)}")
 
+    # --- checks of a method's options, errors naming ``mapping.<name>.<key>`` ---------------
+    def integer_option(self, key: str, value: object, least: int) -> int:
+        """``value`` as an int of at least ``least``, or an input error naming the key."""
+        if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
+            raise InputError(
+                f"mapping.{self.name}.{key} must be an integer >= {least}, got {value!r}"
+            )
+        return int(value)
+
+    def number_option(self, key: str, value: object, *, positive: bool) -> float:
+        """``value`` as a finite float, > 0 (``positive``) or >= 0, or an input error."""
+        if isinstance(value, bool) or not isinstance(value, int | float | np.number):
+            raise InputError(f"mapping.{self.name}.{key} must be a number, got {value!r}")
+        number = float(value)
+        if not np.isfinite(number) or number < 0 or (positive and number == 0):
+            bound = "> 0" if positive else ">= 0"
+            raise InputError(f"mapping.{self.name}.{key} must be finite and {bound}, got {value}")
+        return number
+
+    def choice_option(self, key: str, value: object, choices: tuple[str, ...]) -> str:
+        """``value`` if it is one of ``choices``, else an input error naming the key."""
+        if value not in choices:
+            raise InputError(
+                f"mapping.{self.name}.{key} must be one of {list(choices)}, got {value!r}"
+            )
+        return str(value)
+
     @classmethod
     def from_config(cls, sections: dict[str, Any]) -> MappingMethod:
         """The method built from the configuration's ``mapping`` section: its own section as

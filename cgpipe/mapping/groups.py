@@ -59,6 +59,11 @@ def components(bonded: dict[int, list[int]], atoms: Sequence[int]) -> list[list[
     return sorted(pieces, key=lambda piece: (-len(piece), piece[0]))
 
 
+def atom_masses(topology: md.Topology) -> np.ndarray:
+    """[n_atoms] atomic masses in amu."""
+    return np.array([atom.element.mass for atom in topology.atoms], dtype=np.float64)
+
+
 def heavy_atoms(topology: md.Topology) -> np.ndarray:
     """Indices of the atoms that are not hydrogen, in topology order."""
     return np.array(
@@ -276,11 +281,8 @@ def group_mapping(
         home = residue_of(group)
         inside = [a for a in group if atoms[a].residue.index == home]
         anchors.append(max(inside, key=lambda a: (atoms[a].element.mass, -a)))
-    weights = []
-    for group in groups:
-        masses = np.array([atoms[a].element.mass for a in group])
-        w = masses if centre == "mass" else np.ones(len(group))
-        weights.append(w / w.sum())
+    masses = atom_masses(topology) if centre == "mass" else np.ones(topology.n_atoms)
+    weights = [masses[group] / masses[group].sum() for group in groups]
     return assemble(
         name,
         topology,

@@ -49,12 +49,15 @@ import pandas as pd
 from kneed import KneeLocator
 from sklearn.cluster import KMeans
 
+from cgpipe import geometry
 from cgpipe.data import evenly
 from cgpipe.errors import InputError
+from cgpipe.geometry import kabsch
 from cgpipe.io import TrajectoryData
 from cgpipe.mapping.base import MAPPINGS, Mapping, MappingMethod
 from cgpipe.mapping.groups import (
     CENTRES,
+    atom_masses,
     attach_hydrogens,
     components,
     group_mapping,
@@ -75,11 +78,6 @@ _ALIGN_TOLERANCE = 1e-6  # nm, largest move of a mean position between rounds
 _MAX_LLOYD_ROUNDS = 100
 
 
-def atom_masses(topology: md.Topology) -> np.ndarray:
-    """[n_atoms] atomic masses in amu."""
-    return np.array([atom.element.mass for atom in topology.atoms], dtype=np.float64)
-
-
 def superpose(frames: np.ndarray, reference: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Frames rotated and translated onto ``reference`` by the weighted Kabsch fit.
 
@@ -98,14 +96,9 @@ def superpose(frames: np.ndarray, reference: np.ndarray, weights: np.ndarray) ->
         [n_frames, n_atoms, 3] the superposed frames (nm), each minimising
         sum_i w_i |R x_i + t - y_i|^2 over proper rotations R and translations t.
     """
-    w = weights / weights.sum()
-    centre = w @ reference
-    moved = frames - np.einsum("n,fnd->fd", w, frames)[:, None, :]
-    covariance = np.einsum("fni,n,nj->fij", moved, w, reference - centre)
-    u, _, vt = np.linalg.svd(covariance)
-    # A reflection is no rotation: flip the weakest axis where det(U V^T) = -1.
-    u[:, :, -1] *= np.sign(np.linalg.det(u @ vt))[:, None]
-    return moved @ (u @ vt) + centre
+    target = np.broadcast_to(reference, frames.shape)
+    rotation, translation = kabsch(frames, target, weights)
+    return geometry.superpose(frames, rotation, translation)
 
 
 def mean_structure(training: TrajectoryData, max_frames: int) -> np.ndarray:
@@ -320,13 +313,7 @@ class KMeansMap(MappingMethod):
         max_frames: int = 2000,
         centre: str = "mass",
     ) -> None:
-        def integer(key: str, value: object, least: int) -> int:
-            if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < least:
-                raise InputError(
-                    f"mapping.kmeans.{key} must be an integer >= {least}, got {value!r}"
-                )
-            return int(value)
-
+        integer = self.integer_option
         self.k_min = integer("k_min", k_min, 2)
         self.k_max = integer("k_max", k_max, 3)
         if self.k_max <= self.k_min:
@@ -335,23 +322,10 @@ class KMeansMap(MappingMethod):
                 f"mapping.kmeans.k_min ({self.k_min})"
             )
         self.n_beads = None if n_beads is None else integer("n_beads", n_beads, 2)
-        if (
-            isinstance(sensitivity, bool)
-            or not isinstance(sensitivity, int | float)
-            or not np.isfinite(sensitivity)
-            or sensitivity <= 0
-        ):
-            raise InputError(
-                f"mapping.kmeans.sensitivity must be a number > 0, got {sensitivity!r}"
-            )
-        self.sensitivity = float(sensitivity)
+        self.sensitivity = self.number_option("sensitivity", sensitivity, positive=True)
         self.n_init = integer("n_init", n_init, 1)
         self.max_frames = integer("max_frames", max_frames, 1)
-        if centre not in CENTRES:
-            raise InputError(
-                f"mapping.kmeans.centre must be one of {list(CENTRES)}, got {centre!r}"
-            )
-        self.centre = centre
+        self.centre = self.choice_option("centre", centre, CENTRES)
 
     def _fit(
         self, topology: md.Topology, training: TrajectoryData | None, seed: int

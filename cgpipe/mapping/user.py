@@ -35,7 +35,7 @@ from cgpipe import keys
 from cgpipe.errors import InputError
 from cgpipe.io import TrajectoryData
 from cgpipe.mapping.base import Mapping, MappingMethod
-from cgpipe.mapping.groups import assemble, bonds_between_groups, hill_formula
+from cgpipe.mapping.groups import assemble, atom_masses, bonds_between_groups, hill_formula
 
 REQUIRED = (keys.BEAD, keys.ATOM, keys.WEIGHT)
 OPTIONAL = (keys.FORCE_WEIGHT, keys.BEAD_NAME)
@@ -149,6 +149,7 @@ class UserMap(MappingMethod):
         source = f"{self.path} (mapping {self.name!r})"
         table = validate_map_table(read_map_table(self.path), topology.n_atoms, source)
         atoms = list(topology.atoms)
+        masses = atom_masses(topology)
         groups, weights, force_weights, names, types, anchors = [], [], [], [], [], []
         for bead, rows in table.groupby(keys.BEAD, sort=True):
             group = rows[keys.ATOM].to_list()
@@ -166,9 +167,8 @@ class UserMap(MappingMethod):
                 name if keys.BEAD_NAME in rows else hill_formula([atoms[a] for a in group])
             )
             # The anchor (residue, element): the heaviest atom among those with most weight.
-            anchors.append(
-                max(group, key=lambda a: (weight[group.index(a)], atoms[a].element.mass))
-            )
+            order = np.lexsort((masses[group], weight))  # by weight, then mass
+            anchors.append(group[int(order[-1])])
         try:
             return assemble(
                 self.name, topology, groups, weights, names, types, anchors,
