@@ -143,3 +143,23 @@ def test_a_user_map_may_not_shadow_a_registered_one(tmp_path):
     row = load_systems(sheet).loc["ala2"]
     with pytest.raises(ConfigError, match="mapping.files.calpha: a user map may not take"):
         system_config(load_config({"mapping": {"files": {"calpha": "x.csv"}}}), row)
+
+
+def test_two_beads_of_an_isolated_molecule_feel_equal_and_opposite_forces(
+    tmp_path, ala2_reference, ala2_topology
+):
+    # Newton's third law, independent of cgpipe: the reference (GBn2, no external field)
+    # has zero total force per frame, so a map splitting the molecule in two beads that
+    # aggregates every atom's force must give F_0 = -F_1 (the reason a force regulariser
+    # can be zeroed by merging everything into one bead).
+    from cgpipe.forces import project
+    from cgpipe.io import read_trajectory
+
+    table, _, _ = _two_bead_rows(ala2_topology)
+    path = tmp_path / "map.tsv"
+    table.to_csv(path, sep="\t", index=False)
+    mapping = mapping_method("mine", {"files": {"mine": str(path)}}).build(ala2_topology, None)
+    forces = project(read_trajectory(ala2_reference[0]), mapping).forces.astype(np.float64)
+    scale = np.linalg.norm(forces[:, 0], axis=1)
+    assert scale.min() > 10.0  # kJ/mol/nm: the beads do push on each other
+    np.testing.assert_allclose(forces[:, 0] + forces[:, 1], 0.0, atol=1e-3 * scale.max())
