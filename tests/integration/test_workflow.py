@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import mdtraj as md
@@ -14,40 +11,10 @@ import pytest
 
 from cgpipe import keys
 from cgpipe.io import read_provenance, read_table, read_trajectory
-from tests.conftest import REPO
+from tests.integration.conftest import copy_workflow, run_snakemake
 from tests.synthetic import DOMAIN, write_mdcath
 
 pytestmark = pytest.mark.integration
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-
-
-def _snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [*SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml", *args],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
-def _copy_workflow(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    shutil.copy(REPO / "Snakefile", folder)
-    shutil.copytree(REPO / "workflow", folder / "workflow", symlinks=False)
-    shutil.copytree(REPO / "config", folder / "config")
-    shutil.copytree(REPO / "envs", folder / "envs")
-    return folder
-
-
-@pytest.fixture(scope="module")
-def workdir(tmp_path_factory) -> Path:
-    """A copy of the workflow in a fresh folder, run once to completion."""
-    folder = _copy_workflow(tmp_path_factory.mktemp("workflow"))
-    result = _snakemake(folder)
-    assert result.returncode == 0, result.stderr[-5000:]
-    return folder
 
 
 def test_every_artifact_exists_and_opens(workdir):
@@ -165,13 +132,13 @@ def test_a_learned_map_never_sees_its_held_out_trajectory(workdir, mapping):
 
 
 def test_a_second_run_has_nothing_to_do(workdir):
-    result = _snakemake(workdir, "-n")
+    result = run_snakemake(workdir, "-n")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
 def test_a_bad_config_value_stops_the_run_naming_the_key(workdir):
-    result = _snakemake(workdir, "-n", "--config", "temperature=-5")
+    result = run_snakemake(workdir, "-n", "--config", "temperature=-5")
     assert result.returncode != 0
     assert (
         "temperature: -5 is less than or equal to the minimum of 0" in result.stdout + result.stderr
@@ -180,7 +147,7 @@ def test_a_bad_config_value_stops_the_run_naming_the_key(workdir):
 
 def test_changing_the_set_of_models_reruns_only_the_report(workdir):
     # train.models only chooses which jobs exist: the cgschnet jobs stay as they are.
-    result = _snakemake(workdir, "-n", "--config", "train={'models': ['cgschnet']}")
+    result = run_snakemake(workdir, "-n", "--config", "train={'models': ['cgschnet']}")
     assert result.returncode == 0
     planned = re.findall(r"^(?:local)?rule (\w+):", result.stdout, flags=re.MULTILINE)
     assert set(planned) <= {"report", "all"}, planned
@@ -195,7 +162,7 @@ def test_changing_the_set_of_models_reruns_only_the_report(workdir):
 def _planned_jobs(workdir: Path, configfile: str) -> set[tuple[str, str | None]]:
     """(rule, model) of every job a dry run with ``configfile`` on top of the test config
     would run (model None for rules without one)."""
-    result = _snakemake(workdir, "-n", "--configfile", "config/test.yaml", configfile)
+    result = run_snakemake(workdir, "-n", "--configfile", "config/test.yaml", configfile)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs = set()
     for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
@@ -217,7 +184,7 @@ def test_changing_one_models_section_reruns_only_that_models_jobs(workdir):
 def test_a_downloaded_system_is_fetched_checked_and_ingested(tmp_path, http_server, ala2_structure):
     """An mdCATH-layout file served on 127.0.0.1 goes through the download and ingest rules;
     its SHA-256 is pinned, and a later download that differs is refused."""
-    folder = _copy_workflow(tmp_path / "workflow")
+    folder = copy_workflow(tmp_path / "workflow")
     rng = np.random.default_rng(3)
     structure = md.load(str(ala2_structure))
     coords = (structure.xyz * 10.0 + rng.normal(0, 0.1, (5, 22, 3))).astype(np.float32)
@@ -231,7 +198,7 @@ def test_a_downloaded_system_is_fetched_checked_and_ingested(tmp_path, http_serv
     targets = ["results/reference/dom/traj_0.h5", "results/reference/dom/traj_1.h5"]
     url = http_server.url("")
     options = ["--config", "systems=dom.tsv", f"download={{'mdcath_url': '{url}'}}"]
-    result = _snakemake(folder, *options, "--", *targets)
+    result = run_snakemake(folder, *options, "--", *targets)
     assert result.returncode == 0, result.stderr[-3000:]
     downloaded = folder / f"resources/download/dom/mdcath_dataset_{DOMAIN}.h5"
     assert downloaded.exists() and downloaded.with_name(downloaded.name + ".sha256").exists()
@@ -246,7 +213,7 @@ def test_a_downloaded_system_is_fetched_checked_and_ingested(tmp_path, http_serv
     downloaded.unlink()
     for target in targets:
         (folder / target).unlink()
-    result = _snakemake(folder, *options, "--", *targets)
+    result = run_snakemake(folder, *options, "--", *targets)
     assert result.returncode != 0
     log = (folder / f"logs/download/dom/mdcath_dataset_{DOMAIN}.h5.log").read_text()
     assert "checksum mismatch" in log and url in log
@@ -256,7 +223,7 @@ def test_a_downloaded_system_is_fetched_checked_and_ingested(tmp_path, http_serv
 def test_an_mdshare_file_is_checked_against_the_catalogue(tmp_path, http_server):
     """The publisher's MD5 reaches the download: a file that is not the published one is
     refused and not kept."""
-    folder = _copy_workflow(tmp_path / "workflow")
+    folder = copy_workflow(tmp_path / "workflow")
     (http_server.root / "alanine-dipeptide-nowater.pdb").write_text("not the published file\n")
     (folder / "md.tsv").write_text(
         "system\tsource\tdataset\tmappings\nmd\tmdshare\talanine-dipeptide\tbackbone\n"
@@ -269,7 +236,7 @@ def test_an_mdshare_file_is_checked_against_the_catalogue(tmp_path, http_server)
     )
     options = ["--configfile", "config/test.yaml", "md.yaml"]
     target = "resources/download/md/alanine-dipeptide-nowater.pdb"
-    result = _snakemake(folder, *options, "--", target)
+    result = run_snakemake(folder, *options, "--", target)
     assert result.returncode != 0
     log = (folder / "logs/download/md/alanine-dipeptide-nowater.pdb.log").read_text()
     assert "checksum mismatch: expected md5:728635667ed4937cf4a0e5b7c801d9ea" in log
