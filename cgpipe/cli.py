@@ -11,11 +11,16 @@ An expected error (bad input, a bad file or configuration: :class:`~cgpipe.error
 or :class:`FileNotFoundError`) is reported in one line, ``cgpipe <command>: error: ...``,
 with exit status 2; ``cgpipe --debug <command>`` adds its traceback. Any other exception
 is a bug and keeps its traceback.
+
+Two commands read what the stages wrote: ``cgpipe provenance`` prints an artifact's
+lineage and ``cgpipe verify`` re-hashes it (:mod:`cgpipe.io.lineage`); a lineage whose
+files are not the ones recorded is a finding, exit status 1, each file named on stderr.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import sys
 import traceback
@@ -50,6 +55,9 @@ ReferencesArgument = Annotated[list[Path], typer.Argument(help="Reference trajec
 EXPECTED_ERRORS = (InputError, FileNotFoundError)
 # Exit status of an expected error: click's for a usage error, which is one too.
 EXIT_INPUT_ERROR = 2
+# Exit status of a check that ran and found something wrong (`cgpipe verify`): a finding
+# about the files, not a mistake in the command.
+EXIT_VERIFY_FAILED = 1
 
 
 @dataclasses.dataclass
@@ -344,6 +352,67 @@ def report(
         mapping_scores=mapping_scores or [],
         fits=fit or [],
     )
+
+
+ArtifactArgument = Annotated[
+    Path, typer.Argument(help="A cgpipe artifact (.h5, .parquet, .pt, .pdb, .png, .html).")
+]
+RootOption = Annotated[
+    Path,
+    typer.Option(help="Folder that relative input paths are resolved against (the run's)."),
+]
+
+
+@app.command()
+def provenance(
+    path: ArtifactArgument,
+    root: RootOption = Path("."),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="The whole lineage as JSON: nodes, then edges.")
+    ] = False,
+) -> None:
+    """Print an artifact's lineage: each record and its inputs' SHA-256, expanded in turn."""
+    from rich.console import Console
+
+    from cgpipe.io.lineage import lineage, lineage_tree
+
+    graph = lineage(path, root)
+    if as_json:
+        print(json.dumps(graph.to_dict(), indent=2))
+        return
+    console = Console(highlight=False)
+    if not console.is_terminal:
+        # Piped or redirected: one line per fact, unwrapped, for grep and diff.
+        console.width = 1 << 16
+    console.print(lineage_tree(graph), crop=False)
+
+
+@app.command()
+def verify(path: ArtifactArgument, root: RootOption = Path(".")) -> None:
+    """Re-hash every input along an artifact's lineage; name each that differs or is gone."""
+    from cgpipe.io.lineage import lineage
+    from cgpipe.io.lineage import verify as verify_lineage
+
+    graph = lineage(path, root)
+    result = verify_lineage(graph)
+    if result.ok:
+        print(f"{path}: the {result.files} files of its lineage match their records")
+        return
+    for finding in result.findings:
+        print(f"cgpipe verify: {finding.describe()}", file=sys.stderr)
+    bad = len({finding.path for finding in result.findings})
+    # Every input missing is more often the wrong --root than a lost run.
+    where = (
+        f" (relative paths taken from {graph.root}: see --root)"
+        if any(finding.problem == "missing" for finding in result.findings)
+        else ""
+    )
+    print(
+        f"cgpipe verify: {path}: {bad} of the {result.files} files of its lineage differ "
+        f"from their records or are missing{where}",
+        file=sys.stderr,
+    )
+    raise typer.Exit(EXIT_VERIFY_FAILED)
 
 
 def _one_line(error: BaseException) -> str:
