@@ -29,6 +29,11 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/report.smk"
 
 
+# On a cluster the target rule runs in Snakemake's own process, not as a job.
+localrules:
+    all,
+
+
 rule all:
     default_target: True
     input:

@@ -16,13 +16,16 @@ from tests.conftest import REPO
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 
 
-def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+def run_snakemake(
+    workdir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml", *args],
         cwd=workdir,
         capture_output=True,
         text=True,
-        timeout=900,
+        timeout=timeout,
+        env=env,
     )
 
 

@@ -1,0 +1,134 @@
+"""config/test.yaml through workflow/profiles/slurm on a real single-node Slurm cluster
+(tests/integration/slurm_cluster.py), compared in content with the local run.
+
+Every job is an sbatch job, scheduled by slurmctld, launched by slurmd and polled through
+sacct (slurmdbd on MariaDB); the GPU rules' ``gpu=1`` requests are scheduled against
+the node's declared GPUs. The jobs use one thread each, as the local run's do
+(``--max-threads 1``), so that the numbers can be compared bit for bit.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from cgpipe import keys
+from tests.integration.conftest import copy_workflow, run_snakemake
+from tests.integration.slurm_cluster import PACKAGES, SlurmCluster, missing_programs
+
+pytestmark = pytest.mark.integration
+
+
+def _skip_reason() -> str | None:
+    missing = missing_programs()
+    if missing:
+        return (
+            f"Slurm test: {', '.join(missing)} not installed (Debian: apt-get install "
+            f"{PACKAGES}; `make cluster-packages` does it as root)"
+        )
+    if os.geteuid() != 0:
+        return "Slurm test: slurmd launches jobs only when started as root"
+    return None
+
+
+@pytest.fixture(scope="module")
+def slurm_run(tmp_path_factory, workdir):
+    """(folder, seconds): the test config run through the Slurm profile on the cluster."""
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    folder = copy_workflow(tmp_path_factory.mktemp("slurm-workflow"))
+    with SlurmCluster(tmp_path_factory.mktemp("slurm-cluster")) as cluster:
+        start = time.monotonic()
+        result = run_snakemake(
+            folder,
+            "--workflow-profile",
+            "workflow/profiles/slurm",
+            "--max-threads",
+            "1",
+            "--slurm-init-seconds-before-status-checks",
+            "1",
+            "--seconds-between-status-checks",
+            "2",
+            "--latency-wait",
+            "5",
+            env=cluster.environment(),
+            timeout=1800,
+        )
+        seconds = time.monotonic() - start
+        accounting = cluster.accounting()
+    assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-5000:])
+    return folder, seconds, accounting, result.stdout + result.stderr
+
+
+def test_every_job_ran_as_a_slurm_job_with_its_gpu(slurm_run):
+    folder, seconds, accounting, log = slurm_run
+    print(f"Slurm run of config/test.yaml: {seconds:.0f} s, {len(accounting)} jobs")
+    assert len(accounting) > 100
+    assert (accounting["State"] == "COMPLETED").all(), accounting[
+        accounting["State"] != "COMPLETED"
+    ]
+    gpu_jobs = accounting[accounting["AllocTRES"].str.contains("gres/gpu=1", regex=False)]
+    # reference, train, simulate and backmap jobs asked for a GPU and were given one.
+    assert {"reference", "train", "simulate", "backmap"} <= set(gpu_jobs["rule"])
+    assert not set(gpu_jobs["rule"]) & {"mapping", "forces", "evaluate", "report"}
+
+
+def test_slurm_artifacts_equal_the_local_run_in_content(slurm_run, workdir):
+    folder, *_ = slurm_run
+    local = sorted(p.relative_to(workdir) for p in (workdir / "results").rglob("*") if p.is_file())
+    remote = sorted(p.relative_to(folder) for p in (folder / "results").rglob("*") if p.is_file())
+    assert local == remote
+    compared = 0
+    for relative in local:
+        compared += _same_content(workdir / relative, folder / relative)
+    assert compared > 100
+
+
+def _same_content(a: Path, b: Path) -> bool:
+    """Assert two artifacts hold the same numbers (their provenance differs: time, host,
+    input paths); True where the content was compared, False for pictures and pages."""
+    if a.suffix == ".h5":
+        with h5py.File(a, "r") as left, h5py.File(b, "r") as right:
+            _same_group(left, right, str(a))
+        return True
+    if a.suffix == ".parquet":
+        pd.testing.assert_frame_equal(pd.read_parquet(a), pd.read_parquet(b), obj=str(a))
+        return True
+    if a.suffix == ".pt":
+        import torch
+
+        left = torch.load(a, weights_only=False, map_location="cpu")
+        right = torch.load(b, weights_only=False, map_location="cpu")
+        for name, tensor in left["state_dict"].items():
+            assert torch.equal(tensor, right["state_dict"][name]), f"{a}: {name}"
+        return True
+    if a.suffix == ".pdb":
+        lines = [
+            [x for x in p.read_text().splitlines() if not x.startswith("REMARK 999")]
+            for p in (a, b)
+        ]
+        assert lines[0] == lines[1], a
+        return True
+    return False
+
+
+def _same_group(left: h5py.Group, right: h5py.Group, where: str) -> None:
+    assert set(left) == set(right), where
+    for name in left:
+        if isinstance(left[name], h5py.Group):
+            _same_group(left[name], right[name], f"{where}:{name}")
+        else:
+            assert np.array_equal(left[name][()], right[name][()], equal_nan=True), (
+                f"{where}:{name}"
+            )
+    attributes = set(left.attrs) - {keys.PROVENANCE}
+    assert attributes == set(right.attrs) - {keys.PROVENANCE}, where
+    for name in attributes:
+        assert np.array_equal(left.attrs[name], right.attrs[name]), f"{where}@{name}"
