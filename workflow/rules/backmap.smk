@@ -11,7 +11,7 @@ rule backmap:
     benchmark:
         paths.benchmark("backmap", paths.BACKMAP_DIR)
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,

@@ -3,6 +3,7 @@
 # the path grammar in cgpipe.paths, what each job receives in cgpipe.config.job_config.
 
 import json
+import os
 from pathlib import Path
 
 from cgpipe import paths
@@ -14,6 +15,12 @@ from cgpipe.config import (
     system_config,
     system_mappings,
 )
+
+# The checkout that the jobs' conda environments (envs/*.yaml, with
+# --software-deployment-method conda) install cgpipe from: pip expands ${CGPIPE_SOURCE} in
+# their pip section. A path relative to envs/ would not do: Snakemake hands conda a copy of
+# the env file under .snakemake/conda.
+os.environ.setdefault("CGPIPE_SOURCE", workflow.basedir)
 
 # Validate and fill in defaults; an unknown key, a wrong type or a value out of range
 # stops the run here with a message naming the key.

@@ -13,7 +13,7 @@ rule evaluate:
     benchmark:
         paths.benchmark("evaluate", paths.EVALUATE_DIR)
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,

@@ -9,7 +9,7 @@ rule forces:
     benchmark:
         paths.benchmark("forces", paths.CG)
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -32,7 +32,7 @@ rule forces_fold:
     benchmark:
         paths.benchmark("forces", paths.CG_FOLD)
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,

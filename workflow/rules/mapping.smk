@@ -7,7 +7,7 @@ rule mapping:
     log:
         paths.log("mapping", paths.MAPPING),
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=1000,
@@ -31,7 +31,7 @@ rule mapping_fold:
     benchmark:
         paths.benchmark("mapping", paths.MAPPING_FOLD)
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,
@@ -52,7 +52,7 @@ rule compare_mappings:
     log:
         paths.log("compare", paths.MAPPING_SCORES),
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,

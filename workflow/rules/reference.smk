@@ -12,7 +12,7 @@ rule prepare_structure:
     wildcard_constraints:
         system=_one_of(GENERATED),
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/reference.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -36,7 +36,7 @@ rule reference:
     wildcard_constraints:
         system=_one_of(GENERATED),
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/reference.yaml"
     threads: 1
     resources:
         mem_mb=2000,
@@ -57,7 +57,7 @@ rule download:
     wildcard_constraints:
         system=_one_of(DOWNLOADED),
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/reference.yaml"
     threads: 1
     resources:
         mem_mb=500,
@@ -79,7 +79,7 @@ rule ingest:
     wildcard_constraints:
         system=_one_of(DOWNLOADED),
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/reference.yaml"
     threads: 1
     resources:
         mem_mb=4000,

@@ -13,7 +13,7 @@ rule report:
     log:
         paths.log("report", paths.REPORT),
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=1000,

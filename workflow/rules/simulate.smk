@@ -11,7 +11,7 @@ rule simulate:
     benchmark:
         paths.benchmark("simulate", paths.SIMULATE_DIR)
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,

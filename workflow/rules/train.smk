@@ -14,7 +14,7 @@ rule train:
     benchmark:
         paths.benchmark("train", paths.TRAIN_DIR)
     conda:
-        "../../envs/cgpipe.yaml"
+        "../../envs/torch.yaml"
     threads: 1
     resources:
         mem_mb=4000,
