@@ -4,7 +4,8 @@ Every rule that runs a command names one; each pins what pyproject.toml says (th
 dependencies plus the extra of the env's name, in conda-forge's names) with an interpreter
 that requires-python allows; and each group's commands import, and the first stages run,
 without the packages that only the other groups' environments have (torch for the
-reference group, OpenMM for the torch group).
+reference group, OpenMM for the torch group); Snakemake itself plans the workflow without
+torch.
 
 The rules are read through Snakemake's own API, in a subprocess so that parsing the
 workflow leaves this interpreter alone.
@@ -39,8 +40,28 @@ CONDA_TO_PIP = {"pytorch": "torch", "pytorch_geometric": "torch-geometric", "pyt
 # cgpipe itself.
 TOOLS = {"python", "pip"}
 
-_RULES = """
-import json
+# Makes the modules named in argv[1] (a JSON list) impossible to import, as in an
+# environment without their packages.
+_ABSENT = """
+import importlib.abc, json, sys
+
+ABSENT = set(json.loads(sys.argv[1]))
+
+
+class Absent(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in ABSENT:
+            raise ModuleNotFoundError(f"No module named {name!r} (not in this environment)",
+                                      name=name)
+        return None
+
+
+sys.meta_path.insert(0, Absent())
+"""
+
+_RULES = (
+    _ABSENT
+    + """
 import os
 from pathlib import Path
 
@@ -68,26 +89,15 @@ with SnakemakeApi(settings) as api:
     ]
 print(json.dumps({"rules": rules, "source": os.environ.get("CGPIPE_SOURCE")}))
 """
+)
 
-# Runs in a fresh interpreter where the modules named in argv[1] (a JSON list) cannot be
-# imported, as in an environment without their packages; then either checks commands
-# (`check CMD...`: each one's --help, the modules its function imports, and every
-# registry those reach, which imports every method) or runs one (`run ARGS...`).
-_WITHOUT = """
-import ast, importlib, importlib.abc, inspect, json, sys, textwrap
-
-ABSENT = set(json.loads(sys.argv[1]))
-
-
-class Absent(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in ABSENT:
-            raise ModuleNotFoundError(f"No module named {name!r} (not in this environment)",
-                                      name=name)
-        return None
-
-
-sys.meta_path.insert(0, Absent())
+# With _ABSENT's modules absent, either checks commands (`check CMD...`: each one's
+# --help, the modules its function imports, and every registry those reach, which imports
+# every method) or runs one (`run ARGS...`).
+_WITHOUT = (
+    _ABSENT
+    + """
+import ast, importlib, inspect, textwrap
 
 from cgpipe import cli
 from cgpipe.registry import Registry
@@ -141,20 +151,26 @@ else:
     except SystemExit as done:
         sys.exit(done.code)
 """
+)
 
 
-@functools.cache
-def _workflow() -> dict:
-    """The workflow's rules, and the checkout it tells the environments to install."""
+def _parse_workflow(absent: list[str]) -> subprocess.CompletedProcess:
+    """Snakemake's parse of the workflow with ``absent`` modules absent: its rules, and the
+    checkout it tells the environments to install."""
     env = {k: v for k, v in os.environ.items() if k != "CGPIPE_SOURCE"}  # the workflow's own
-    done = subprocess.run(
-        [sys.executable, "-c", _RULES],
+    return subprocess.run(
+        [sys.executable, "-c", _RULES, json.dumps(absent)],
         capture_output=True,
         text=True,
         cwd=REPO,
         env=env,
         timeout=300,
     )
+
+
+@functools.cache
+def _workflow() -> dict:
+    done = _parse_workflow([])
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.splitlines()[-1])
 
@@ -299,6 +315,13 @@ def test_the_workflow_tells_the_environments_to_install_its_own_checkout():
     source = _workflow()["source"]
     assert source is not None, "the workflow does not set CGPIPE_SOURCE"
     assert Path(source).resolve() == REPO.resolve()
+
+
+def test_snakemake_plans_the_workflow_without_torch():
+    # The machine that runs Snakemake installs cgpipe[workflow] (with the reference
+    # extra, for structures shipped in packages), not torch.
+    done = _parse_workflow(_absent_modules("reference"))
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.mark.parametrize("env", ENV_NAMES)
