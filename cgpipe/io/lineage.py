@@ -150,6 +150,10 @@ def _read_record(location: Path, name: str) -> dict[str, Any]:
     """The provenance record of ``location``; :class:`InputError` naming ``name`` if none."""
     try:
         record = read_provenance(location)
+    except ImportError as error:
+        # The core install reads HDF5, Parquet, PDB and HTML; checkpoints need torch and
+        # figures Pillow, which an environment of the reference stage lacks.
+        raise InputError(f"{name}: reading its record needs {error.name or error}") from error
     except _UNREADABLE as error:
         lines = str(error).strip().splitlines()
         message = (lines[0] if lines else "").removeprefix(f"{location}: ")

@@ -130,6 +130,23 @@ def test_a_file_without_a_record_is_a_leaf(run_folder):
     assert verify(graph).ok
 
 
+def test_a_record_that_needs_a_missing_library_is_a_leaf_that_says_so(run_folder, monkeypatch):
+    read = lineage_module.read_provenance
+
+    def without_torch(path):
+        if str(path).endswith(".parquet"):
+            raise ModuleNotFoundError("No module named 'torch'", name="torch")
+        return read(path)
+
+    monkeypatch.setattr(lineage_module, "read_provenance", without_torch)
+    graph = lineage(CG)
+    assert graph.nodes[MAP].kind is NodeKind.LEAF
+    assert graph.nodes[MAP].note == "reading its record needs torch"
+    assert verify(graph).ok
+    with pytest.raises(InputError, match=f"^{METRICS}: reading its record needs torch$"):
+        lineage(METRICS)
+
+
 def test_an_absolute_input_outside_the_root_keeps_its_absolute_name(run_folder, tmp_path_factory):
     elsewhere = tmp_path_factory.mktemp("package") / "structure.pdb"
     elsewhere.write_text("END\n")
