@@ -8,6 +8,7 @@ defaults and rejects unknown keys, naming the key at fault.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -32,9 +33,23 @@ class ConfigError(InputError):
     """A configuration or systems sheet that does not satisfy its schema."""
 
 
+# The loader in C where PyYAML has it: the config schema is large, and the workflow reads
+# it once per start-up.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.cache
 def _load_schema(path: Path) -> dict[str, Any]:
+    """The parsed schema, read once per process: Snakemake asks for facts of the schema in
+    every job's input functions, and parsing it each time made a dry run of a few dozen
+    jobs take seconds. Shared between callers: read it, never change it."""
     with open(path) as handle:
-        return yaml.safe_load(handle)
+        return yaml.load(handle, Loader=_SAFE_LOADER)
+
+
+@functools.cache
+def _validator(path: Path) -> jsonschema.Draft202012Validator:
+    return jsonschema.Draft202012Validator(_load_schema(path))
 
 
 def _fill_defaults(instance: dict[str, Any], schema: Mapping[str, Any]) -> None:
@@ -54,8 +69,9 @@ def validate(instance: dict[str, Any], schema_path: Path, source: str) -> dict[s
     schema = _load_schema(schema_path)
     instance = copy.deepcopy(instance)
     _fill_defaults(instance, schema)
-    validator = jsonschema.Draft202012Validator(schema)
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    errors = sorted(
+        _validator(schema_path).iter_errors(instance), key=lambda e: list(e.absolute_path)
+    )
     if errors:
         lines = [f"  {_where(e)}: {e.message}" for e in errors]
         raise ConfigError(f"{source}: invalid configuration\n" + "\n".join(lines))
