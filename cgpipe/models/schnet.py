@@ -8,7 +8,9 @@ bead energies that are summed per frame. The energy depends on distances only, s
 invariant to rotation, translation and permutation of beads of the same type.
 
 torch-geometric's layers (``InteractionBlock``, ``GaussianSmearing``,
-``ShiftedSoftplus``) are reused; the radius graph comes from
+``ShiftedSoftplus``) are reused, imported when a SchNet is built: importing
+torch-geometric takes about 3 s (it loads torch._dynamo), which every job of the prior
+and of models without SchNet would otherwise pay. The radius graph comes from
 :func:`cgpipe.models.neighbours.radius_graph`.
 """
 
@@ -18,7 +20,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch_geometric.nn.models.schnet import GaussianSmearing, InteractionBlock, ShiftedSoftplus
 
 from cgpipe.models.neighbours import radius_graph
 
@@ -45,6 +46,12 @@ class SchNet(nn.Module):
         num_gaussians: int = 50,
         cutoff: float = 1.0,
     ) -> None:
+        from torch_geometric.nn.models.schnet import (
+            GaussianSmearing,
+            InteractionBlock,
+            ShiftedSoftplus,
+        )
+
         super().__init__()
         self.hparams: dict[str, Any] = {
             "num_types": num_types,
