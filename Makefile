@@ -17,12 +17,12 @@ CONFIG ?=
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: setup run test lint benchmark clean
+.PHONY: setup run test lint benchmark clean cluster-packages
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet $(TORCH_SPEC)
-	$(BIN)/python -m pip install --quiet -e ".[reference,torch,workflow,test]"
+	$(BIN)/python -m pip install --quiet -e ".[reference,torch,workflow,slurm,test]"
 	touch $@
 
 setup: $(VENV)/.installed
@@ -36,8 +36,22 @@ lint: setup
 	snakefmt --check Snakefile workflow/rules
 	snakemake --lint --cores 1 > /dev/null
 
-test: lint
+test: lint cluster-packages
 	python -m pytest
+
+# The Slurm test's daemons (Debian packages). Installed where this runs as root with
+# apt-get (CI); elsewhere the test skips and says why. Nothing is started here.
+CLUSTER_PACKAGES := slurm-wlm slurmdbd munge mariadb-server
+cluster-packages:
+	@if command -v slurmctld >/dev/null && command -v slurmdbd >/dev/null \
+		&& command -v munged >/dev/null && command -v mariadbd >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing $(CLUSTER_PACKAGES) for the Slurm test"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -q $(CLUSTER_PACKAGES) >/dev/null \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q $(CLUSTER_PACKAGES) >/dev/null; } \
+		|| echo "could not install $(CLUSTER_PACKAGES): the Slurm test will skip"; \
+	else echo "not root with apt-get: the Slurm test will skip (needs $(CLUSTER_PACKAGES))"; fi
 
 benchmark: setup
 	python benchmarks/reference_throughput.py

@@ -33,7 +33,7 @@ from pathlib import Path
 import pandas as pd
 
 DAEMONS = ("munged", "mariadbd", "slurmdbd", "slurmctld", "slurmd")
-CLIENTS = ("sbatch", "squeue", "sacct", "scancel", "sinfo", "mariadb-install-db", "mariadb")
+CLIENTS = ("sbatch", "srun", "squeue", "sacct", "scancel", "sinfo", "mariadb-install-db", "mariadb")
 PACKAGES = "slurm-wlm slurmdbd munge mariadb-server"
 
 
@@ -92,13 +92,22 @@ class SlurmCluster:
         return self.folder / "slurm.conf"
 
     def environment(self) -> dict[str, str]:
-        """This process's environment with the clients pointed at the cluster."""
-        return {**os.environ, "SLURM_CONF": str(self.conf)}
+        """This process's environment with the clients pointed at the cluster.
+
+        The executor's job step drops every ``SLURM_*`` variable before it calls
+        ``srun`` (on a cluster srun finds /etc/slurm/slurm.conf), so ``srun`` is reached
+        through a one-line shim in front of PATH that sets ``SLURM_CONF`` again.
+        """
+        path = f"{self.folder / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        return {**os.environ, "SLURM_CONF": str(self.conf), "PATH": path}
 
     def _write_configuration(self) -> None:
         f = self.folder
-        for sub in ("state", "spool", "log", "run", "munge", "db", "dev"):
+        for sub in ("state", "spool", "log", "run", "munge", "db", "dev", "bin"):
             (f / sub).mkdir(parents=True, exist_ok=True)
+        shim = f / "bin/srun"
+        shim.write_text(f'#!/bin/sh\nSLURM_CONF={self.conf} exec {_program("srun")} "$@"\n')
+        shim.chmod(0o755)
         os.chmod(f / "munge", 0o755)  # clients reach the socket; only the key is private
         (f / "munge/munge.key").write_bytes(os.urandom(1024))
         os.chmod(f / "munge/munge.key", 0o400)
