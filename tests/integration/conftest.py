@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ import pytest
 from tests.conftest import REPO
 
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# Wall time (s) of the shared local run, for comparisons with other executors' runs.
+RUN_SECONDS: dict[str, float] = {}
 
 
 def run_snakemake(
@@ -42,6 +45,8 @@ def copy_workflow(folder: Path) -> Path:
 def workdir(tmp_path_factory) -> Path:
     """A copy of the workflow in a fresh folder, run once to completion."""
     folder = copy_workflow(tmp_path_factory.mktemp("workflow"))
+    start = time.monotonic()
     result = run_snakemake(folder)
+    RUN_SECONDS["local"] = time.monotonic() - start
     assert result.returncode == 0, result.stderr[-5000:]
     return folder
