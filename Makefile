@@ -55,6 +55,7 @@ cluster-packages:
 
 benchmark: setup
 	python benchmarks/reference_throughput.py
+	python benchmarks/dry_run.py
 
 clean:
 	rm -rf results logs .snakemake $(wildcard benchmarks/*/)
