@@ -159,6 +159,8 @@ class SlurmCluster:
                     f"AccountingStoragePass={f}/munge/munge.socket",
                     "JobCompType=jobcomp/none",
                     "AccountingStoreFlags=job_comment",  # the executor's comment names the rule
+                    # sacct's AllocTRES lists the GPUs a job was given
+                    *(["AccountingStorageTRES=gres/gpu"] if self.gpus else []),
                     "MpiDefault=none",
                     "ReturnToService=2",
                     "SlurmdParameters=config_overrides",
