@@ -4,6 +4,7 @@ another executor's run with it."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -50,3 +51,27 @@ def workdir(tmp_path_factory) -> Path:
     RUN_SECONDS["local"] = time.monotonic() - start
     assert result.returncode == 0, result.stderr[-5000:]
     return folder
+
+
+Job = tuple[str, tuple[tuple[str, str], ...]]
+
+
+def job(rule: str, **wildcards: object) -> Job:
+    """A job as :func:`planned_jobs` gives it: its rule and sorted wildcards."""
+    return rule, tuple(sorted((k, str(v)) for k, v in wildcards.items()))
+
+
+def planned_jobs(workdir: Path, *configfiles: str) -> set[Job]:
+    """Rule and wildcards of every job a dry run would run with ``configfiles`` on top of
+    config/test.yaml."""
+    result = run_snakemake(workdir, "-n", "--configfile", "config/test.yaml", *configfiles)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if rule:
+            found = re.search(r"^\s+wildcards: (.*)$", block, flags=re.MULTILINE)
+            pairs = [item.split("=", 1) for item in found.group(1).split(", ")] if found else []
+            jobs.append(job(rule.group(1), **dict(pairs)))
+    assert len(jobs) == len(set(jobs)), "a job is planned twice"
+    return set(jobs)

@@ -11,40 +11,18 @@ last, which runs in a copy.
 
 from __future__ import annotations
 
-import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 from cgpipe.config import load_config, load_systems, mapping_fitted, system_mappings
-from tests.integration.conftest import run_snakemake
+from tests.integration.conftest import Job, job, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.integration
 
-Job = tuple[str, tuple[tuple[str, str], ...]]
 # The jobs every change ends in: the report (its inputs were updated) and the target rule.
 FINAL: set[Job] = {("report", ()), ("all", ())}
-
-
-def _job(rule: str, **wildcards: object) -> Job:
-    return rule, tuple(sorted((k, str(v)) for k, v in wildcards.items()))
-
-
-def planned_jobs(workdir: Path, *configfiles: str) -> set[Job]:
-    """Rule and wildcards of every job a dry run would run with ``configfiles`` on top of
-    config/test.yaml."""
-    result = run_snakemake(workdir, "-n", "--configfile", "config/test.yaml", *configfiles)
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs = []
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
-        rule = re.match(r"(?:local)?rule (\w+):", block)
-        if rule:
-            found = re.search(r"^\s+wildcards: (.*)$", block, flags=re.MULTILINE)
-            pairs = [item.split("=", 1) for item in found.group(1).split(", ")] if found else []
-            jobs.append(_job(rule.group(1), **dict(pairs)))
-    assert len(jobs) == len(set(jobs)), "a job is planned twice"
-    return set(jobs)
 
 
 class Plan:
@@ -59,30 +37,30 @@ class Plan:
 
     def model(self, system: str, mapping: str, model: str) -> set[Job]:
         jobs = {
-            _job(rule, system=system, mapping=mapping, model=model, fold=fold)
+            job(rule, system=system, mapping=mapping, model=model, fold=fold)
             for rule in ("train", "simulate", "backmap")
             for fold in self.folds
         }
-        return jobs | {_job("evaluate", system=system, mapping=mapping, model=model)}
+        return jobs | {job("evaluate", system=system, mapping=mapping, model=model)}
 
     def mapping(self, system: str, mapping: str) -> set[Job]:
         if mapping_fitted(self.config, mapping):
             jobs = {
-                _job(rule, system=system, mapping=mapping, fold=fold)
+                job(rule, system=system, mapping=mapping, fold=fold)
                 for rule in ("mapping_fold", "forces_fold")
                 for fold in self.folds
             }
         else:
-            jobs = {_job(rule, system=system, mapping=mapping) for rule in ("mapping", "forces")}
-        jobs.add(_job("compare_mappings", system=system, mapping=mapping))
+            jobs = {job(rule, system=system, mapping=mapping) for rule in ("mapping", "forces")}
+        jobs.add(job("compare_mappings", system=system, mapping=mapping))
         for model in self.models:
             jobs |= self.model(system, mapping, model)
         return jobs
 
     def generated_system(self, system: str, mappings: list[str]) -> set[Job]:
-        jobs = {_job("prepare_structure", system=system)}
+        jobs = {job("prepare_structure", system=system)}
         jobs |= {
-            _job("reference", system=system, i=i)
+            job("reference", system=system, i=i)
             for i in range(self.config["reference"]["n_trajectories"])
         }
         for mapping in mappings:
@@ -193,7 +171,7 @@ def test_a_rerun_records_the_new_section_and_going_back_reruns_again(
     )
     users = [system for system, mappings in sheet.items() if "autograin" in mappings]
     fits = {
-        _job("mapping_fold", system=s, mapping="autograin", fold=k)
+        job("mapping_fold", system=s, mapping="autograin", fold=k)
         for s in users
         for k in plan.folds
     }

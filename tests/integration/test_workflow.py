@@ -11,7 +11,7 @@ import pytest
 
 from cgpipe import keys
 from cgpipe.io import read_provenance, read_table, read_trajectory
-from tests.integration.conftest import copy_workflow, run_snakemake
+from tests.integration.conftest import copy_workflow, planned_jobs, run_snakemake
 from tests.synthetic import DOMAIN, write_mdcath
 
 pytestmark = pytest.mark.integration
@@ -162,15 +162,10 @@ def test_changing_the_set_of_models_reruns_only_the_report(workdir):
 def _planned_jobs(workdir: Path, configfile: str) -> set[tuple[str, str | None]]:
     """(rule, model) of every job a dry run with ``configfile`` on top of the test config
     would run (model None for rules without one)."""
-    result = run_snakemake(workdir, "-n", "--configfile", "config/test.yaml", configfile)
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs = set()
-    for block in re.split(r"\n(?=(?:local)?rule \w+:)", result.stdout):
-        rule = re.match(r"(?:local)?rule (\w+):", block)
-        if rule:
-            model = re.search(r"model=(\w+)", block)
-            jobs.add((rule.group(1), model.group(1) if model else None))
-    return jobs
+    return {
+        (rule, dict(wildcards).get("model"))
+        for rule, wildcards in planned_jobs(workdir, configfile)
+    }
 
 
 def test_changing_one_models_section_reruns_only_that_models_jobs(workdir):
