@@ -37,15 +37,20 @@ CLIENTS = ("sbatch", "srun", "squeue", "sacct", "scancel", "sinfo", "mariadb-ins
 PACKAGES = "slurm-wlm slurmdbd munge mariadb-server"
 
 
+def _which(name: str) -> str | None:
+    # Daemons live in /usr/sbin, which a user's PATH may lack.
+    return shutil.which(
+        name, path=os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    )
+
+
 def missing_programs() -> list[str]:
     """The daemons and clients this module needs that are not on this machine."""
-    sbin = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    return [name for name in DAEMONS + CLIENTS if shutil.which(name, path=sbin) is None]
+    return [name for name in DAEMONS + CLIENTS if _which(name) is None]
 
 
 def _program(name: str) -> str:
-    sbin = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    found = shutil.which(name, path=sbin)
+    found = _which(name)
     if found is None:
         raise FileNotFoundError(f"{name}: not installed (Debian packages: {PACKAGES})")
     return found
@@ -217,7 +222,6 @@ class SlurmCluster:
             "--auth-root-authentication-method=socket",
             "--skip-test-db",
         )
-        log = open(f / "log/mariadb.log", "w")  # the daemon writes it for its whole life
         process = subprocess.Popen(
             [
                 _program("mariadbd"),
@@ -229,9 +233,10 @@ class SlurmCluster:
                 f"--port={self.ports['db']}",
                 f"--user={self.user}",
                 "--innodb-buffer-pool-size=64M",
+                f"--log-error={f}/log/mariadb.log",
             ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         self.processes["mariadbd"] = process.pid

@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 
 from cgpipe import keys
+from cgpipe.io import read_table
+from cgpipe.io.checkpoint import read_checkpoint
 from tests.integration.conftest import RUN_SECONDS, copy_workflow, run_snakemake
 from tests.integration.slurm_cluster import PACKAGES, SlurmCluster, missing_programs
 
@@ -39,7 +41,8 @@ def _skip_reason() -> str | None:
 
 @pytest.fixture(scope="module")
 def slurm_run(tmp_path_factory, workdir):
-    """(folder, seconds): the test config run through the Slurm profile on the cluster."""
+    """(folder, seconds, accounting): the test config run through the Slurm profile on the
+    cluster, its wall time and sacct's table of its jobs."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
@@ -64,11 +67,11 @@ def slurm_run(tmp_path_factory, workdir):
         seconds = time.monotonic() - start
         accounting = cluster.accounting()
     assert result.returncode == 0, (result.stdout[-3000:], result.stderr[-5000:])
-    return folder, seconds, accounting, result.stdout + result.stderr
+    return folder, seconds, accounting
 
 
 def test_every_job_ran_as_a_slurm_job_with_its_gpu(slurm_run, capsys):
-    folder, seconds, accounting, log = slurm_run
+    _, seconds, accounting = slurm_run
     local = RUN_SECONDS.get("local", float("nan"))
     with capsys.disabled():  # the wall times belong in CI's log
         print(
@@ -117,17 +120,13 @@ def _same_content(a: Path, b: Path) -> bool:
             _same_group(left, right, str(a))
         return True
     if a.suffix == ".parquet":
-        pd.testing.assert_frame_equal(
-            pd.read_parquet(a), pd.read_parquet(b), check_exact=True, obj=str(a)
-        )
+        pd.testing.assert_frame_equal(read_table(a), read_table(b), check_exact=True, obj=str(a))
         return True
     if a.suffix == ".pt":
-        import torch
-
-        left = torch.load(a, weights_only=False, map_location="cpu")
-        right = torch.load(b, weights_only=False, map_location="cpu")
-        for name, tensor in left["state_dict"].items():
-            assert torch.equal(tensor, right["state_dict"][name]), f"{a}: {name}"
+        left, right = read_checkpoint(a)["state_dict"], read_checkpoint(b)["state_dict"]
+        assert left.keys() == right.keys(), a
+        for name, tensor in left.items():
+            assert tensor.equal(right[name]), f"{a}: {name}"
         return True
     if a.suffix == ".pdb":
         lines = [
