@@ -68,6 +68,9 @@ JS_ANGLES = "js_angles"
 JS_DIHEDRALS = "js_dihedrals"
 FLOOR_SUFFIX = "_floor"  # the reference against itself at the sample's frame count
 ECHO_SUFFIX = "_echo"  # the echo baseline: the start frames, never moving, scored the same way
+REPLAY_SUFFIX = "_replay"  # the replay baseline: the fold's training frames at the CG frame count
+INSAMPLE_SUFFIX = "_insample"  # secondary: against every reference trajectory (no verdict)
+FLOOR_RESOLUTION_SUFFIX = "_floor_resolution"  # 2 sqrt(tau_int / n) of the held-out reference
 FORCE_DELTA_MSE = "force_delta_mse"  # (kJ/mol/nm)^2: MSE(prior alone) - MSE(model), held out
 # Basin populations (0-1): POPULATION_PREFIX + state name; of the CG simulation per fold,
 # of the reference pooled (+ REFERENCE_SUFFIX) and per trajectory (+ REFERENCE_SUFFIX + "_traj<i>").

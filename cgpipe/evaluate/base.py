@@ -18,6 +18,7 @@ rows. Units: nm, ps, kJ/mol, kJ/mol/nm; divergences in nats.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,6 +31,7 @@ import pandas as pd
 from cgpipe import keys
 from cgpipe.data import split_frames, subset
 from cgpipe.errors import InputError
+from cgpipe.evaluate.statistics import Resampling, design_resampling
 from cgpipe.io import TrajectoryData, read_table, read_trajectory
 from cgpipe.models import load_model
 from cgpipe.observables import (
@@ -172,7 +174,45 @@ class EvaluationContext:
         full = read_trajectory(path)
         if not full.n_frames:
             return full
-        return subset(full, np.flatnonzero(full.time > self.burn_in * full.time.max()))
+        save_times = _save_times(full)
+        start = self.burn_in * (save_times[-1] if len(save_times) else full.time.max())
+        return subset(full, np.flatnonzero(full.time > start))
+
+    def sample(self, fold: int) -> CGSample:
+        """``fold``'s production as it is scored: the frames saved, and the frames each
+        failed replica did not live to save (escaped), with every replica's start."""
+
+        def build() -> CGSample:
+            simulation = self.simulation(fold)
+            health = self.health(fold).sort_values(keys.REPLICA)
+            replicas = health[keys.REPLICA].to_numpy(dtype=np.int64)
+            save_times = _save_times(simulation)
+            if len(save_times):
+                length = int(np.sum(save_times > self.burn_in * save_times[-1]))
+            else:
+                length = int(np.bincount(simulation.trajectory_index).max(initial=0))
+            saved = np.bincount(
+                np.searchsorted(replicas, simulation.trajectory_index), minlength=len(replicas)
+            )
+            return CGSample(
+                replicas=replicas,
+                frame_replicas=simulation.trajectory_index.astype(np.int64),
+                escaped=np.maximum(length - saved, 0),
+                start_frames=health[keys.START_FRAME].to_numpy(dtype=np.int64),
+                start_groups=health[keys.START_STATE].astype(str).to_numpy(),
+                length=length,
+            )
+
+        return self._cached("sample", fold, build)
+
+    def training_frames(self, fold: int) -> np.ndarray:
+        """Frame indices into :attr:`reference` of the trajectories ``fold`` trained on."""
+        self._check("reference")
+        return self._cached(
+            "training",
+            fold,
+            lambda: split_frames(self._reference.trajectory_index, self.n_folds, fold)[0],
+        )
 
     def start_frames(self, fold: int) -> np.ndarray:
         """[n_frames of :meth:`simulation`] the reference frame each frame's replica
@@ -221,7 +261,9 @@ class EvaluationContext:
             return self.simulation_values(fold)
         simulation = self.simulation(fold)
         return self._cached(
-            ("simulation", id(projection)), fold, lambda: projection.compute(simulation)
+            ("simulation", id(projection)),
+            fold,
+            lambda: projection.compute(simulation) if simulation.n_frames else np.empty((0, 2)),
         )
 
     @property
@@ -317,6 +359,71 @@ class EvaluationContext:
             self._cache[need, fold] = reader(self._paths[fold][key])
             self._read.append((fold, need))
         return self._cache[need, fold]
+
+
+def _save_times(trajectory: TrajectoryData) -> np.ndarray:
+    """The times (ps) at which a replica that never failed saved a frame, from the
+    simulation's provenance (``n_steps``, ``save_every``, ``timestep``); empty where it
+    does not say."""
+    config = trajectory.provenance.get("config", {}) if trajectory.provenance else {}
+    try:
+        every = int(config["save_every"])
+        n_saves = int(config["n_steps"]) // every
+        return (np.arange(n_saves) + 1) * every * float(config["timestep"])
+    except (KeyError, TypeError, ValueError):
+        return np.empty(0)
+
+
+@dataclasses.dataclass(frozen=True)
+class CGSample:
+    """One fold's CG production as scored: the frames saved, and the frames lost.
+
+    Attributes
+    ----------
+    replicas
+        [n_replicas] replica numbers, as in the health table.
+    frame_replicas
+        [n_saved] the replica of each saved production frame (in the simulation's order:
+        replica by replica, in time).
+    escaped
+        [n_replicas] production frames each replica did not save because it failed
+        (0 for a replica that ran to the end).
+    start_frames, start_groups
+        [n_replicas] the reference frame each replica started from, and its start state.
+    length
+        Production frames of a replica that ran to the end.
+    """
+
+    replicas: np.ndarray
+    frame_replicas: np.ndarray
+    escaped: np.ndarray
+    start_frames: np.ndarray
+    start_groups: np.ndarray
+    length: int
+
+    @property
+    def labels(self) -> np.ndarray:
+        """[n_saved + n_escaped] the replica of every scored frame: the saved frames, then
+        each replica's escaped ones."""
+        return np.concatenate([self.frame_replicas, np.repeat(self.replicas, self.escaped)])
+
+    def values(self, saved: np.ndarray) -> np.ndarray:
+        """[n_saved + n_escaped, d] the saved frames' values, then a NaN row per escaped
+        frame (:class:`~cgpipe.evaluate.comparison.Binned` counts them apart)."""
+        saved = np.asarray(saved, dtype=float).reshape(len(self.frame_replicas), -1)
+        lost = np.full((int(self.escaped.sum()), saved.shape[1]), np.nan)
+        return np.concatenate([saved, lost])
+
+    def echo_frames(self) -> np.ndarray:
+        """[n_replicas * length] reference frames of the echo baseline: every replica on
+        its start frame for the whole production (a model that never moves never fails)."""
+        return np.repeat(self.start_frames, self.length)
+
+    def resampling(self) -> Resampling:
+        """The bootstrap of the scored frames by design: replicas within start groups, by
+        start frame where starts repeat."""
+        index = np.searchsorted(self.replicas, self.labels)
+        return design_resampling(self.labels, self.start_groups[index], self.start_frames[index])
 
 
 class Metric:

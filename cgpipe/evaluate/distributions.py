@@ -2,9 +2,9 @@
 bond angles and dihedrals (with impropers), CG against the reference.
 
 Each family's score is the mean Jensen-Shannon divergence (nats) of its members' 1-D
-histograms, with an interval (bootstrap over CG replicas), a noise floor (the reference
-against itself at the CG frame count) and an echo baseline (the start frames, never
-moving): see :mod:`cgpipe.evaluate.comparison`.
+histograms, per fold against the fold's held-out trajectories, with its interval, noise
+floor, echo and replay baselines and in-sample companion (see
+:mod:`cgpipe.evaluate.comparison`); pooled, the mean over folds.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 
 from cgpipe import keys
 from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric, MetricRow
-from cgpipe.evaluate.comparison import Binned, compare, scored_rows
-from cgpipe.evaluate.statistics import choose_resampling
+from cgpipe.evaluate.comparison import Binned, Reference, Scored, compare, pool, scored_rows
+from cgpipe.evaluate.comparison import captions as comparison_captions
 from cgpipe.io import TrajectoryData
 from cgpipe.observables import internal_coordinates
 
@@ -33,13 +33,8 @@ def _captions() -> dict[str, str]:
         text = (
             f"Jensen-Shannon divergence (nats) of the 1-D distributions of {what}, CG vs reference."
         )
-        captions[metric] = text + " 95 % interval: bootstrap over CG replicas."
-        captions[metric + keys.FLOOR_SUFFIX] = (
-            text + " Noise floor: the reference against itself at the CG frame count."
-        )
-        captions[metric + keys.ECHO_SUFFIX] = (
-            text + " Echo baseline: the start frames, never moving."
-        )
+        for suffix, caption in comparison_captions(text).items():
+            captions[metric + suffix] = caption
     return captions
 
 
@@ -69,52 +64,41 @@ class Distributions(Metric):
 
     def rows(self, context: EvaluationContext) -> list[MetricRow]:
         reference = internal_coordinates(context.reference)
-        labels = context.reference.trajectory_index
-        resampling = choose_resampling(
-            labels, observable=context.projection.smooth(context.reference_values)
-        )
+        smooth = context.projection.smooth(context.reference_values)
         families = [name for name in _FAMILIES if reference[name].shape[1]]
         binned = {name: self._binning(name, reference[name]) for name in families}
-        samples: list[tuple[str, dict[str, np.ndarray], np.ndarray, np.ndarray]] = []
+        rows: list[MetricRow] = []
+        pooled: dict[str, list[Scored]] = {name: [] for name in families}
         for fold in context.folds:
             simulation: TrajectoryData = context.simulation(fold)
-            if simulation.n_frames:
-                samples.append(
-                    (
-                        context.label(fold),
-                        internal_coordinates(simulation),
-                        simulation.trajectory_index,
-                        context.start_frames(fold),
-                    )
-                )
-        if len(samples) > 1:
-            samples.append(
-                (
-                    keys.ALL_FOLDS,
-                    {n: np.concatenate([s[1][n] for s in samples]) for n in families},
-                    np.concatenate([s[2] + k * 1_000_000 for k, s in enumerate(samples)]),
-                    np.concatenate([s[3] for s in samples]),
-                )
-            )
-        rows: list[MetricRow] = []
-        floors: dict[tuple[str, int], list] = {}
-        for fold, values, replicas, starts in samples:
+            sample = context.sample(fold)
+            resampling = sample.resampling()
+            values = internal_coordinates(simulation) if simulation.n_frames else None
+            heldout, training = context.heldout_frames(fold), context.training_frames(fold)
             for name in families:
-                key = (name, len(replicas))
+                saved = (
+                    values[name] if values is not None else np.empty((0, reference[name].shape[1]))
+                )
                 scored = compare(
                     binned[name],
-                    reference[name],
-                    labels,
+                    Reference(
+                        heldout=reference[name][heldout],
+                        heldout_labels=context.reference.trajectory_index[heldout],
+                        training=reference[name][training],
+                        everything=reference[name],
+                    ),
+                    sample.values(saved),
                     resampling,
-                    values[name],
-                    replicas,
-                    reference[name][starts],
-                    context.rng(f"distributions/{name}/{fold}"),
+                    reference[name][sample.echo_frames()],
+                    context.rng(f"distributions/{name}/{context.label(fold)}"),
                     self.resamples,
-                    floors.get(key),
+                    observable=smooth[heldout],
                 )
-                floors[key] = [s.floor for s in scored]
-                rows += scored_rows(fold, (_FAMILIES[name][0],), scored[:1])
+                rows += scored_rows(context.label(fold), (_FAMILIES[name][0],), scored[:1])
+                pooled[name].append(scored[0])
+        for name in families:
+            if len(pooled[name]) > 1:
+                rows += scored_rows(keys.ALL_FOLDS, (_FAMILIES[name][0],), [pool(pooled[name])])
         return rows
 
     def _binning(self, name: str, values: np.ndarray) -> Binned:

@@ -1,13 +1,12 @@
 """Divergences and free-energy RMSE between the CG and reference ensembles on 2-D
 projections (phi/psi, or radius of gyration and end-to-end distance; and the first two
-TICA components), each with its interval, its noise floor and its echo baseline.
+TICA components), each with its interval, its noise floor, its echo and replay baselines
+and its in-sample companion.
 
-Per fold, the fold's CG production frames are scored against the pooled reference (all
-trajectories), on the 2-D projection and on the TICA fitted on the reference trajectories
-that the fold trained on; pooled (fold ``all``), every fold's production frames together,
-on the TICA of every reference trajectory. See :mod:`cgpipe.evaluate.comparison` for the
-score's interval (bootstrap over CG replicas), the floor (the reference against itself at
-the sample's frame count) and the echo (the start frames, never moving).
+Per fold, the fold's CG production frames (with its failed replicas' lost frames as
+escaped mass) are scored against the fold's held-out reference trajectories, on the 2-D
+projection and on the TICA fitted on the reference trajectories that the fold trained on;
+pooled (fold ``all``), the mean over folds. See :mod:`cgpipe.evaluate.comparison`.
 """
 
 from __future__ import annotations
@@ -16,8 +15,9 @@ import numpy as np
 
 from cgpipe import keys
 from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric, MetricRow
-from cgpipe.evaluate.comparison import Binned, compare, scored_rows
-from cgpipe.evaluate.statistics import choose_resampling
+from cgpipe.evaluate.comparison import Binned, Reference, Scored, compare, pool, scored_rows
+from cgpipe.evaluate.comparison import captions as comparison_captions
+from cgpipe.evaluate.statistics import Resampling
 from cgpipe.observables import Projection
 
 _WHAT = {
@@ -36,25 +36,20 @@ _METRICS = {
     "tica": (keys.JS_TICA, keys.KL_TICA, keys.KL_REVERSE_TICA, keys.FE_RMSE_TICA),
 }
 _SCORE = (
-    "Jensen-Shannon divergence (nats) of {what}, CG vs all-atom reference; 95 % interval: "
-    "bootstrap over CG replicas.",
+    "Jensen-Shannon divergence (nats) of {what}, CG vs all-atom reference.",
     "KL divergence D(reference ‖ CG) (nats) of {what}.",
     "KL divergence D(CG ‖ reference) (nats) of {what}.",
     "Free-energy RMSE (kT) of {what} over the bins populated in both, each surface shifted "
     "to zero mean there.",
 )
-_FLOOR = " Noise floor: the same score of the reference against itself at the CG frame count."
-_ECHO = " Echo baseline: the start frames, never moving, scored the same way."
 
 
 def _captions() -> dict[str, str]:
     captions = {}
     for name, metrics in _METRICS.items():
         for metric, text in zip(metrics, _SCORE, strict=True):
-            caption = text.format(what=_WHAT[name])
-            captions[metric] = caption
-            captions[metric + keys.FLOOR_SUFFIX] = caption + _FLOOR
-            captions[metric + keys.ECHO_SUFFIX] = caption + _ECHO
+            for suffix, caption in comparison_captions(text.format(what=_WHAT[name])).items():
+                captions[metric + suffix] = caption
     return captions
 
 
@@ -80,72 +75,48 @@ class FreeEnergy(Metric):
         self.floor_resamples = floor_resamples
 
     def rows(self, context: EvaluationContext) -> list[MetricRow]:
-        # The 2-D projection's floor depends only on the frame count: computed once per
-        # count (TICA's differ by fold, each fold's TICA its own).
-        self._floors: dict[int, list] = {}
         rows: list[MetricRow] = []
-        pooled: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        pooled: dict[str, list[tuple[tuple[str, ...], list[Scored]]]] = {}
         for fold in context.folds:
-            simulation = context.simulation(fold)
-            if not simulation.n_frames:
-                continue  # every replica failed before its first production frame
-            starts = context.start_frames(fold)
-            replicas = simulation.trajectory_index
+            sample = context.sample(fold)
+            resampling = sample.resampling()
             for projection in context.projections(fold):
-                rows += self._compare(
-                    context,
-                    projection,
-                    context.simulation_projected(fold, projection),
-                    replicas,
-                    context.reference_projected(projection)[starts],
-                    context.label(fold),
-                )
-            pooled[fold] = (replicas, starts)
-        if len(pooled) > 1:
-            folds = sorted(pooled)
-            replicas = np.concatenate([pooled[k][0] + k * 1_000_000 for k in folds])
-            starts = np.concatenate([pooled[k][1] for k in folds])
-            for projection in context.projections(None):
-                values = np.concatenate(
-                    [context.simulation_projected(k, projection) for k in folds]
-                )
-                rows += self._compare(
-                    context,
-                    projection,
-                    values,
-                    replicas,
-                    context.reference_projected(projection)[starts],
-                    keys.ALL_FOLDS,
-                )
+                saved = context.simulation_projected(fold, projection)
+                scored = self._compare(context, projection, fold, sample.values(saved), resampling)
+                rows += scored_rows(context.label(fold), projection.metrics, scored)
+                pooled.setdefault(projection.name, []).append((projection.metrics, scored))
+        for results in pooled.values():
+            if len(results) > 1:
+                metrics = results[0][0]
+                together = [pool([r[1][k] for r in results]) for k in range(len(metrics))]
+                rows += scored_rows(keys.ALL_FOLDS, metrics, together)
         return rows
 
     def _compare(
         self,
         context: EvaluationContext,
         projection: Projection,
+        fold: int,
         values: np.ndarray,
-        replicas: np.ndarray,
-        echo: np.ndarray,
-        fold: str,
-    ) -> list[MetricRow]:
-        reference = context.reference_projected(projection)
-        labels = context.reference.trajectory_index
+        resampling: Resampling,
+    ) -> list[Scored]:
+        everything = context.reference_projected(projection)
+        heldout = context.heldout_frames(fold)
+        reference = Reference(
+            heldout=everything[heldout],
+            heldout_labels=context.reference.trajectory_index[heldout],
+            training=everything[context.training_frames(fold)],
+            everything=everything,
+        )
         edges = [np.linspace(low, high, context.bins + 1) for low, high in projection.ranges]
         binned = Binned(edges, joint=True, pseudo_mass=self.pseudo_mass)
-        resampling = choose_resampling(labels, observable=projection.smooth(reference))
-        shared = projection is context.projection
-        scored = compare(
+        return compare(
             binned,
             reference,
-            labels,
-            resampling,
             values,
-            replicas,
-            echo,
-            context.rng(f"{projection.name}/{fold}"),
+            resampling,
+            everything[context.sample(fold).echo_frames()],
+            context.rng(f"{projection.name}/{context.label(fold)}"),
             self.floor_resamples,
-            self._floors.get(len(values)) if shared else None,
+            observable=projection.smooth(reference.heldout),
         )
-        if shared:
-            self._floors[len(values)] = [result.floor for result in scored]
-        return scored_rows(fold, projection.metrics, scored)

@@ -731,3 +731,42 @@ def block_bootstrap_difference(
     plan = choose_resampling(labels, observable=observable, block_length=block_length)
     means = [difference[frames].mean() for frames in plan.resamples(rng, n_resamples)]
     return _estimate(float(difference.mean()), means, level)
+
+
+# --- TEMPORARY (replaced by the floors branch) ----------------------------------------------
+MAX_FLOOR_RESOLUTION = 0.3
+
+
+def noise_floor_draws(
+    reference_values, trajectory_labels, n_frames, score, rng, n_resamples=200, *, resampling=None
+) -> np.ndarray:
+    values = np.asarray(reference_values)
+    plan = resampling or choose_resampling(trajectory_labels, observable=values)
+    scores = []
+    for _ in range(n_resamples):
+        reference = plan.draw(rng)
+        parts, size = [], 0
+        while size < n_frames:
+            parts.append(plan.draw(rng))
+            size += len(parts[-1])
+        pool = np.concatenate(parts)
+        sample = pool[np.linspace(0, len(pool) - 1, n_frames).round().astype(np.int64)]
+        scores.append(np.asarray(score(values[sample], values[reference]), dtype=float))
+    return np.array(scores)
+
+
+def floor_resolution(trajectory_labels, observable) -> float:
+    trajectories = _trajectory_frames(trajectory_labels)
+    values = np.asarray(observable, dtype=float)
+    values = values[:, None] if values.ndim == 1 else values.reshape(len(values), -1)
+    taus = [
+        autocorrelation_time([column[f] for f in trajectories])
+        for column in values.T
+        if np.ptp(column) > 0
+    ]
+    n = float(np.median([len(f) for f in trajectories]))
+    return 2.0 * math.sqrt(max(taus, default=0.5) / n)
+
+
+def design_resampling(replica_of_frame, start_group, start_frame) -> Resampling:
+    return Resampling(_trajectory_frames(replica_of_frame))

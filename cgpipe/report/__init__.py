@@ -19,6 +19,7 @@ import pandas as pd
 
 from cgpipe import keys, paths
 from cgpipe.errors import InputError
+from cgpipe.evaluate.statistics import MAX_FLOOR_RESOLUTION
 from cgpipe.io import Provenance, atomic_output, read_table, read_table_metadata
 from cgpipe.report import mappings
 from cgpipe.report import verdicts as verdicts_of
@@ -145,6 +146,9 @@ def _group_sections(
             else f"converged in {done} of {n} folds"
             + ("" if done == n else ": <b>not converged — no verdict</b>")
         )
+        mean, low, high = verdicts_of.stable_fraction(table)
+        if np.isfinite(mean):
+            state += f"; stable replicas {mean:.3g} (folds {low:.3g}–{high:.3g})"
         lines.append(f"<li><b>{html.escape(model)}</b>: {state}</li>")
     parts.append("<ul>" + "".join(lines) + "</ul>")
 
@@ -155,12 +159,21 @@ def _group_sections(
         rows = []
         for metric in names:
             pooled = _pooled(first, metric + keys.FLOOR_SUFFIX)
-            echo = _pooled(first, metric + keys.ECHO_SUFFIX)
-            row = {"score": metric, "floor (pooled)": pooled, "echo (pooled)": echo}
+            resolution = _pooled(first, metric + keys.FLOOR_RESOLUTION_SUFFIX)
+            row = {
+                "score": metric,
+                "floor (pooled)": pooled,
+                "floor resolution": resolution,
+                "echo (pooled)": _pooled(first, metric + keys.ECHO_SUFFIX),
+                "replay (pooled)": _pooled(first, metric + keys.REPLAY_SUFFIX),
+            }
             for model, table in tables.items():
                 text = _pooled(table, metric)
                 within, n = verdicts_of.within_floor(table, metric)
                 text += f"; within floor {within}/{n}"
+                insample = _pooled(table, metric + keys.INSAMPLE_SUFFIX)
+                if insample:
+                    text += f"; in sample {insample}"
                 if base is not None and model != baseline:
                     below, m = verdicts_of.below_baseline(table, base, metric)
                     text += f"; below {baseline} {below}/{m}"
@@ -170,7 +183,14 @@ def _group_sections(
         parts.append(
             "<h3>Scores against the floor, the echo and the controls</h3>"
             + pd.DataFrame(rows).to_html(index=False, escape=True)
-            + '<p class="note">Pooled over folds: value [95 % interval]. <i>within floor k/n</i>: '
+            + '<p class="note">Every score is out of sample: each fold\'s CG simulation against '
+            "the reference trajectories that fold held out (failed replicas' lost frames count "
+            "as escaped mass); pooled: the mean over folds, value [95 % interval]. Floor: the "
+            "held-out reference against itself at the CG frame count; its resolution 2 "
+            f"sqrt(tau_int / n) above {MAX_FLOOR_RESOLUTION:g} marks a reference too short for "
+            "the floor to be trusted. Replay: the fold's own training frames at the CG frame "
+            "count, what memorising would score; <i>in sample</i> (no verdict): against every "
+            "reference trajectory. <i>within floor k/n</i>: "
             "folds whose score does not exceed the upper end of its noise floor; <i>below "
             f"{html.escape(str(baseline))} k/n</i>: folds whose score interval lies entirely "
             "below the baseline's. A score is non-discriminating when the echo baseline "

@@ -9,7 +9,11 @@ Pure pandas on metrics tables (columns :data:`cgpipe.keys.METRIC_COLUMNS`):
   such a metric cannot tell a bad model from the reference's own noise;
 - a model is **better than the baseline** in a fold when its score's interval lies
   entirely below the baseline model's (both from bootstraps over their CG replicas);
-- a model is **converged** when every fold's ``converged`` row is 1.
+- a model is **converged** when every fold's ``converged`` row is 1;
+- a floor is **unreliable** where the held-out reference is too short for its interval to
+  be trusted: its resolution (``<name>_floor_resolution``, 2 sqrt(tau_int / n)) exceeds
+  :data:`~cgpipe.evaluate.statistics.MAX_FLOOR_RESOLUTION` in some fold; the verdict says
+  so rather than using it silently.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from cgpipe import keys
+from cgpipe.evaluate.statistics import MAX_FLOOR_RESOLUTION
 
 
 def scores(metrics: pd.DataFrame) -> list[str]:
@@ -47,6 +52,12 @@ def discrimination(metrics: pd.DataFrame, negative_control: pd.DataFrame | None)
     verdicts = {}
     for metric in scores(metrics):
         reasons = []
+        unreliable, n_folds = unreliable_floor(metrics, metric)
+        if unreliable:
+            reasons.append(
+                f"floor unreliable in {unreliable} of {n_folds} folds: held-out reference too "
+                f"short (resolution above {MAX_FLOOR_RESOLUTION:g})"
+            )
         echo_within, n = within_floor(metrics, metric, keys.ECHO_SUFFIX)
         if echo_within:
             reasons.append(f"echo within floor in {echo_within} of {n} folds")
@@ -61,6 +72,22 @@ def discrimination(metrics: pd.DataFrame, negative_control: pd.DataFrame | None)
             "non-discriminating (" + "; ".join(reasons) + ")" if reasons else "discriminating"
         )
     return verdicts
+
+
+def unreliable_floor(metrics: pd.DataFrame, metric: str) -> tuple[int, int]:
+    """Folds whose floor resolution for ``metric`` exceeds
+    :data:`~cgpipe.evaluate.statistics.MAX_FLOOR_RESOLUTION`, and the folds with one."""
+    values = _by_fold(metrics, metric + keys.FLOOR_RESOLUTION_SUFFIX)
+    return int((values > MAX_FLOOR_RESOLUTION).sum()), len(values)
+
+
+def stable_fraction(metrics: pd.DataFrame) -> tuple[float, float, float]:
+    """The mean, lowest and highest over folds of the fraction of replicas that never
+    failed (NaN where the table has none)."""
+    values = _by_fold(metrics, keys.STABLE_FRACTION)
+    if values.empty:
+        return (np.nan, np.nan, np.nan)
+    return float(values.mean()), float(values.min()), float(values.max())
 
 
 def below_baseline(metrics: pd.DataFrame, baseline: pd.DataFrame, metric: str) -> tuple[int, int]:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from cgpipe import keys
 from cgpipe.errors import InputError
 from cgpipe.evaluate import FOLD_FILES, METRICS, EvaluationContext, Metric, MetricRow
-from cgpipe.evaluate.statistics import kl, regularised_histogram
-from cgpipe.io import Provenance, read_trajectory, write_trajectory
+from cgpipe.evaluate.statistics import histogram_counts, kl, regularise
+from cgpipe.io import Provenance, read_trajectory, write_table, write_trajectory
 
 from .conftest import make_context, metric_rows, reference_data
 
@@ -39,25 +40,46 @@ def test_free_energy_scores_each_fold_beside_its_floor_and_echo(cfg, evaluation_
     scores.append(keys.FE_RMSE_TICA)
     for fold in ("fold0", "fold1", keys.ALL_FOLDS):
         names = [row.metric for row in rows if row.fold == fold]
-        expected = [n + s for n in scores for s in ("", keys.FLOOR_SUFFIX, keys.ECHO_SUFFIX)]
+        suffixes = ("", keys.FLOOR_SUFFIX, keys.FLOOR_RESOLUTION_SUFFIX, keys.ECHO_SUFFIX)
+        suffixes += (keys.REPLAY_SUFFIX, keys.INSAMPLE_SUFFIX)
+        expected = [n + s for n in scores for s in suffixes]
         assert sorted(names) == sorted(expected)
-    # The scores are the divergences of regularised histograms, JS within [0, ln 2].
+    # The scores are the divergences of regularised histograms (one escaped bin more than
+    # the grid), against the fold's held-out trajectory; JS within [0, ln 2].
     values = context.reference_values
+    heldout = values[context.heldout_frames(1)]
     simulated = context.projection.compute(read_trajectory(folds[1]["traj"]))
-    p_ref = regularised_histogram(values, context.edges, 0.01)
-    p_cg = regularised_histogram(simulated, context.edges, 0.01)
+
+    def histogram(x):
+        return regularise(np.append(histogram_counts(x, context.edges).ravel(), 0.0), 0.01)
+
+    p_ref, p_cg = histogram(heldout), histogram(simulated)
     js_name, kl_name, reverse_name, _ = context.projection.metrics
     by_name = {(row.fold, row.metric): row for row in rows}
     assert by_name[("fold1", kl_name)].value == pytest.approx(kl(p_ref, p_cg))
     assert by_name[("fold1", reverse_name)].value == pytest.approx(kl(p_cg, p_ref))
     assert 0 <= by_name[("fold1", js_name)].value <= np.log(2)
+    # In sample (secondary): against every reference trajectory.
+    insample = by_name[("fold1", kl_name + keys.INSAMPLE_SUFFIX)].value
+    assert insample == pytest.approx(kl(histogram(values), p_cg))
     # The echo: each replica's start frame repeated for its frames, scored the same way.
     starts = np.repeat([0, 5, 12, 20], 2)
-    p_echo = regularised_histogram(values[starts], context.edges, 0.01)
+    p_echo = histogram(values[starts])
     assert by_name[("fold1", kl_name + keys.ECHO_SUFFIX)].value == pytest.approx(kl(p_ref, p_echo))
-    # Floors and scores have intervals around their values; echoes have none.
+    # The replay: fold 1's training frames (trajectory 0), 8 of them evenly spaced.
+    training = values[context.training_frames(1)]
+    replay = training[np.linspace(0, len(training) - 1, 8).round().astype(int)]
+    assert by_name[("fold1", kl_name + keys.REPLAY_SUFFIX)].value == pytest.approx(
+        kl(p_ref, histogram(replay))
+    )
+    # The pooled row is the mean of the folds' held-out scores.
+    assert by_name[(keys.ALL_FOLDS, kl_name)].value == pytest.approx(
+        np.mean([by_name[(f, kl_name)].value for f in ("fold0", "fold1")])
+    )
+    # Floors and scores have intervals around their values; baselines have none.
+    plain = (keys.ECHO_SUFFIX, keys.REPLAY_SUFFIX, keys.INSAMPLE_SUFFIX)
     for row in rows:
-        if row.metric.endswith(keys.ECHO_SUFFIX):
+        if row.metric.endswith(plain) or row.metric.endswith(keys.FLOOR_RESOLUTION_SUFFIX):
             assert np.isnan(row.low) and np.isnan(row.high)
         elif row.metric.endswith(keys.FLOOR_SUFFIX):
             assert row.low <= row.value <= row.high
@@ -69,15 +91,31 @@ def test_a_copy_of_the_reference_scores_within_its_floor(cfg, evaluation_inputs,
     """The negative check of the floor: frames drawn from the reference itself, as a
     perfect model would sample, land inside the floor's interval."""
     reference_path, folds = evaluation_inputs
-    reference = read_trajectory(reference_path)
-    copy = folds[0]["traj"].parent / "copy.h5"
-    write_trajectory(copy, reference, Provenance("simulate"))
-    context = make_context(cfg, [{**fold, "traj": copy} for fold in folds])
+    context = make_context(cfg, copy_of_reference(reference_path, folds))
     metric = METRICS.get("free_energy")(pseudo_mass=0.01, floor_resamples=100)
     rows = {(r.fold, r.metric): r for r in map(MetricRow._make, metric_rows(metric, context))}
     js_name = context.projection.metrics[0]
     score, floor = rows[("fold0", js_name)], rows[("fold0", js_name + keys.FLOOR_SUFFIX)]
     assert score.value <= floor.high
+
+
+def copy_of_reference(reference_path, folds):
+    """Fold paths whose simulation is the reference itself: two replicas (its two
+    trajectories) that never failed, started from frames 0 and 12."""
+    reference = read_trajectory(reference_path)
+    copy = folds[0]["traj"].parent / "copy.h5"
+    write_trajectory(copy, reference, Provenance("simulate"))
+    health = pd.DataFrame(
+        {
+            keys.REPLICA: [0, 1],
+            keys.STABLE: [True, True],
+            keys.START_FRAME: [0, 12],
+            keys.START_STATE: ["a", "b"],
+        }
+    )
+    health_path = folds[0]["traj"].parent / "copy_health.parquet"
+    write_table(health_path, health, Provenance("simulate"))
+    return [{**fold, "traj": copy, "health": health_path} for fold in folds]
 
 
 def test_stability_and_backmap_rmsd_read_their_tables(cfg, evaluation_inputs):
@@ -129,17 +167,17 @@ def test_distributions_score_rg_and_a_copy_of_the_reference_lies_within_its_floo
     cfg, evaluation_inputs
 ):
     reference_path, folds = evaluation_inputs
-    reference = read_trajectory(reference_path)
-    copy = folds[0]["traj"].parent / "copy.h5"
-    write_trajectory(copy, reference, Provenance("simulate"))
-    context = make_context(cfg, [{**fold, "traj": copy} for fold in folds])
+    context = make_context(cfg, copy_of_reference(reference_path, folds))
     metric = METRICS.get("distributions")(bins=8, pseudo_mass=0.01, resamples=50)
     rows = {(r.fold, r.metric): MetricRow(*r) for r in metric_rows(metric, context)}
     # The fixture's beads have no bonds: only the radius of gyration is compared.
     assert {m for _, m in rows} == {
         keys.JS_RG,
         keys.JS_RG + keys.FLOOR_SUFFIX,
+        keys.JS_RG + keys.FLOOR_RESOLUTION_SUFFIX,
         keys.JS_RG + keys.ECHO_SUFFIX,
+        keys.JS_RG + keys.REPLAY_SUFFIX,
+        keys.JS_RG + keys.INSAMPLE_SUFFIX,
     }
     score, floor = rows[("fold0", keys.JS_RG)], rows[("fold0", keys.JS_RG + keys.FLOOR_SUFFIX)]
     assert 0 <= score.value <= floor.high

@@ -58,6 +58,16 @@ def toy_metrics():
     assert "toy_rg" not in METRICS
 
 
+SCORE_SUFFIXES = (
+    "",
+    keys.FLOOR_SUFFIX,
+    keys.FLOOR_RESOLUTION_SUFFIX,
+    keys.ECHO_SUFFIX,
+    keys.REPLAY_SUFFIX,
+    keys.INSAMPLE_SUFFIX,
+)
+
+
 def _configure(cfg, metrics, **sections):
     cfg["evaluate"]["metrics"] = metrics
     cfg["evaluate"].update(sections)
@@ -147,7 +157,7 @@ def test_the_built_in_metrics_run_in_the_configured_order(
     ]
     assert order == [
         keys.STABLE_FRACTION,
-        *[n + s for n in scores for s in ("", keys.FLOOR_SUFFIX, keys.ECHO_SUFFIX)],
+        *[n + s for n in scores for s in SCORE_SUFFIXES],
         *reference,
         *per_trajectory,
         *simulated,
