@@ -73,6 +73,18 @@ def test_metric_table_has_every_metric_for_every_fold(workdir):
             keys.FORCE_RMSE_HELDOUT,
             keys.STABLE_FRACTION,
         } <= names
+        # Out of sample, beside its floor, the floor's resolution, the echo and replay
+        # baselines and the in-sample score.
+        assert {
+            keys.JS_PHI_PSI + suffix
+            for suffix in (
+                keys.FLOOR_SUFFIX,
+                keys.FLOOR_RESOLUTION_SUFFIX,
+                keys.ECHO_SUFFIX,
+                keys.REPLAY_SUFFIX,
+                keys.INSAMPLE_SUFFIX,
+            )
+        } <= names
     floors = metrics[metrics[keys.METRIC] == keys.JS_PHI_PSI + keys.FLOOR_SUFFIX]
     assert len(floors) == 3 and (floors[keys.LOW] <= floors[keys.HIGH]).all()  # 2 folds, pooled
     assert set(metrics[metrics[keys.METRIC] == keys.CONVERGED][keys.VALUE]) <= {0.0, 1.0}
