@@ -419,11 +419,13 @@ class CGSample:
         its start frame for the whole production (a model that never moves never fails)."""
         return np.repeat(self.start_frames, self.length)
 
-    def resampling(self) -> Resampling:
-        """The bootstrap of the scored frames by design: replicas within start groups, by
-        start frame where starts repeat."""
-        index = np.searchsorted(self.replicas, self.labels)
-        return design_resampling(self.labels, self.start_groups[index], self.start_frames[index])
+    def resampling(self, *, escaped: bool = True) -> Resampling:
+        """The bootstrap by design of the scored frames (``escaped``: the saved frames
+        then the escaped ones, as :meth:`values` orders them; else the saved frames
+        alone): replicas within start groups, by start frame where starts repeat."""
+        labels = self.labels if escaped else self.frame_replicas
+        index = np.searchsorted(self.replicas, labels)
+        return design_resampling(labels, self.start_groups[index], self.start_frames[index])
 
 
 class Metric:

@@ -9,7 +9,7 @@ import numpy as np
 
 from cgpipe import keys
 from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric, MetricRow
-from cgpipe.evaluate.statistics import populations
+from cgpipe.evaluate.statistics import Resampling, populations
 
 _NAME = re.compile(
     rf"^{keys.POPULATION_PREFIX}(?P<state>[A-Za-z0-9_]+?)"
@@ -54,7 +54,10 @@ class Populations(Metric):
             )
         if suffix == keys.ECHO_SUFFIX:
             return f"{what} in the start set (echo baseline: replicas that never move)."
-        return f"{what} in the CG production frames; interval: bootstrap over replicas."
+        return (
+            f"{what} in the CG production frames; interval: bootstrap over replicas within "
+            "start groups."
+        )
 
     def rows(self, context: EvaluationContext) -> list[MetricRow]:
         states = context.states
@@ -65,10 +68,20 @@ class Populations(Metric):
         rows: list[MetricRow] = []
 
         def add(
-            fold: str, suffix: str, state_of_frame: np.ndarray, groups: np.ndarray, rng_name: str
+            fold: str,
+            suffix: str,
+            state_of_frame: np.ndarray,
+            groups: np.ndarray,
+            rng_name: str,
+            resampling: Resampling | None = None,
         ) -> None:
             estimates = populations(
-                state_of_frame, groups, n, context.rng(rng_name), self.resamples
+                state_of_frame,
+                groups,
+                n,
+                context.rng(rng_name),
+                self.resamples,
+                resampling=resampling,
             )
             for name, estimate in zip(names, estimates, strict=True):
                 rows.append(
@@ -98,7 +111,10 @@ class Populations(Metric):
                 continue
             label = context.label(fold)
             simulated = context.simulation_states(fold)
-            add(label, "", simulated, simulation.trajectory_index, f"populations/{label}")
+            by_design = context.sample(fold).resampling(escaped=False)
+            add(
+                label, "", simulated, simulation.trajectory_index, f"populations/{label}", by_design
+            )
             echo = reference[context.start_frames(fold)]
             fractions = np.bincount(echo, minlength=n) / len(echo)
             rows += [
