@@ -334,7 +334,7 @@ def run(
             "replicates": replicates,
         },
     )
-    save_model(output_dir / MODEL_FILE, energy_model, provenance)
+    save_model(output_dir / MODEL_FILE, energy_model, provenance, temperature=cfg["temperature"])
     write_table(
         output_dir / LOSSES_FILE,
         pd.DataFrame.from_records(
