@@ -30,9 +30,10 @@ from typing import Annotated
 
 import typer
 
+from cgpipe import paths
 from cgpipe.config import load_config
 from cgpipe.errors import InputError
-from cgpipe.seeds import derive_seed
+from cgpipe.seeds import stage_seed
 from cgpipe.stages import write_resolved_config
 
 app = typer.Typer(
@@ -108,7 +109,7 @@ def prepare(
         output,
         system=system,
         params=cfg["reference"],
-        seed=derive_seed(cfg["seed"], "prepare", system),
+        seed=stage_seed(cfg["seed"], "prepare", system),
         structure=structure,
         sequence=sequence,
         secondary_structure=secondary_structure,
@@ -191,7 +192,16 @@ def mapping(
     """Build a CG mapping on the reference (fixed maps read the topology only)."""
     from cgpipe.mapping import run
 
-    run(references, output, name=name, cfg=load_config(config), fold=fold)
+    cfg = load_config(config)
+    job = paths.identify(output, paths.MAPPING if fold is None else paths.MAPPING_FOLD)
+    expected = {"mapping": name} if fold is None else {"mapping": name, "fold": str(fold)}
+    if {key: value for key, value in job.items() if key != "system"} != expected:
+        raise InputError(
+            f"{output}: not the artifact of mapping {name!r}"
+            + ("" if fold is None else f" on fold {fold}")
+        )
+    seed = stage_seed(cfg["seed"], "mapping", job["system"], mapping=name, fold=fold)
+    run(references, output, name=name, cfg=cfg, fold=fold, seed=seed)
 
 
 @app.command()
@@ -227,9 +237,13 @@ def compare(
     run(references, maps, output, system=system, name=name, cfg=load_config(config))
 
 
-def _seed(cfg: dict, stage: str, cg: Path, model: str, fold: int) -> int:
-    # System and mapping from the path grammar's results/cg/{system}/{mapping}.h5.
-    return derive_seed(cfg["seed"], stage, cg.parent.name, cg.stem, model, fold)
+def _cg_job(cg: Path, fold: int) -> tuple[str, str]:
+    """System and mapping of a CG reference, read with the path grammar: a fixed map's
+    (``results/cg/{system}/{mapping}.h5``) or fold ``fold``'s of a fitted map."""
+    job = paths.identify(cg, paths.CG_FOLD, paths.CG)
+    if "fold" in job and int(job["fold"]) != fold:
+        raise InputError(f"{cg}: the CG reference of fold {job['fold']}, given for fold {fold}")
+    return job["system"], job["mapping"]
 
 
 @app.command()
@@ -246,7 +260,8 @@ def train(
     from cgpipe.train import run
 
     cfg = load_config(config)
-    seed = _seed(cfg, "train", cg, model, fold)
+    system, mapping = _cg_job(cg, fold)
+    seed = stage_seed(cfg["seed"], "train", system, mapping=mapping, model=model, fold=fold)
     run(cg, mapping_path, output_dir, model=model, fold=fold, cfg=cfg, seed=seed, threads=threads)
 
 
@@ -264,8 +279,16 @@ def simulate(
     from cgpipe.simulate import run
 
     cfg = load_config(config)
-    # The model's name from the path grammar's .../{model}/fold{fold}/model.pt.
-    seed = _seed(cfg, "simulate", cg, model_path.parent.parent.name, fold)
+    system, mapping = _cg_job(cg, fold)
+    trained = paths.identify(model_path, paths.MODEL)
+    if (trained["system"], trained["mapping"], int(trained["fold"])) != (system, mapping, fold):
+        raise InputError(
+            f"{model_path}: a model of {trained['system']}/{trained['mapping']} fold "
+            f"{trained['fold']}, given with the CG reference {cg} for fold {fold}"
+        )
+    seed = stage_seed(
+        cfg["seed"], "simulate", system, mapping=mapping, model=trained["model"], fold=fold
+    )
     run(model_path, cg, mapping_path, output_dir, fold=fold, cfg=cfg, seed=seed, threads=threads)
 
 
@@ -304,7 +327,6 @@ def evaluate(
     config: ConfigOption = "{}",
 ) -> None:
     """Score every fold of one model against the reference with the configured metrics."""
-    from cgpipe import paths
     from cgpipe.evaluate import run
 
     if not len(train_dir) == len(simulate_dir) == len(backmap_dir):

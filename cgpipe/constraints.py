@@ -1,16 +1,20 @@
 """Holonomic constraints and the force map: a constraint must not cross a bead boundary.
 
-A reference run with bond (or angle) constraints records forces that include the
-constraint forces: for a constrained pair (i, j) a force lambda (r_i - r_j) on atom i and
-its opposite on atom j, with lambda set by the constraint solver, not by the potential.
-The projected bead forces F = Xi_f f contain (Xi_f[:, i] - Xi_f[:, j]) lambda (r_i - r_j),
-which vanishes for every lambda only when atoms i and j send their forces to the same
-beads with the same weights: for an aggregation (``basic``), when both atoms are in one
-bead. Otherwise the CG forces carry the solver's multipliers and force matching no longer
-learns the mean force (Noid et al., J. Chem. Phys. 128, 244114 (2008); Krämer et al.,
-J. Phys. Chem. Lett. 14, 3970 (2023) treat the constrained case). :func:`check_constraints`
-refuses such a map: the mapping stage with the map's own force map, the forces stage with
-the force map it projects with, before anything is written.
+A reference run with bond (or angle) constraints moves under the potential's forces and
+the constraint forces: for a constrained pair (i, j) a force lambda (r_i - r_j) on atom i
+and its opposite on atom j, lambda set by the constraint solver. The recorded forces are
+the potential's alone: OpenMM's ``State.getForces()`` returns the forces of the system's
+Force objects, not the constraint forces. Projected, a constraint force gives
+(Xi_f[:, i] - Xi_f[:, j]) lambda (r_i - r_j), which vanishes for every lambda only when
+atoms i and j send their forces to the same beads with the same weights (the force map is
+tangent to the constraint manifold; for an aggregation, ``basic``, both atoms in one
+bead). Then the projected recorded forces are the projected total forces and their
+conditional mean is the mean force. Otherwise the mean force would need the unrecorded
+constraint forces, and force matching on the recorded ones learns a wrong one (Noid et
+al., J. Chem. Phys. 128, 244114 (2008); Krämer et al., J. Phys. Chem. Lett. 14, 3970
+(2023) treat the constrained case). :func:`check_constraints` refuses such a map: the
+mapping stage with the map's own force map, the forces stage with the force map it
+projects with, before anything is written.
 
 The constrained pairs follow OpenMM's ``ForceField.createSystem``: ``HBonds`` constrains
 every bond with a hydrogen, ``AllBonds`` every bond, and ``HAngles`` every bond plus the

@@ -14,6 +14,7 @@ TRAJECTORY_INDEX = "trajectory_index"  # [n_frames] int: source trajectory or re
 # --- attributes -------------------------------------------------------------------------
 UNITS = "units"
 PROVENANCE = "provenance"  # JSON text, on the HDF5 root and in Parquet schema metadata
+TEMPERATURE = "temperature"  # model checkpoint: the temperature it was trained at, K
 PARQUET_PROVENANCE_KEY = b"cgpipe.provenance"
 
 UNIT_LENGTH = "nanometers"

@@ -16,6 +16,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from cgpipe.errors import InputError
+
 # --- file names inside a stage's folder ---------------------------------------------------
 MODEL_FILE = "model.pt"  # train: checkpoint
 LOSSES_FILE = "losses.parquet"  # train: loss per epoch and split
@@ -82,6 +84,29 @@ def parse(template: str, path: str | Path) -> dict[str, str]:
     if found is None:
         raise ValueError(f"{path} is not a path of the form {template}")
     return found.groupdict()
+
+
+def identify(path: str | Path, *templates: str) -> dict[str, str]:
+    """The wildcards of ``path`` read with the first of ``templates`` that describes it:
+    how a command learns the system, mapping, model and fold of its job from a file name.
+
+    Raises
+    ------
+    InputError
+        No template describes ``path``, or its ``fold`` is not a number.
+    """
+    for template in templates:
+        try:
+            found = parse(template, path)
+        except ValueError:
+            continue
+        if not found.get("fold", "0").isdigit():
+            raise InputError(f"{path}: fold{found['fold']} is not a fold (fold0, fold1, ...)")
+        return found
+    raise InputError(
+        f"{path}: cannot tell the job's system and mapping from this path; expected "
+        + " or ".join(templates)
+    )
 
 
 def fill(template: str, **wildcards: object) -> str:

@@ -15,7 +15,7 @@ from cgpipe.errors import InputError
 from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric, MetricRow
 from cgpipe.evaluate.fes import plot_fes
 from cgpipe.io import Provenance, read_trajectory, write_table
-from cgpipe.seeds import derive_seed
+from cgpipe.seeds import stage_seed
 from cgpipe.stages import write_resolved_config
 from cgpipe.units import thermal_energy
 
@@ -78,7 +78,7 @@ def run(
             kT=kT,
             bins=section["bins"],
             reference_path=cg_path,
-            seed=derive_seed(cfg["seed"], "evaluate", system, mapping, model),
+            seed=stage_seed(cfg["seed"], "evaluate", system, mapping=mapping, model=model),
             burn_in=section["burn_in"],
             tica_lag=cfg["observables"]["tica_lag"],
             only=fold if per_fold else None,

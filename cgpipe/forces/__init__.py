@@ -2,9 +2,10 @@
 
 The force map Xi_f is a plug-in: a :class:`ForceMap` in its own module of this package,
 registered in :data:`FORCE_MAPS` and chosen by ``forces.force_map``. With Xi_f Xi^T = I
-(and, for aggregation, constraint forces cancelling inside each bead) the conditional
-mean of the projected force is the mean force -grad A(z) (the potential of mean force),
-which force matching then learns.
+(and, for a reference with constraints, Xi_f blind to the constraint forces, which the
+reference does not record: :mod:`cgpipe.constraints`) the conditional mean of the
+projected force is the mean force -grad A(z) (the potential of mean force), which force
+matching then learns.
 
 :func:`run` is the stage: project every reference trajectory into one CG file.
 """

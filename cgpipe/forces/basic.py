@@ -1,9 +1,10 @@
 """The ``basic`` force map: aggregation, the sum of the forces on the atoms of each bead.
 
 Each atom's force goes to the one bead it belongs to (the mapping's force weights, 1 for
-a centre-atom map's partition); forces between atoms of one bead, bond constraints to
-hydrogens included, cancel in the sum. A mapping that shares an atom's force among
-beads needs another force map.
+a centre-atom map's partition); forces between atoms of one bead cancel in the sum. A
+constraint held inside one bead would cancel too, which is why the recorded forces, which
+lack the constraint forces, still give the mean force (:mod:`cgpipe.constraints`). A
+mapping that shares an atom's force among beads needs another force map.
 """
 
 from __future__ import annotations

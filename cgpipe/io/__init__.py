@@ -2,7 +2,7 @@
 writer, one checkpoint reader, atomic writes and provenance."""
 
 from cgpipe.io.atomic import atomic_output
-from cgpipe.io.checkpoint import read_checkpoint
+from cgpipe.io.checkpoint import read_checkpoint, trained_temperature
 from cgpipe.io.provenance import Provenance, read_provenance, sha256sum
 from cgpipe.io.structure import read_structure, write_structure
 from cgpipe.io.tables import read_table, read_table_metadata, write_table
@@ -19,6 +19,7 @@ __all__ = [
     "TrajectoryWriter",
     "atomic_output",
     "read_checkpoint",
+    "trained_temperature",
     "read_provenance",
     "read_structure",
     "read_table",

@@ -3,17 +3,20 @@
 A cgpipe checkpoint (``model.pt``, written by :func:`cgpipe.models.save_model`) is the
 zip archive of ``torch.save`` holding a dict of plain types: ``format_version``, ``kind``
 (the model's registered name), ``hparams`` (its constructor arguments as JSON text),
-``state_dict`` and ``provenance`` (JSON text). :func:`cgpipe.models.load_model` checks
-the format and the kind.
+``state_dict``, ``provenance`` (JSON text) and ``temperature`` (K, the temperature the
+model was trained at; :func:`trained_temperature` reads it without building the model).
+:func:`cgpipe.models.load_model` checks the format and the kind.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 from pathlib import Path
 from typing import Any
 
+from cgpipe import keys
 from cgpipe.errors import InputError
 
 CHECKPOINT_KEYS = ("hparams", "state_dict")
@@ -63,3 +66,21 @@ def read_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(checkpoint, dict) or not all(key in checkpoint for key in CHECKPOINT_KEYS):
         raise InputError(f"{path}: not a cgpipe checkpoint (no {'/'.join(CHECKPOINT_KEYS)})")
     return checkpoint
+
+
+def trained_temperature(checkpoint: dict[str, Any]) -> float | None:
+    """The temperature (K) a checkpoint's model was trained at, or None where it is not
+    recorded.
+
+    Checkpoints written before the ``temperature`` field existed are read from their
+    provenance, whose configuration the train stage has always recorded with the
+    temperature; a checkpoint written outside the train stage may have neither.
+    """
+    if keys.TEMPERATURE in checkpoint:
+        return float(checkpoint[keys.TEMPERATURE])
+    try:
+        config = json.loads(checkpoint.get(keys.PROVENANCE, "{}")).get("config", {})
+    except (TypeError, ValueError, AttributeError):
+        return None
+    temperature = config.get(keys.TEMPERATURE) if isinstance(config, dict) else None
+    return float(temperature) if isinstance(temperature, int | float) else None

@@ -23,7 +23,6 @@ from cgpipe.mapping.artifact import read_mapping, write_mapping
 from cgpipe.mapping.base import MAPPINGS, Mapping, MappingMethod
 from cgpipe.mapping.fixed import assign_atoms
 from cgpipe.mapping.user import UserMap
-from cgpipe.seeds import derive_seed
 from cgpipe.stages import write_resolved_config
 
 __all__ = [
@@ -74,6 +73,7 @@ def run(
     name: str,
     cfg: dict[str, Any],
     fold: int | None = None,
+    seed: int | None = None,
 ) -> Mapping:
     """Build the mapping ``name`` and write its artifact and the resolved configuration.
 
@@ -96,6 +96,10 @@ def run(
         The validated configuration (:func:`cgpipe.config.load_config`).
     fold
         The cross-validation fold (``0 .. train.n_folds - 1``) a fitted map is built for.
+    seed
+        A fitted map's random stream (the command line's is
+        :func:`cgpipe.seeds.stage_seed` of the system, mapping and fold); a fixed map
+        draws nothing and takes none.
 
     Returns
     -------
@@ -119,8 +123,9 @@ def run(
         topology, inputs = first.topology, [references[0]]
         if isinstance(method, UserMap):
             inputs.append(method.path)
-    seed = derive_seed(cfg["seed"], "mapping", name, *([] if fold is None else [fold]))
-    mapping = method.build(topology, training, seed=seed)
+    if method.fitted and seed is None:
+        raise ValueError(f"fitted mapping {name!r} needs a seed")
+    mapping = method.build(topology, training, seed=0 if seed is None else seed)
     if mapping.name != name or mapping.n_atoms != topology.n_atoms:
         raise ValueError(
             f"mapping {name!r} built {mapping.name!r} on {mapping.n_atoms} atoms, expected "

@@ -37,7 +37,7 @@ from cgpipe.mapping.artifact import read_mapping
 from cgpipe.mapping.base import Mapping
 from cgpipe.mapping.groups import group_mapping
 from cgpipe.mapping.quality import best_linear_decoder, random_assignment, reconstruction_error
-from cgpipe.seeds import derive_seed
+from cgpipe.seeds import stage_seed
 from cgpipe.stages import write_resolved_config
 
 RECONSTRUCTION = "reconstruction_rmse"
@@ -128,7 +128,7 @@ def run(
     if len(mapping_paths) != n_folds:
         raise InputError(f"train.n_folds={n_folds} but {len(mapping_paths)} maps were given")
     everything = FoldData.read_all(references, n_folds, 0).data
-    rng = np.random.default_rng(derive_seed(cfg["seed"], "compare", system, name))
+    rng = np.random.default_rng(stage_seed(cfg["seed"], "compare", system, mapping=name))
     rows: list[tuple] = []
     pooled: dict[str, list[np.ndarray]] = {}
     pooled_labels: list[np.ndarray] = []
@@ -142,8 +142,10 @@ def run(
         split = FoldData.split(everything, n_folds, fold)
         training = subset(everything, evenly(split.train_frames, section["max_frames"]))
         held_out = subset(everything, evenly(split.heldout_frames, section["max_frames"]))
-        seeds = [derive_seed(cfg["seed"], "random map", system, name, fold, i)
-                 for i in range(section["random_maps"])]  # fmt: skip
+        seeds = [
+            stage_seed(cfg["seed"], "random map", system, mapping=name, fold=fold, index=i)
+            for i in range(section["random_maps"])
+        ]
         values = _per_frame(mapping, training, held_out)
         values.update(
             {

@@ -3,9 +3,11 @@
 The bead's position is its centre atom's (coordinate weight 1: a slice map); its force
 is the sum over the atoms assigned to it by :func:`assign_atoms` (force weight 1, basic
 aggregation). Summing over a partition of the molecule cancels the forces between atoms
-of one bead (bond vibrations, constraint forces), which lowers the noise that force
-matching averages out, while Xi_f Xi^T = I keeps the mean force exact. A concrete map
-says which atoms are centres, which beads are bonded and what decides a bead's type.
+of one bead (bond vibrations), which lowers the noise that force matching averages out,
+while Xi_f Xi^T = I keeps the mean force exact. A constraint force inside a bead would
+cancel in the sum too, so the reference's forces, which lack them, suffice
+(:mod:`cgpipe.constraints`). A concrete map says which atoms are centres, which beads
+are bonded and what decides a bead's type.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ def assign_atoms(topology: md.Topology, centres: list[int]) -> dict[int, list[in
 
     A breadth-first search from all centres at once; atoms not bonded to any centre
     (ions, solvent) join no bead. A hydrogen has one bond, so it always joins its heavy
-    atom's bead and X-H constraint forces cancel inside the bead.
+    atom's bead and no X-H constraint crosses a bead boundary (:mod:`cgpipe.constraints`).
 
     Returns
     -------

@@ -1,8 +1,9 @@
 """The ``heavy`` map: a bead on every heavy (non-hydrogen) atom, with its hydrogens.
 
 The finest common CG resolution ("united atom"): each hydrogen joins the heavy atom it is
-bonded to, so bond constraints to hydrogen stay inside a bead and their forces cancel in
-the bead's sum. Beads are bonded where their atoms are; a bead's type is its atom name.
+bonded to, so bond constraints to hydrogen stay inside a bead, where the unrecorded
+constraint forces would cancel (:mod:`cgpipe.constraints`). Beads are bonded where
+their atoms are; a bead's type is its atom name.
 """
 
 from __future__ import annotations

@@ -9,8 +9,10 @@ mass, as the CG bead will be.
 
 Why heavy atoms only: a hydrogen always joins the bead of the heavy atom it is bonded to
 (:func:`~cgpipe.mapping.groups.attach_hydrogens`), so that no bond constraint to
-hydrogen crosses a bead boundary (the constraint forces then cancel in the bead's
-aggregated force) and the light, fast hydrogens do not steer the partition.
+hydrogen crosses a bead boundary (a constraint force, which the reference does not
+record, would cancel in the bead's aggregated force, so the recorded forces give the
+mean force: :mod:`cgpipe.constraints`) and the light, fast hydrogens do not steer the
+partition.
 
 Why connected beads: a bead of atoms that are not bonded to one another has no
 chemical meaning and its centre can sit in empty space. k-means alone ignores the bonds,

@@ -18,7 +18,10 @@ plain types that ``torch.load(..., weights_only=True)`` reads:
 - ``kind`` (the model's registered name),
 - ``hparams`` (JSON text of the constructor arguments),
 - ``state_dict`` (tensors),
-- ``provenance`` (JSON text).
+- ``provenance`` (JSON text),
+- ``temperature`` (float, K): the temperature the model was trained at, which its
+  energies hold for (the prior is a Boltzmann inversion at it) and the simulate stage
+  checks. Checkpoints written before it was recorded lack it; they still load.
 
 Format 1 (cgpipe before the model registry) had no ``format_version`` and no ``kind``.
 """
@@ -190,8 +193,15 @@ def force_rmse(
     return math.sqrt(squared / max(count, 1))
 
 
-def save_model(path: str | os.PathLike[str], model: EnergyModel, provenance: Provenance) -> None:
-    """Write a checkpoint (format :data:`CHECKPOINT_FORMAT`) atomically."""
+def save_model(
+    path: str | os.PathLike[str],
+    model: EnergyModel,
+    provenance: Provenance,
+    *,
+    temperature: float,
+) -> None:
+    """Write a checkpoint (format :data:`CHECKPOINT_FORMAT`) atomically, recording
+    ``temperature`` (K), the temperature the model was trained at."""
     if model.name not in MODELS or MODELS.get(model.name) is not type(model):
         raise ValueError(f"{type(model).__qualname__} is not a registered model")
     checkpoint = {
@@ -200,6 +210,7 @@ def save_model(path: str | os.PathLike[str], model: EnergyModel, provenance: Pro
         "hparams": json.dumps(model.hparams),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
         keys.PROVENANCE: provenance.to_json(),
+        keys.TEMPERATURE: float(temperature),
     }
     with atomic_output(path) as tmp:
         torch.save(checkpoint, tmp)

@@ -48,7 +48,7 @@ from cgpipe.reference.structure import (
     load_structure,
     resolve_structure,
 )
-from cgpipe.seeds import derive_seed
+from cgpipe.seeds import stage_seed
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,12 @@ _ENERGY_UNIT = unit.kilojoule_per_mole
 
 def recording_seed(master_seed: int, system: str, index: int) -> int:
     """Seed of trajectory ``index``'s equilibration and recording (velocities, Langevin noise)."""
-    return derive_seed(master_seed, "reference", system, index)
+    return stage_seed(master_seed, "reference", system, index=index)
 
 
 def start_seed(master_seed: int, system: str, index: int) -> int:
     """Seed of trajectory ``index``'s high-temperature start run: a stream of its own."""
-    return derive_seed(master_seed, "reference-start", system, index)
+    return stage_seed(master_seed, "reference-start", system, index=index)
 
 
 def choose_platform(name: str | None = None) -> openmm.Platform:

@@ -16,7 +16,15 @@ from tqdm import tqdm
 from cgpipe import keys
 from cgpipe.data import FoldData, check_beads, evenly
 from cgpipe.device import select_device
-from cgpipe.io import Provenance, TrajectoryData, write_table, write_trajectory
+from cgpipe.errors import InputError
+from cgpipe.io import (
+    Provenance,
+    TrajectoryData,
+    read_checkpoint,
+    trained_temperature,
+    write_table,
+    write_trajectory,
+)
 from cgpipe.mapping import read_mapping
 from cgpipe.models import load_model
 from cgpipe.observables import States, choose_states
@@ -96,6 +104,26 @@ def start_set(states: States, folds: FoldData, n_replicas: int) -> tuple[np.ndar
     return np.concatenate(frames), names
 
 
+def check_temperature(model_path: str | os.PathLike[str], temperature: float) -> None:
+    """Refuse a model trained at another temperature than ``temperature`` (K): its
+    energies, and its prior's Boltzmann inversion, hold at the temperature it was trained
+    at. A checkpoint that records none (written outside the train stage, by an older
+    cgpipe) is simulated at ``temperature`` with a warning."""
+    trained = trained_temperature(read_checkpoint(model_path))
+    if trained is None:
+        log.warning(
+            "%s records no training temperature; simulating it at temperature %g K",
+            model_path,
+            temperature,
+        )
+    elif abs(trained - temperature) > 1e-6:
+        raise InputError(
+            f"{model_path}: a model trained at {trained:g} K, but the configuration's "
+            f"temperature is {temperature:g} K; simulate at {trained:g} K or retrain at "
+            f"{temperature:g} K"
+        )
+
+
 def run(
     model_path: str | os.PathLike[str],
     cg_path: str | os.PathLike[str],
@@ -116,7 +144,9 @@ def run(
     ``simulate.integrator``, built with its section. A replica that blows up (NaN
     positions, two beads closer than ``simulate.min_distance`` nm, or a bond longer
     than ``simulate.max_bond_stretch`` times its prior length) is stopped and recorded
-    with its time to failure while the others go on.
+    with its time to failure while the others go on. A model trained at another
+    temperature than ``temperature`` is refused before anything else is read or written
+    (:func:`check_temperature`).
 
     Parameters
     ----------
@@ -143,6 +173,7 @@ def run(
     params = cfg["simulate"]
     n_folds = cfg["train"]["n_folds"]
     temperature = cfg["temperature"]
+    check_temperature(model_path, temperature)
     integrator_name = params["integrator"]
     integrator_class = INTEGRATORS.get(integrator_name)
     device = select_device(threads)

@@ -36,7 +36,7 @@ from cgpipe.keys import REPLICATE, SPLIT_HELDOUT
 from cgpipe.mapping import read_mapping
 from cgpipe.models import MODELS, EnergyModel, fit_prior, force_rmse, save_model
 from cgpipe.paths import LOSSES_FILE, MODEL_FILE
-from cgpipe.seeds import derive_seed
+from cgpipe.seeds import replicate_seed
 from cgpipe.stages import write_resolved_config
 from cgpipe.train.base import TRAINERS, FitResult, TrainingData
 
@@ -132,12 +132,6 @@ def split_validation(folds: FoldData, n_trajectories: int) -> ValidationSplit:
     chosen = np.sort(following[:n_trajectories])
     validation = np.isin(index[train], chosen)
     return ValidationSplit(train[~validation], train[validation], chosen.tolist(), "trajectories")
-
-
-def replicate_seed(seed: int, replicate: int) -> int:
-    """The seed of training replicate ``replicate``: ``seed`` itself for the first, so that
-    ``train.seeds`` = 1 trains as a single run does, then derived from it."""
-    return seed if replicate == 0 else derive_seed(seed, "replicate", replicate)
 
 
 def _section(cfg: Mapping[str, Any], kind: str, name: str) -> dict[str, Any]:
@@ -340,7 +334,7 @@ def run(
             "replicates": replicates,
         },
     )
-    save_model(output_dir / MODEL_FILE, energy_model, provenance)
+    save_model(output_dir / MODEL_FILE, energy_model, provenance, temperature=cfg["temperature"])
     write_table(
         output_dir / LOSSES_FILE,
         pd.DataFrame.from_records(

@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 
-from cgpipe import cli, keys
+from cgpipe import cli, keys, paths
 from cgpipe.errors import InputError
 from cgpipe.io import (
     Provenance,
@@ -37,13 +38,22 @@ def _run_main(args: list[str], capsys) -> tuple[int, str]:
     return exited.value.code, capsys.readouterr().err
 
 
+def _model_file(tmp_path) -> Path:
+    """Where the train stage writes a checkpoint: simulate reads the job from its path."""
+    path = tmp_path / paths.fill(
+        paths.MODEL, system="ala2", mapping="backbone", model="prior", fold=0
+    )
+    path.parent.mkdir(parents=True)
+    return path
+
+
 def _simulate_args(model: os.PathLike[str], tmp_path) -> list[str]:
     return [
         "simulate",
         "--model-file",
         str(model),
         "--cg",
-        str(tmp_path / "cg.h5"),
+        str(tmp_path / paths.fill(paths.CG, system="ala2", mapping="backbone")),
         "--mapping",
         str(tmp_path / "mapping.parquet"),
         "--fold",
@@ -66,7 +76,7 @@ def _cgpipe(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def random_checkpoint(tmp_path):
-    path = tmp_path / "model.pt"
+    path = _model_file(tmp_path)
     path.write_bytes(os.urandom(4096))
     return path
 
@@ -87,7 +97,7 @@ def test_random_bytes_checkpoint_is_refused_in_one_line(random_checkpoint, tmp_p
 
 
 def test_a_zip_archive_that_is_no_checkpoint_is_refused(tmp_path, capsys):
-    other = tmp_path / "model.pt"
+    other = _model_file(tmp_path)
     with zipfile.ZipFile(other, "w") as archive:
         archive.writestr("model/data.pkl", b"not a pickle")
     status, err = _run_main(_simulate_args(other, tmp_path), capsys)

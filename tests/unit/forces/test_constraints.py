@@ -72,7 +72,7 @@ def _ala2_dimer(topology: md.Topology) -> md.Topology:
 
 @pytest.mark.parametrize("name", ["backbone", "backbone_cb", "calpha"])
 def test_hydrogen_constraints_stay_inside_the_beads(name, ala2_topology):
-    # Every hydrogen joins its heavy atom's bead, so X-H constraint forces cancel.
+    # Every hydrogen joins its heavy atom's bead, so no X-H constraint crosses a bead.
     topology = _ala2_dimer(ala2_topology) if name == "calpha" else ala2_topology
     mapping = build_mapping_on(name, topology)
     check_constraints(topology, "HBonds", mapping, _basic(mapping), "traj_0.h5")

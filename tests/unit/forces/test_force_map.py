@@ -71,7 +71,8 @@ def test_hydrogen_constraint_forces_cancel_in_the_bead(ala2_topology):
     positions = rng.normal(size=(4, 22, 3)).astype(np.float32)
     forces = rng.normal(size=(4, 22, 3)).astype(np.float32)
     data = TrajectoryData(ala2_topology, positions, np.arange(4), forces=forces)
-    # A constraint force acts along the X-H bond, equal and opposite on the two atoms.
+    # A constraint force acts along the X-H bond, equal and opposite on the two atoms. The
+    # reference does not record it; the map is blind to it, so its absence changes nothing.
     constrained = forces.copy()
     for bond in ala2_topology.bonds:
         heavy, light = bond.atom1, bond.atom2

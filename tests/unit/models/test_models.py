@@ -8,7 +8,7 @@ import torch
 
 from cgpipe.config import load_config
 from cgpipe.errors import InputError
-from cgpipe.io import Provenance
+from cgpipe.io import Provenance, read_checkpoint, trained_temperature
 from cgpipe.models import (
     CHECKPOINT_FORMAT,
     MODELS,
@@ -117,7 +117,7 @@ def test_checkpoint_records_kind_and_format(tmp_path, sections, prior, positions
     for name in MODELS.names():
         model = MODELS.get(name).from_config(sections[name], bead_types=TYPES, prior=prior)
         path = tmp_path / f"{name}.pt"
-        save_model(path, model, Provenance("train"))
+        save_model(path, model, Provenance("train"), temperature=300.0)
         checkpoint = torch.load(path, weights_only=True)
         assert checkpoint["kind"] == name and checkpoint["format_version"] == CHECKPOINT_FORMAT
         back = load_model(path)
@@ -139,7 +139,7 @@ def _rewrite(path, **changes):
 def checkpoint(tmp_path, sections, prior):
     model = MODELS.get("prior").from_config(sections["prior"], bead_types=TYPES, prior=prior)
     path = tmp_path / "model.pt"
-    save_model(path, model, Provenance("train"))
+    save_model(path, model, Provenance("train"), temperature=300.0)
     return path
 
 
@@ -165,6 +165,14 @@ def test_a_checkpoint_of_the_old_format_is_refused_with_its_version(tmp_path, pr
     assert str(error.value) == (f"{path}: written by cgpipe 0.3.0, checkpoint format 1; retrain it")
 
 
+def test_a_checkpoint_written_before_the_temperature_field_still_loads(checkpoint):
+    assert trained_temperature(read_checkpoint(checkpoint)) == 300.0
+    _rewrite(checkpoint, temperature=None)
+    load_model(checkpoint)
+    # Its provenance says nothing either (Provenance("train") records no config).
+    assert trained_temperature(read_checkpoint(checkpoint)) is None
+
+
 def test_a_checkpoint_of_a_newer_format_is_refused(checkpoint):
     _rewrite(checkpoint, format_version=CHECKPOINT_FORMAT + 1)
     with pytest.raises(InputError, match=f"checkpoint format {CHECKPOINT_FORMAT + 1} .*update"):
@@ -183,4 +191,9 @@ def test_only_a_registered_model_is_saved(tmp_path, prior):
             return self.prior(positions)
 
     with pytest.raises(ValueError, match="not a registered model"):
-        save_model(tmp_path / "m.pt", Unregistered(TYPES, prior.hparams), Provenance("train"))
+        save_model(
+            tmp_path / "m.pt",
+            Unregistered(TYPES, prior.hparams),
+            Provenance("train"),
+            temperature=300.0,
+        )

@@ -111,7 +111,7 @@ def test_radius_graph_matches_brute_force():
 
 def test_checkpoint_round_trip_loads_without_pickles(tmp_path, model):
     path = tmp_path / "model.pt"
-    save_model(path, model, Provenance("train", {"epochs": 1}))
+    save_model(path, model, Provenance("train", {"epochs": 1}), temperature=300.0)
     torch.load(path, weights_only=True)  # would raise on arbitrary objects
     back = load_model(path).double()
     x = torch.tensor(_chain(3, seed=8))

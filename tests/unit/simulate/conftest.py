@@ -25,5 +25,5 @@ def fold_inputs(tmp_path_factory, ala2_backbone, test_config) -> dict[str, Path]
     prior = fit_prior(training.coordinates, mapping.bonds, test_config["temperature"], bins=20)
     model = MODELS.get("prior")(bead_types=[0] * mapping.n_beads, prior=prior.hparams)
     model_path = tmp_path_factory.mktemp("simulate_inputs") / "model.pt"
-    save_model(model_path, model, Provenance("train"))
+    save_model(model_path, model, Provenance("train"), temperature=test_config["temperature"])
     return {"mapping": ala2_backbone["mapping"], "cg": ala2_backbone["cg"], "model": model_path}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import logging
 
 import numpy as np
 import pytest
@@ -11,6 +13,7 @@ import yaml
 
 from cgpipe import keys
 from cgpipe.data import FoldData
+from cgpipe.errors import InputError
 from cgpipe.io import read_provenance, read_table, read_trajectory
 from cgpipe.observables import choose_states
 from cgpipe.paths import HEALTH_FILE, TRAJECTORY_FILE, resolved_config_path
@@ -165,3 +168,48 @@ def test_run_uses_a_registered_plugin_integrator_with_its_section(
     first = trajectory.coordinates[trajectory.time == trajectory.time.min()]
     np.testing.assert_array_equal(first, starts)
     assert "still" not in INTEGRATORS
+
+
+def _trained_at(fold_inputs, folder, temperature, *, field=True):
+    """The fold's model with its training temperature rewritten: in the checkpoint's
+    field, or (``field=False``, as checkpoints written before the field) only in its
+    provenance (``temperature=None``: in neither)."""
+    checkpoint = torch.load(fold_inputs["model"], weights_only=True)
+    checkpoint.pop(keys.TEMPERATURE)
+    record = json.loads(checkpoint[keys.PROVENANCE])
+    record["config"] = {} if temperature is None else {"temperature": temperature}
+    checkpoint[keys.PROVENANCE] = json.dumps(record)
+    if field:
+        checkpoint[keys.TEMPERATURE] = temperature
+    folder.mkdir()
+    torch.save(checkpoint, folder / "model.pt")
+    return {**fold_inputs, "model": folder / "model.pt"}
+
+
+@pytest.mark.parametrize("field", [True, False])
+def test_a_model_trained_at_another_temperature_is_refused_before_any_work(
+    tmp_path, fold_inputs, test_config, field
+):
+    trained = test_config["temperature"] + 50
+    inputs = _trained_at(fold_inputs, tmp_path / "model", trained, field=field)
+    # A CG file that is not there: the refusal comes before anything else is read.
+    inputs["cg"] = tmp_path / "missing.h5"
+    output = tmp_path / "out"
+    with pytest.raises(InputError) as refused:
+        _run(inputs, output, test_config)
+    assert str(refused.value) == (
+        f"{inputs['model']}: a model trained at {trained:g} K, but the configuration's "
+        f"temperature is {test_config['temperature']:g} K; simulate at {trained:g} K or "
+        f"retrain at {test_config['temperature']:g} K"
+    )
+    assert not output.exists()
+
+
+def test_a_checkpoint_that_records_no_temperature_is_simulated_with_a_warning(
+    tmp_path, fold_inputs, test_config, caplog
+):
+    inputs = _trained_at(fold_inputs, tmp_path / "model", None, field=False)
+    with caplog.at_level(logging.WARNING, logger="cgpipe.simulate.stage"):
+        _run(inputs, tmp_path / "out", test_config)
+    assert f"{inputs['model']} records no training temperature" in caplog.text
+    assert (tmp_path / "out" / TRAJECTORY_FILE).exists()

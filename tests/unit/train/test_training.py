@@ -1,5 +1,6 @@
 """The train stage: folds by trajectory, the trainer registry, and `cgpipe.train.run`."""
 
+import copy
 import math
 
 import numpy as np
@@ -10,7 +11,15 @@ from torch import nn
 
 from cgpipe.data import fold_trajectories, split_frames
 from cgpipe.errors import InputError
-from cgpipe.io import Provenance, read_provenance, read_table, read_trajectory, write_trajectory
+from cgpipe.io import (
+    Provenance,
+    read_checkpoint,
+    read_provenance,
+    read_table,
+    read_trajectory,
+    trained_temperature,
+    write_trajectory,
+)
 from cgpipe.models import MODELS, EnergyModel, load_model
 from cgpipe.paths import LOSSES_FILE, MODEL_FILE, RESOLVED_CONFIG_FILE
 from cgpipe.train import TRAINERS, Trainer, TrainingData, run
@@ -93,6 +102,16 @@ def test_run_writes_checkpoint_losses_and_resolved_config(
     assert extra["selected_epoch"] == heldout.epoch.iloc[0] <= extra["stopped_at_epoch"]
     resolved = yaml.safe_load((tmp_path / RESOLVED_CONFIG_FILE).read_text())
     assert resolved == test_config
+
+
+def test_the_checkpoint_records_the_temperature_it_was_trained_at(tmp_path, toy_cg, test_config):
+    cg_path, mapping_path = toy_cg
+    cfg = copy.deepcopy(test_config)
+    cfg["temperature"] = 350.0
+    run(cg_path, mapping_path, tmp_path, model="prior", fold=0, cfg=cfg, seed=1)
+    checkpoint = read_checkpoint(tmp_path / MODEL_FILE)
+    # A field of its own, read without building the model.
+    assert checkpoint["temperature"] == 350.0 == trained_temperature(checkpoint)
 
 
 def test_the_same_seed_trains_the_same_weights(tmp_path, toy_cg, test_config):
