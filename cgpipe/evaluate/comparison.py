@@ -44,6 +44,9 @@ from cgpipe.evaluate.statistics import (
 
 # The scores, in the order of the arrays below.
 SCORES = ("js", "kl", "kl_reverse", "fe_rmse")
+# How each grows with the sampling variance (the floor's correction for the variance its
+# blocks lose, statistics.noise_floor_draws): divergences as 1 / n_eff, the RMSE as its root.
+VARIANCE_EXPONENTS = (1.0, 1.0, 1.0, 0.5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,6 +156,7 @@ def compare(
             rng,
             n_resamples,
             resampling=reference_resampling,
+            variance_exponent=VARIANCE_EXPONENTS,
         )
     echo_scores = (
         binned.scores(binned.counts(echo), reference_counts)
