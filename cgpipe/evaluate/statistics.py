@@ -65,7 +65,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -702,6 +702,151 @@ def floor_resolution(trajectory_labels: np.ndarray, observable: np.ndarray) -> f
     trajectories = _trajectory_frames(trajectory_labels)
     slowest = _slowest_column(trajectories, _columns(observable, trajectory_labels))
     return 0.0 if slowest is None else _resolution(slowest[0], trajectories)
+
+
+def _per_replica(
+    values: Mapping[object, object] | np.ndarray | Sequence[object],
+    labels: np.ndarray,
+    replicas: tuple[np.ndarray, ...],
+    name: str,
+) -> list[object]:
+    """One value per replica (in the order of ``replicas``), from a mapping by replica
+    label, an array per frame ([n_frames], one value within each replica) or an array
+    per replica ([n_replicas], in order of first appearance)."""
+    if isinstance(values, Mapping):
+        missing = [labels[f[0]] for f in replicas if labels[f[0]] not in values]
+        if missing:
+            raise InputError(f"{name} has no entry for replica {missing[0]}")
+        return [values[labels[f[0]]] for f in replicas]
+    array = np.asarray(values)
+    if array.ndim != 1 or len(array) not in (len(labels), len(replicas)):
+        raise InputError(
+            f"{name} of shape {array.shape}: expected [{len(labels)}] (per frame) or "
+            f"[{len(replicas)}] (per replica)"
+        )
+    if len(array) == len(replicas):
+        return list(array)
+    for f in replicas:
+        if (array[f] != array[f[0]]).any():
+            raise InputError(f"{name} changes within replica {labels[f[0]]}")
+    return [array[f[0]] for f in replicas]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class DesignResampling:
+    """Resampling of CG replicas by their start design: within each start group (e.g. the
+    start state), the group's distinct start frames are resampled, each drawn start
+    bringing its own replicas whole. Build it with :func:`design_resampling`; it draws
+    frame indices like :class:`Resampling`.
+
+    Attributes
+    ----------
+    groups
+        Per start group, per distinct start frame: the frame indices of each of its
+        replicas (in time order).
+    """
+
+    groups: tuple[tuple[tuple[np.ndarray, ...], ...], ...]
+
+    @property
+    def method(self) -> str:
+        """The method: "design"."""
+        return "design"
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """One resample: frame indices, group by group (a frame may repeat).
+
+        In a group of R replicas from S >= 2 distinct start frames, S - 1 start frames are
+        drawn with replacement (McCarthy & Snowden 1985), and the replicas of each, in a
+        random order and repeated in turn, fill R / (S - 1) replica slots (R // (S - 1),
+        one more for the first R % (S - 1)), so that the group keeps its R replicas and
+        its weight. In a group with one start frame, its replicas are drawn with
+        replacement (nothing tells how much the start matters there).
+        """
+        parts = []
+        for starts in self.groups:
+            n_replicas = sum(len(replicas) for replicas in starts)
+            if len(starts) == 1:
+                chosen = rng.integers(0, n_replicas, n_replicas)
+                parts += [starts[0][i] for i in chosen]
+                continue
+            slots = len(starts) - 1
+            drawn = rng.integers(0, len(starts), slots)
+            for j, start in enumerate(drawn):
+                size = n_replicas // slots + (j < n_replicas % slots)
+                order = rng.permutation(len(starts[start]))
+                parts += [starts[start][i] for i in np.resize(order, size)]
+        return np.concatenate(parts)
+
+    def resamples(self, rng: np.random.Generator, n_resamples: int) -> Iterator[np.ndarray]:
+        """``n_resamples`` independent :meth:`draw` s."""
+        _check_resamples(n_resamples)
+        for _ in range(n_resamples):
+            yield self.draw(rng)
+
+    def describe(self) -> str:
+        """One sentence for a report."""
+        n_replicas = sum(len(r) for starts in self.groups for r in starts)
+        n_starts = sum(len(starts) for starts in self.groups)
+        return (
+            f"bootstrap of {n_replicas} replicas by design: their {n_starts} start frames "
+            f"resampled within each of {len(self.groups)} start groups"
+        )
+
+
+def design_resampling(
+    replica_of_frame: np.ndarray,
+    start_group_of_replica: Mapping[object, object] | np.ndarray | Sequence[object],
+    start_frame_of_replica: Mapping[object, object] | np.ndarray | Sequence[object],
+) -> DesignResampling:
+    """The resampling of a CG sample that follows how its replicas were started.
+
+    Replicas are started by design (half from each of two start states; several may
+    share a start frame), so they are not independent draws of one population: replicas
+    of one start frame share its memory for as long as the model takes to forget it, and
+    each start group holds its share of replicas by construction. The bootstrap follows
+    the design (a stratified two-stage sample): strata are the start groups, which keep
+    their numbers of replicas; clusters are the distinct start frames, drawn with
+    replacement within their group; a drawn start brings its replicas whole.
+
+    Drawing S - 1 of S start frames (McCarthy & Snowden 1985, "The bootstrap and finite
+    population sampling"; Rao & Wu 1988, JASA 83, 231) makes the bootstrap variance of a
+    mean unbiased for the variance over repeats of the whole design with new start
+    frames: the spread of the S start means, sum (x_s - x)^2 / (S - 1), estimates both
+    the spread between starts and the replicas' noise around them. Drawing S of S
+    underestimates it by (S - 1) / S, 1/2 at 2 start frames per group; resampling the
+    replicas of each drawn start again (the two-stage bootstrap) counts their noise
+    twice. Where every replica has its own start frame, this is the bootstrap over
+    replicas within groups, with R - 1 of R drawn.
+
+    Parameters
+    ----------
+    replica_of_frame
+        [n_frames] the replica of each sample frame; frames of a replica in time order.
+    start_group_of_replica
+        Each replica's start group (e.g. the start state's name): a mapping by replica
+        label, an array per frame [n_frames], or one per replica in order of first
+        appearance in ``replica_of_frame``.
+    start_frame_of_replica
+        Each replica's start frame (e.g. its index in the reference), in the same forms.
+        Replicas with equal start frames in one group share a cluster.
+
+    Returns
+    -------
+    DesignResampling
+        With :meth:`~DesignResampling.draw`, :meth:`~DesignResampling.resamples` and
+        :meth:`~DesignResampling.describe` as :class:`Resampling` has them.
+    """
+    labels = np.asarray(replica_of_frame)
+    replicas = _trajectory_frames(labels)
+    groups = _per_replica(start_group_of_replica, labels, replicas, "start_group_of_replica")
+    starts = _per_replica(start_frame_of_replica, labels, replicas, "start_frame_of_replica")
+    design: dict[object, dict[object, list[np.ndarray]]] = {}
+    for frames, group, start in zip(replicas, groups, starts, strict=True):
+        design.setdefault(group, {}).setdefault(start, []).append(frames)
+    return DesignResampling(
+        tuple(tuple(tuple(r) for r in by_start.values()) for by_start in design.values())
+    )
 
 
 # --- estimates ------------------------------------------------------------------------------
