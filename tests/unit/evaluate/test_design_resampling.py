@@ -65,7 +65,8 @@ def test_design_bootstrap_spreads_like_repeats_of_the_design() -> None:
     spread = np.std(repeats, axis=0, ddof=1)
     naive_ratio = np.sqrt(np.mean(naive_variance, axis=0)) / spread
     design_ratio = np.sqrt(np.mean(design_variance, axis=0)) / spread
-    # Measured: naive 0.74 (mean), 0.95 (population); design 1.09, 1.06.
+    # Measured here: naive 0.75 (mean), 0.98 (population); design 1.09, 1.04. Over seeds
+    # 0-5: naive 0.64-0.75 and 0.87-0.98, design 0.96-1.10 and 1.01-1.10.
     assert naive_ratio[0] < 0.8
     assert ((design_ratio > 0.8) & (design_ratio < 1.25)).all()
 
