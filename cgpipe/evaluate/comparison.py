@@ -64,6 +64,9 @@ from cgpipe.evaluate.statistics import (
 
 # The scores, in the order of the arrays below.
 SCORES = ("js", "kl", "kl_reverse", "fe_rmse")
+# How each grows with the sampling variance (the floor's correction for the variance its
+# blocks lose, statistics.noise_floor_draws): divergences as 1 / n_eff, the RMSE as its root.
+VARIANCE_EXPONENTS = (1.0, 1.0, 1.0, 0.5)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -226,6 +229,7 @@ def compare(
             rng,
             n_resamples,
             resampling=choose_resampling(reference.heldout_labels, observable=observable),
+            variance_exponent=VARIANCE_EXPONENTS,
         )
     resolution = floor_resolution(reference.heldout_labels, observable)
     nan = np.full(len(SCORES), math.nan)
