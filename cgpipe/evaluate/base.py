@@ -410,7 +410,10 @@ class CGSample:
     def values(self, saved: np.ndarray) -> np.ndarray:
         """[n_saved + n_escaped, d] the saved frames' values, then a NaN row per escaped
         frame (:class:`~cgpipe.evaluate.comparison.Binned` counts them apart)."""
-        saved = np.asarray(saved, dtype=float).reshape(len(self.frame_replicas), -1)
+        saved = np.asarray(saved, dtype=float)
+        saved = saved[:, None] if saved.ndim == 1 else saved
+        if len(saved) != len(self.frame_replicas):
+            raise ValueError(f"{len(saved)} values for {len(self.frame_replicas)} saved frames")
         lost = np.full((int(self.escaped.sum()), saved.shape[1]), np.nan)
         return np.concatenate([saved, lost])
 

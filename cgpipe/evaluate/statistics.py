@@ -1150,4 +1150,3 @@ def block_bootstrap_difference(
     plan = choose_resampling(labels, observable=observable, block_length=block_length)
     means = [difference[frames].mean() for frames in plan.resamples(rng, n_resamples)]
     return _estimate(float(difference.mean()), means, level)
-

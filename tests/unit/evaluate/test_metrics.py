@@ -10,9 +10,9 @@ from cgpipe import keys
 from cgpipe.errors import InputError
 from cgpipe.evaluate import FOLD_FILES, METRICS, EvaluationContext, Metric, MetricRow
 from cgpipe.evaluate.statistics import histogram_counts, kl, regularise
-from cgpipe.io import Provenance, read_trajectory, write_table, write_trajectory
+from cgpipe.io import Provenance, TrajectoryData, read_trajectory, write_table, write_trajectory
 
-from .conftest import make_context, metric_rows, reference_data
+from .conftest import cg_topology, chain_frames, make_context, metric_rows, reference_data
 
 
 def test_every_registered_metric_builds_from_the_test_config(cfg):
@@ -183,3 +183,45 @@ def test_distributions_score_rg_and_a_copy_of_the_reference_lies_within_its_floo
     assert 0 <= score.value <= floor.high
     # A percentile interval of a divergence lies at or above it: resampling only adds noise.
     assert score.value <= score.high and score.low <= score.high
+
+
+def test_failed_replicas_leave_their_lost_frames_as_escaped_mass(cfg, tmp_path):
+    """4 replicas of a run of 4 saves (burn-in 1/4: 3 production frames each): replica 2
+    failed before its first frame, replica 3 after two; the context counts the frames
+    they lost, and a fold whose every replica failed is still scored (all escaped)."""
+    rng = np.random.default_rng(5)
+    run = {"n_steps": 40, "save_every": 10, "timestep": 0.1}
+    folds = []
+    for fold, saved in enumerate(([4, 4, 0, 2], [0, 0, 0, 0])):
+        times = np.concatenate([np.arange(1, n + 1) for n in saved]).astype(float)
+        simulation = TrajectoryData(
+            cg_topology(),
+            chain_frames(rng, len(times), 0.08),
+            times,
+            trajectory_index=np.repeat(np.arange(4), saved),
+        )
+        traj = tmp_path / f"fold{fold}/traj.h5"
+        write_trajectory(traj, simulation, Provenance("simulate", config=run))
+        health = pd.DataFrame(
+            {
+                keys.REPLICA: [0, 1, 2, 3],
+                keys.STABLE: [n == 4 for n in saved],
+                keys.START_FRAME: [0, 5, 12, 20],
+                keys.START_STATE: ["a", "a", "b", "b"],
+            }
+        )
+        write_table(tmp_path / f"fold{fold}/health.parquet", health, Provenance("simulate"))
+        folds.append({"traj": traj, "health": tmp_path / f"fold{fold}/health.parquet"})
+    context = make_context(cfg, folds, burn_in=0.25)
+    sample = context.sample(0)
+    assert sample.length == 3
+    assert sample.escaped.tolist() == [0, 0, 3, 2]
+    values = sample.values(np.zeros((context.simulation(0).n_frames, 2)))
+    assert len(values) == 12 and np.isnan(values[-5:]).all()
+    assert sample.labels.tolist() == [0, 0, 0, 1, 1, 1, 3, 2, 2, 2, 3, 3]  # saved, then lost
+    metric = METRICS.get("free_energy")(pseudo_mass=0.01, floor_resamples=20)
+    rows = {(r.fold, r.metric): MetricRow(*r) for r in metric_rows(metric, context)}
+    js_name = context.projection.metrics[0]
+    # Every frame of fold 1 escaped: its histogram is all in the escaped bin.
+    assert rows[("fold1", js_name)].value > rows[("fold0", js_name)].value
+    assert rows[("fold1", js_name)].value > 0.5 * np.log(2)
