@@ -1,7 +1,7 @@
 """The bead graph's bonded paths: angles, dihedrals (one per central bond), impropers at
-branched beads, and the pairs left to non-bonded terms. Pure NumPy on [n_bonds, 2] bead
-index pairs; shared by the prior (which puts energies on them) and the observables
-(whose distributions are compared)."""
+branched beads, the end beads of angles (1-3 pairs), and the pairs left to non-bonded
+terms. Pure NumPy on [n_bonds, 2] bead index pairs; shared by the prior (which puts
+energies on them) and the observables (whose distributions are compared)."""
 
 from __future__ import annotations
 
@@ -65,15 +65,29 @@ def improper_quadruples(bonds: np.ndarray) -> np.ndarray:
     return np.array(quadruples, dtype=np.int64).reshape(-1, 4)
 
 
-def nonbonded_pairs(n_beads: int, bonds: np.ndarray, exclusion: int = 2) -> np.ndarray:
-    """[n_pairs, 2] bead pairs more than ``exclusion`` bonds apart (or unconnected)."""
+def _hops(n_beads: int, bonds: np.ndarray) -> np.ndarray:
+    """[n_beads, n_beads] fewest bonds between beads (inf where unconnected)."""
     hops = np.full((n_beads, n_beads), np.inf)
     np.fill_diagonal(hops, 0)
-    for i, j in bonds:
+    for i, j in np.asarray(bonds).reshape(-1, 2):
         hops[i, j] = hops[j, i] = 1
     for k in range(n_beads):  # Floyd-Warshall; CG bead counts are small
         hops = np.minimum(hops, hops[:, [k]] + hops[[k], :])
+    return hops
+
+
+def nonbonded_pairs(n_beads: int, bonds: np.ndarray, exclusion: int = 2) -> np.ndarray:
+    """[n_pairs, 2] bead pairs more than ``exclusion`` bonds apart (or unconnected)."""
+    hops = _hops(n_beads, bonds)
     pairs = [
         (i, j) for i in range(n_beads) for j in range(i + 1, n_beads) if hops[i, j] > exclusion
     ]
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
+def angle_end_pairs(n_beads: int, bonds: np.ndarray) -> np.ndarray:
+    """[n_pairs, 2] bead pairs i < k exactly two bonds apart: the end beads of an angle
+    (1-3 pairs), which no bonded term keeps apart and :func:`nonbonded_pairs` excludes."""
+    hops = _hops(n_beads, bonds)
+    pairs = [(i, j) for i in range(n_beads) for j in range(i + 1, n_beads) if hops[i, j] == 2]
     return np.array(pairs, dtype=np.int64).reshape(-1, 2)

@@ -1,6 +1,6 @@
 """Plug-in points: one registry (name -> class) per kind of method.
 
-Each kind of method — mapping, force map, model, trainer, integrator, backmapper,
+Each kind of method — mapping, force map, prior term, model, trainer, integrator, backmapper,
 metric — has a small interface (a base class in its stage's package) and one
 :class:`Registry`. A method is a class in a module of that package that registers
 itself with a decorator::

@@ -11,7 +11,7 @@ and registers itself in :data:`MODELS`; its constructor takes ``bead_types``, ``
 (the prior's constructor arguments) and the options of its config section, all plain
 JSON-able values, so that a checkpoint rebuilds it without pickles.
 
-Checkpoint (``model.pt``, format 2): the zip archive of ``torch.save`` holding a dict of
+Checkpoint (``model.pt``, format 3): the zip archive of ``torch.save`` holding a dict of
 plain types that ``torch.load(..., weights_only=True)`` reads:
 
 - ``format_version`` (int, :data:`CHECKPOINT_FORMAT`),
@@ -24,6 +24,10 @@ plain types that ``torch.load(..., weights_only=True)`` reads:
   checks. Checkpoints written before it was recorded lack it; they still load.
 
 Format 1 (cgpipe before the model registry) had no ``format_version`` and no ``kind``.
+Format 2 kept the prior as one flat set of arguments (``bonds``, ``bond_k``, ...); format 3
+keeps it as ``{"terms": {name: arguments}, "temperature": K}``, one entry per registered
+prior term (:mod:`cgpipe.models.priors`), and its fit added the angle wall. Older formats
+are refused, naming the file and the format: retrain.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ from cgpipe.io.checkpoint import read_checkpoint
 from cgpipe.models.prior import Prior
 from cgpipe.registry import Registry
 
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 
 
 class EnergyModel(nn.Module):
@@ -248,7 +252,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     if version < CHECKPOINT_FORMAT:
         raise InputError(
             f"{path}: written by cgpipe {_written_by(checkpoint)}, checkpoint format {version}; "
-            "retrain it"
+            f"this cgpipe reads format {CHECKPOINT_FORMAT}: retrain it"
         )
     kind = checkpoint.get("kind")
     if not isinstance(kind, str) or kind not in MODELS:

@@ -1,7 +1,8 @@
 """CGSchNet (Husic et al. 2020): the physical prior plus a SchNet energy network.
 
 E(z) = prior(z) + SchNet(bead types, z); the network learns the part of the potential
-of mean force that the prior's bonds, angles, dihedrals and repulsion do not describe.
+of mean force that the prior's terms (bonds, angles, dihedrals, walls, repulsion) do not
+describe.
 """
 
 from __future__ import annotations

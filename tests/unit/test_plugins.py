@@ -23,9 +23,11 @@ from cgpipe.forces import FORCE_MAPS
 from cgpipe.io import read_provenance, read_table, read_trajectory
 from cgpipe.mapping import MAPPINGS
 from cgpipe.mapping.fixed import FixedMapping, bonds_between_centres
-from cgpipe.models import MODELS, EnergyModel
+from cgpipe.models import MODELS, EnergyModel, Prior
+from cgpipe.models.priors import PRIOR_TERMS
 from cgpipe.simulate import INTEGRATORS
 from cgpipe.train import TRAINERS
+from cgpipe.units import thermal_energy
 from tests.conftest import REPO
 
 # registry, where its methods' sections are in a configuration, and the key that
@@ -82,6 +84,37 @@ def test_methods_built_from_their_section_alone(registry):
     where = next(w for r, w, _ in KINDS if r is registry)
     for name, section in _sections(config, where).items():
         assert registry.get(name)(**section).name == name
+
+
+def test_the_schema_holds_exactly_the_options_the_prior_terms_read():
+    # A prior term's options live in train.prior (the prior is fitted once per fold for
+    # all its terms); no key may be read by no term, and none may be missing.
+    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"]["train"]["properties"]
+    read = set().union(*(PRIOR_TERMS.get(name).option_names() for name in PRIOR_TERMS))
+    assert read == set(schema["prior"]["properties"])
+
+
+def test_every_prior_term_builds_from_the_test_config():
+    # Alanine dipeptide's backbone_cb graph (C-N-CA(-CB)-C-N): every kind of bead tuple.
+    config = load_config(REPO / "config/test.yaml")
+    bonds = np.array([[0, 1], [1, 2], [2, 3], [2, 4], [4, 5]])
+    template = np.array(
+        [[0, 0, 0], [0.13, 0.05, 0], [0.2, 0.16, 0.02], [0.18, 0.22, 0.16], [0.35, 0.13, -0.02],
+         [0.42, 0.24, -0.05]]
+    )  # fmt: skip
+    frames = template + np.random.default_rng(0).normal(scale=0.015, size=(500, 6, 3))
+    x = torch.as_tensor(frames, dtype=torch.float64)
+    kT = thermal_energy(config["temperature"])
+    terms = {}
+    for name in PRIOR_TERMS.names():
+        cls = PRIOR_TERMS.get(name)
+        options = {k: v for k, v in config["train"]["prior"].items() if k in cls.option_names()}
+        term = cls.fit(x, bonds, kT, **options)
+        assert term.name == name and len(term) > 0, name
+        assert torch.isfinite(term.double()(x)).all(), name
+        terms[name] = term.hparams
+    prior = Prior(terms, config["temperature"])
+    assert set(prior.terms) == set(PRIOR_TERMS.names())
 
 
 def test_an_unknown_method_is_an_input_error_naming_the_known_ones():

@@ -165,18 +165,11 @@ def test_a_model_identical_to_its_prior_has_no_delta_mse(cfg, evaluation_inputs,
     """A real prior-only model: its prior alone is the same force field, frame by frame."""
     bonds = [[i, i + 1] for i in range(N_BEADS - 1)]
     prior = {
-        "bonds": bonds,
-        "bond_k": [5000.0] * len(bonds),
-        "bond_r0": [0.38] * len(bonds),
-        "angles": [],
-        "angle_k": [],
-        "angle_theta0": [],
-        "dihedrals": [],
-        "dihedral_cos": [],
-        "dihedral_sin": [],
-        "repulsion_pairs": [[0, 3]],
-        "repulsion_sigma": [0.4],
-        "repulsion_epsilon": 1.0,
+        "terms": {
+            "bonds": {"pairs": bonds, "k": [5000.0] * len(bonds), "r0": [0.38] * len(bonds)},
+            "repulsion": {"pairs": [[0, 3]], "sigma": [0.4], "epsilon": 1.0, "exponent": 6},
+        },
+        "temperature": 300.0,
     }
     _, folds = evaluation_inputs
     _serve(monkeypatch, PriorModel(bead_types=[0] * N_BEADS, prior=prior))

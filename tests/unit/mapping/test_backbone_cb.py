@@ -131,16 +131,17 @@ def test_the_prior_tells_a_frame_from_its_mirror_through_its_signed_terms(ala2_b
     # One dihedral per backbone bond (phi, psi): C-N-CA-CB is phi plus a near-constant
     # offset, and inverting both would count phi's free energy twice. CA's handedness is
     # the improper (N, CB, C, CA) instead.
-    assert prior.dihedrals.tolist() == [[C_PREV, N, CA, C], [N, CA, C, N_NEXT]]
-    assert prior.impropers.tolist() == [[N, CB, C, CA]]
+    assert prior.terms["dihedrals"].quadruples.tolist() == [[C_PREV, N, CA, C], [N, CA, C, N_NEXT]]
+    assert prior.terms["impropers"].quadruples.tolist() == [[N, CB, C, CA]]
     frames = torch.as_tensor(z, dtype=torch.float32)
     mirrored = torch.as_tensor(_mirror(z), dtype=torch.float32)
     with torch.no_grad():
         difference = (prior(mirrored) - prior(frames)).numpy()
     assert (difference > 10.0).all()  # kJ/mol: the mirror has CA's other hand
-    # Bonds, angles and repulsion alone cannot tell them apart.
-    hparams = {**prior.hparams, "dihedrals": [], "dihedral_cos": [], "dihedral_sin": []}
-    achiral = Prior(**{**hparams, "impropers": [], "improper_k": [], "improper_0": []})
+    # Bonds, angles, walls and repulsion alone cannot tell them apart.
+    signed = ("dihedrals", "impropers")
+    terms = {name: h for name, h in prior.hparams["terms"].items() if name not in signed}
+    achiral = Prior(terms, prior.temperature)
     with torch.no_grad():
         np.testing.assert_allclose(achiral(mirrored).numpy(), achiral(frames).numpy(), rtol=1e-4)
 

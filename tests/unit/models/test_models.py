@@ -173,6 +173,27 @@ def test_a_checkpoint_written_before_the_temperature_field_still_loads(checkpoin
     assert trained_temperature(read_checkpoint(checkpoint)) is None
 
 
+def test_a_checkpoint_of_format_2_is_refused_naming_file_and_format(checkpoint):
+    # Format 2 kept the prior as one flat set of arguments (bonds, bond_k, ...), before the
+    # prior became a sum of registered terms.
+    flat = {"bonds": [[0, 1]], "bond_k": [1.0], "bond_r0": [0.1], "repulsion_epsilon": 1.0}
+    _rewrite(
+        checkpoint,
+        format_version=2,
+        hparams=json.dumps({"bead_types": TYPES, "prior": flat}),
+    )
+    with pytest.raises(InputError) as error:
+        load_model(checkpoint)
+    assert str(error.value) == (
+        f"{checkpoint}: written by cgpipe {_version(checkpoint)}, checkpoint format 2; "
+        f"this cgpipe reads format {CHECKPOINT_FORMAT}: retrain it"
+    )
+
+
+def _version(path) -> str:
+    return json.loads(torch.load(path, weights_only=True)["provenance"])["cgpipe_version"]
+
+
 def test_a_checkpoint_of_a_newer_format_is_refused(checkpoint):
     _rewrite(checkpoint, format_version=CHECKPOINT_FORMAT + 1)
     with pytest.raises(InputError, match=f"checkpoint format {CHECKPOINT_FORMAT + 1} .*update"):

@@ -1,10 +1,15 @@
 """The prior fitted by Boltzmann inversion recovers the potential that made the data."""
 
 import numpy as np
-import pytest
 import torch
 
-from cgpipe.models.prior import angle_triples, bond_angles, fit_prior, nonbonded_pairs
+from cgpipe.models.prior import (
+    angle_end_pairs,
+    angle_triples,
+    bond_angles,
+    fit_prior,
+    nonbonded_pairs,
+)
 from cgpipe.units import thermal_energy
 
 
@@ -21,14 +26,19 @@ def test_boltzmann_inversion_recovers_a_harmonic_bond():
     direction /= np.linalg.norm(direction, axis=1, keepdims=True)
     positions = np.stack([np.zeros_like(direction), direction * r[:, None]], axis=1)
     prior = fit_prior(positions, np.array([[0, 1]]), temperature, bins=80)
-    assert abs(prior.hparams["bond_k"][0] - k) < 0.03 * k
-    assert abs(prior.hparams["bond_r0"][0] - r0) < 1e-3
+    bonds = prior.hparams["terms"]["bonds"]
+    assert abs(bonds["k"][0] - k) < 0.03 * k
+    assert abs(bonds["r0"][0] - r0) < 1e-3
 
 
 def test_prior_topology_of_a_five_bead_chain():
     bonds = np.array([[0, 1], [1, 2], [2, 3], [3, 4]])
     assert angle_triples(bonds).tolist() == [[0, 1, 2], [1, 2, 3], [2, 3, 4]]
     assert nonbonded_pairs(5, bonds).tolist() == [[0, 3], [0, 4], [1, 4]]
+    # The angles' end beads: excluded from the repulsion, kept apart by the angle wall.
+    assert angle_end_pairs(5, bonds).tolist() == [[0, 2], [1, 3], [2, 4]]
+    # In a triangle every pair is bonded: no 1-3 pair.
+    assert angle_end_pairs(3, np.array([[0, 1], [1, 2], [0, 2]])).shape == (0, 2)
 
 
 def test_angles_are_smooth_at_a_straight_line():
@@ -81,28 +91,3 @@ def test_one_dihedral_per_bond_and_an_improper_at_each_branch():
     assert dihedral_quadruples(bonds).tolist() == [[0, 1, 2, 4], [1, 2, 4, 5]]
     assert improper_quadruples(bonds).tolist() == [[1, 3, 4, 2]]
     assert improper_quadruples(np.array([[0, 1], [1, 2]])).shape == (0, 4)
-
-
-def test_improper_forces_are_minus_the_energy_gradient():
-    import torch
-
-    from cgpipe.models import Prior
-
-    rng = np.random.default_rng(5)
-    positions = rng.normal(scale=0.15, size=(3, 4, 3))
-    prior = Prior(
-        [[0, 3], [1, 3], [2, 3]], [1e3] * 3, [0.15] * 3, [], [], [], [], [], [],
-        [], [], 1.0, impropers=[[0, 1, 2, 3]], improper_k=[80.0], improper_0=[0.6],
-    )  # fmt: skip
-    x = torch.tensor(positions, dtype=torch.float64, requires_grad=True)
-    prior = prior.double()
-    (gradient,) = torch.autograd.grad(prior(x).sum(), x)
-    step = 1e-6
-    for frame, bead, axis in [(0, 0, 0), (1, 3, 2), (2, 2, 1)]:
-        shifted = positions.copy()
-        shifted[frame, bead, axis] += step
-        up = prior(torch.tensor(shifted))[frame]
-        shifted[frame, bead, axis] -= 2 * step
-        down = prior(torch.tensor(shifted))[frame]
-        numeric = float(up - down) / (2 * step)
-        assert numeric == pytest.approx(float(gradient[frame, bead, axis]), rel=1e-5, abs=1e-6)

@@ -5,7 +5,15 @@ import pytest
 import torch
 
 from cgpipe.io import Provenance, read_provenance
-from cgpipe.models import MODELS, EnergyModel, fit_prior, load_model, radius_graph, save_model
+from cgpipe.models import (
+    CHECKPOINT_FORMAT,
+    MODELS,
+    EnergyModel,
+    fit_prior,
+    load_model,
+    radius_graph,
+    save_model,
+)
 
 TYPES = [0, 2, 1, 0, 2]  # C N CA C N: the two C and the two N are alike
 BONDS = np.array([[0, 1], [1, 2], [2, 3], [3, 4]])
@@ -118,4 +126,4 @@ def test_checkpoint_round_trip_loads_without_pickles(tmp_path, model):
     torch.testing.assert_close(back(x), model(x))
     assert read_provenance(path)["config"] == {"epochs": 1}
     checkpoint = torch.load(path, weights_only=True)
-    assert checkpoint["kind"] == "cgschnet" and checkpoint["format_version"] == 2
+    assert checkpoint["kind"] == "cgschnet" and checkpoint["format_version"] == CHECKPOINT_FORMAT

@@ -48,7 +48,12 @@ def test_force_matching_recovers_a_known_mean_force(tmp_path):
     cg_path, mapping_path = write_cg(tmp_path, positions, noisy, np.arange(n) * 2 // n, [0, 0, 0])
     cfg = load_config(
         {
-            "train": {"n_folds": 2},
+            # The toy's angle is free (no 1-3 physics: beads 0 and 2 come within 0.02 nm),
+            # so a 20-kT angle wall fitted between its 0.1 % and 1 % quantiles puts forces
+            # of ~2000 kJ/mol/nm on 1 % of the frames that its mean force does not have
+            # (held-out error 21 against 5.4 with a 1-kT wall): this test is about the
+            # noise, not about the wall.
+            "train": {"n_folds": 2, "prior": {"angle_wall_height": 1.0}},
             "models": {
                 "cgschnet": {
                     "hidden_channels": 16,

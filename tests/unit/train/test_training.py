@@ -209,13 +209,13 @@ def test_the_negative_control_is_the_prior_without_its_dihedral_term(tmp_path, t
     full = run(cg_path, mapping_path, tmp_path / "a", model="prior", **common)
     control = run(cg_path, mapping_path, tmp_path / "b", model="prior_no_dihedrals", **common)
     assert load_model(tmp_path / "b" / MODEL_FILE).name == "prior_no_dihedrals"
-    assert len(full.prior.dihedrals) > 0 and len(control.prior.dihedrals) == 0
-    # Everything else is the same fit: bonds, angles, impropers and repulsion.
+    assert len(full.prior.terms["dihedrals"]) > 0 and len(control.prior.terms["dihedrals"]) == 0
+    # Everything else is the same fit: bonds, angles, walls, impropers and repulsion.
     control_buffers = dict(control.prior.named_buffers())
-    shared = [n for n, _ in full.prior.named_buffers() if not n.startswith("dihedral")]
-    assert "bond_r0" in shared
+    shared = [n for n, _ in full.prior.named_buffers() if not n.startswith("terms.dihedrals")]
+    assert "terms.bonds.r0" in shared
     for name, buffer in full.prior.named_buffers():
-        if name in shared and name != "harmonics":
+        if name in shared:
             assert torch.equal(buffer, control_buffers[name]), name
     record = read_provenance(tmp_path / "b" / MODEL_FILE)
     assert record["config"]["prior"]["dihedral_order"] == 0
