@@ -1,5 +1,5 @@
-"""A flat-bottom wall between the end beads of every angle (1-3 pairs):
-U = k/2 (r_on - r)^2 for r < r_on, 0 above.
+"""A flat-bottom wall between the end beads of every angle (1-3 pairs) that no stiff
+angle holds apart: U = k/2 (r_on - r)^2 for r < r_on, 0 above.
 
 Why: nothing else keeps an angle's end beads apart. The repulsion skips them (they are
 two bonds apart) and the harmonic angle is only ~8 kT high at theta = 0, so on 3-bead
@@ -22,14 +22,17 @@ harmonically to h kT at r_c.
 Stiffness: k = 2 h kT / (r_on - r_c)^2, but the rise is counted over at least 0.01 nm,
 which bounds k at 2 h kT / (0.01 nm)^2, ~1e6 kJ/mol/nm^2 for h = 20 at 300 K: a period of
 0.02 ps for a 10-amu reduced mass, 10 steps of 2 fs (omega dt = 0.63; BAOAB is stable
-below 2). Where the data's two quantiles are
-closer (stiff angles: on backbone_cb the 1-3 distances have sd ~0.005 nm and their 0.1 %
-and 1 % quantiles lie 0.003-0.005 nm apart), the wall still starts at the 1 % quantile and
-is lower at r_c (h kT times (gap / 0.01 nm)^2) but keeps rising past it, and the stiff
-harmonic angle holds those pairs already: in benchmarks/prior_stability.py 5 of backbone_cb's
-64 000 frames fell below r_c, by at most 0.5 % (309 frames, 2.4 %, without the wall; none
-on the 3-bead maps). Moving the onset out instead put the wall on 10-20 % of backbone_cb's
-frames and tripled the prior's force error there (RMSE 994 against 336 kJ/mol/nm; 379 now).
+below 2).
+
+Which pairs: a pair whose tail is narrower than that (r_on - r_c < 0.01 nm) and whose
+angle costs at least HELD = 100 kT folded shut is held by its angle and gets no wall. On
+backbone_cb every 1-3 pair is such (tails 0.003-0.004 nm wide, angles 570-810 kT folded
+shut on the default data): a wall at the bound there put forces of several 1000
+kJ/mol/nm on the data's own 1 % tail, force matching taught CGSchNet to cancel them, and
+its replicas then collided (stable fraction 0.47-1.0 over the default run's three folds,
+1.0 without the wall). Without the wall 309 of backbone_cb's 64 000 prior-only frames fell
+below r_c, by at most 2.4 %, and none collided (benchmarks/prior_stability.py). On 3-bead
+maps the angles cost 2.5-8 kT folded shut (k-means, one bead per residue): walled.
 """
 
 from __future__ import annotations
@@ -37,12 +40,32 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from cgpipe.bonded import angle_end_pairs
+from cgpipe.bonded import angle_end_pairs, angle_triples
 from cgpipe.errors import InputError
 from cgpipe.models.neighbours import pair_distances
 from cgpipe.models.priors.base import PRIOR_TERMS, PriorTerm
+from cgpipe.models.priors.geometry import bond_angles
 
 MIN_WIDTH = 0.01  # nm: the wall is no stiffer than one rising h kT over this distance
+HELD = 100.0  # kT: an angle this costly folded shut holds its end beads apart by itself
+
+
+def _folded_energy(positions: torch.Tensor, bonds: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """[n_pairs] the energy in kT of each 1-3 pair's harmonic angle folded shut, k theta0^2
+    / 2 with the angle's Gaussian estimate k = kT / var(theta), theta0 = mean(theta); the
+    largest over the angles whose ends the pair is."""
+    triples = angle_triples(bonds)
+    folded = np.zeros(len(pairs))
+    if not len(pairs) or not len(triples):
+        return folded
+    theta = bond_angles(positions, torch.as_tensor(triples)).numpy()
+    per_kT = 0.5 * theta.mean(axis=0) ** 2 / np.maximum(theta.var(axis=0), 1e-12)
+    index = {(int(p[0]), int(p[1])): n for n, p in enumerate(pairs)}
+    for (i, _, k), energy in zip(triples.tolist(), per_kT, strict=True):
+        n = index.get((min(i, k), max(i, k)))
+        if n is not None:
+            folded[n] = max(folded[n], energy)
+    return folded
 
 
 @PRIOR_TERMS.register("angle_wall")
@@ -96,6 +119,11 @@ class AngleWall(PriorTerm):
         r = pair_distances(positions, torch.as_tensor(pairs)).numpy()
         contact = np.quantile(r, repulsion_quantile, axis=0)
         onset = np.quantile(r, angle_wall_onset_quantile, axis=0)
+        # A pair with a narrow tail whose angle is stiff (HELD kT or more folded shut) is
+        # held by that angle: a wall there would only put forces beyond the stiffness bound
+        # on the data's own tail.
+        held = (onset - contact < MIN_WIDTH) & (_folded_energy(positions, bonds, pairs) >= HELD)
+        pairs, onset, contact = pairs[~held], onset[~held], contact[~held]
         k = 2.0 * angle_wall_height * kT / np.maximum(onset - contact, MIN_WIDTH) ** 2
         return cls(pairs.tolist(), onset.tolist(), k.tolist())
 
