@@ -365,6 +365,9 @@ def test_commands_import_without_the_other_environments_packages(env):
     assert done.returncode == 0, f"without {absent}:\n{done.stderr[-5000:]}"
 
 
+MAP = "results/mapping/ala2/backbone_cb.parquet"
+
+
 def test_reference_runs_without_torch_and_mapping_without_openmm(tmp_path):
     # The first stages for real, each in what its environment has: prepare and reference
     # in the reference group's, mapping and projected forces in the torch group's.
@@ -375,8 +378,9 @@ def test_reference_runs_without_torch_and_mapping_without_openmm(tmp_path):
     steps = [
         ("reference", f"prepare --system ala2 --structure {ALA2} --output ala2.pdb"),
         ("reference", "reference --structure ala2.pdb --system ala2 --index 0 --output traj_0.h5"),
-        ("torch", "mapping traj_0.h5 --mapping backbone_cb --output map.parquet"),
-        ("torch", "forces traj_0.h5 --mapping map.parquet --output cg.h5"),
+        # The mapping stage takes its job's system from the path grammar (for its seed).
+        ("torch", f"mapping traj_0.h5 --mapping backbone_cb --output {MAP}"),
+        ("torch", f"forces traj_0.h5 --mapping {MAP} --output cg.h5"),
     ]
     for env, command in steps:
         done = _without(env, "run", *command.split(), "--config", config, cwd=tmp_path)
