@@ -233,7 +233,10 @@ def run(
             )
         active &= healthy
         saved.append(x.detach().cpu().numpy())
-        saved_active.append(active.cpu().numpy())
+        # A copy: on CPU, .numpy() shares the mask's memory, which `active &=` rewrites
+        # in place (every save would then record the final mask, and a failed replica
+        # lose all its frames rather than those after its failure).
+        saved_active.append(active.cpu().numpy().copy())
         if not active.any():
             break
 
