@@ -19,11 +19,8 @@ and, on the same platform, produces the same trajectory as an uninterrupted run.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -38,7 +35,8 @@ from tqdm import tqdm
 
 from cgpipe.errors import InputError
 from cgpipe.geometry import kabsch, rmsd, superpose
-from cgpipe.io import Provenance, TrajectoryWriter, atomic_output, sha256sum
+from cgpipe.io import Provenance, TrajectoryWriter, sha256sum
+from cgpipe.io.blocks import Blocks, fingerprint
 from cgpipe.reference.structure import (
     WATER_AND_IONS,
     create_system,
@@ -207,52 +205,6 @@ def hot_start(
     return simulation.context.getState(getPositions=True).getPositions(asNumpy=True)
 
 
-def _fingerprint(**facts: Any) -> str:
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
-
-
-class _Checkpoints:
-    """Blocks of recorded frames and the OpenMM checkpoint after the last one."""
-
-    def __init__(self, folder: Path, fingerprint: str):
-        self.folder = folder
-        self.fingerprint = fingerprint
-        self.state_path = folder / "checkpoint.npz"
-
-    def load(self) -> dict[str, Any] | None:
-        """The last checkpoint, or ``None`` (none, or one written for other settings)."""
-        if not self.state_path.exists():
-            return None
-        with np.load(self.state_path, allow_pickle=False) as saved:
-            meta = json.loads(str(saved["meta"]))
-            state = saved["state"].tobytes()
-        if meta["fingerprint"] != self.fingerprint:
-            log.warning("%s was written with other settings; starting over", self.folder)
-            return None
-        for stale in self.folder.glob("block_*.npz"):
-            if int(stale.stem.split("_")[1]) >= meta["n_blocks"]:
-                stale.unlink()
-        return {**meta, "state": state}
-
-    def reset(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
-        self.folder.mkdir(parents=True)
-
-    def save_block(self, number: int, coordinates: np.ndarray, forces: np.ndarray) -> None:
-        with atomic_output(self.folder / f"block_{number:06d}.npz") as tmp, open(tmp, "wb") as f:
-            np.savez(f, coordinates=coordinates, forces=forces)
-
-    def save_state(self, state: bytes, **meta: Any) -> None:
-        meta["fingerprint"] = self.fingerprint
-        with atomic_output(self.state_path) as tmp, open(tmp, "wb") as handle:
-            np.savez(handle, state=np.frombuffer(state, dtype=np.uint8), meta=json.dumps(meta))
-
-    def blocks(self, n_blocks: int):
-        for number in range(n_blocks):
-            with np.load(self.folder / f"block_{number:06d}.npz") as block:
-                yield block["coordinates"], block["forces"]
-
-
 def _equilibrate(
     reference: ReferenceSystem,
     seeds: tuple[int, int],
@@ -340,9 +292,9 @@ def generate_trajectory(
     seed_of_start = start_seed(master_seed, system, index)
     platform = choose_platform(platform_name)
     recorded = {k: v for k, v in params.items() if k not in ("n_trajectories",)}
-    checkpoints = _Checkpoints(
+    checkpoints = Blocks(
         output.with_name(output.name + ".checkpoint"),
-        _fingerprint(
+        fingerprint(
             params=recorded,
             temperature=temperature,
             seed=seed,
@@ -405,7 +357,7 @@ def generate_trajectory(
                 progress.update()
             seconds += time.perf_counter() - start
             done_frames += size
-            checkpoints.save_block(block, coordinates, forces)
+            checkpoints.save_block(block, coordinates=coordinates, forces=forces)
             checkpoints.save_state(
                 simulation.context.createCheckpoint(),
                 n_blocks=block + 1,
@@ -445,9 +397,9 @@ def generate_trajectory(
         output, reference.solute_topology(), provenance, with_forces=True
     ) as writer:
         first = 0
-        for coordinates, forces in checkpoints.blocks(n_blocks):
+        for coordinates, forces in checkpoints.blocks(n_blocks, "coordinates", "forces"):
             times = step_ps * (np.arange(first, first + len(coordinates)) + 1)
             writer.append(coordinates, times, forces)
             first += len(coordinates)
-    shutil.rmtree(checkpoints.folder)
+    checkpoints.remove()
     return extra

@@ -150,7 +150,7 @@ def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, tiny_ref
     process = subprocess.Popen(
         [sys.executable, "-c", script, str(cut)], stderr=subprocess.DEVNULL, cwd=os.getcwd()
     )
-    block = tmp_path / "cut.h5.checkpoint" / "block_000002.npz"
+    block = tmp_path / "cut.h5.checkpoint" / "block_000002.forces.npy"
     deadline = time.monotonic() + 120
     while not block.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
