@@ -36,8 +36,9 @@ from cgpipe.mapping import MAPPINGS, Mapping, mapping_method
 from cgpipe.mapping.kmeans import KMeansMap
 from cgpipe.models import MODELS, fit_prior, pair_distances
 from cgpipe.reference import generate_trajectory, resolve_structure
+from cgpipe.simulate import Health, Simulation
 from cgpipe.simulate.baoab import BAOAB
-from cgpipe.simulate.stage import replica_health
+from cgpipe.units import thermal_energy
 
 ALA2 = "openmmtools:data/alanine-dipeptide-gbsa/alanine-dipeptide.pdb"
 REPO = Path(__file__).resolve().parent.parent
@@ -94,14 +95,12 @@ def simulate_prior(
     prior = fit_prior(cg, mapping.bonds, TEMPERATURE, **prior_options)
     model = MODELS.get("prior")(bead_types=[0] * mapping.n_beads, prior=prior.hparams)
     simulate = load_config(None)["simulate"]
-    generator = torch.Generator().manual_seed(seed)
     masses = torch.as_tensor(np.array(mapping.bead_masses), dtype=torch.float32)
     integrator = BAOAB(
-        lambda x: model.energy_and_forces(x)[1],
+        model.energy_and_forces,
         masses,
-        TEMPERATURE,
         simulate["timestep"],
-        generator,
+        torch.Generator().manual_seed(seed),
         friction=simulate["baoab"]["friction"],
     )
     pairs = torch.as_tensor(angle_end_pairs(mapping.n_beads, mapping.bonds))
@@ -110,22 +109,18 @@ def simulate_prior(
     )
     starts = np.random.default_rng(seed).choice(len(cg), n_replicas, replace=False)
     x = torch.as_tensor(cg[starts], dtype=torch.float32)
-    v = integrator.initial_velocities(x)
-    f = model.energy_and_forces(x)[1]
-    active = torch.ones(n_replicas, dtype=torch.bool)
-    max_bond = simulate["max_bond_stretch"] * model.prior.bond_r0
-    closest, below, checked = np.inf, 0, 0
-    for _ in range(n_steps // simulate["save_every"]):
-        for _ in range(simulate["save_every"]):
-            x, v, f = integrator.step(x, v, f, active)
-        healthy, _ = replica_health(x, model.prior.bonds, max_bond, simulate["min_distance"])
-        alive = (active & healthy).numpy()
-        r = pair_distances(x, pairs).numpy()[alive]
-        if len(r):
-            closest = min(closest, float((r / contact).min()))
-            below += int((r < contact).any(axis=1).sum())
-            checked += len(r)
-        active &= healthy
+    simulation = Simulation(
+        integrator,
+        integrator.start(x, torch.full((n_replicas,), thermal_energy(TEMPERATURE))),
+        Health.for_run(cg, mapping.bonds, simulate),
+        save_every=simulate["save_every"],
+        checkpoint_interval=n_steps,
+    )
+    frames, kept = simulation.advance(n_steps // simulate["save_every"])
+    r = pair_distances(frames[kept], pairs).numpy()
+    closest = float((r / contact).min()) if len(r) else np.inf
+    below, checked = int((r < contact).any(axis=1).sum()), len(r)
+    active = kept[-1]
     return {
         "beads": mapping.n_beads,
         "stable_fraction": float(active.float().mean()),

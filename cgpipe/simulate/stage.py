@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from cgpipe import keys
 from cgpipe.data import FoldData, check_beads, evenly
@@ -19,65 +17,24 @@ from cgpipe.device import select_device
 from cgpipe.errors import InputError
 from cgpipe.io import (
     Provenance,
-    TrajectoryData,
+    TrajectoryWriter,
     read_checkpoint,
+    sha256sum,
     trained_temperature,
     write_table,
-    write_trajectory,
 )
+from cgpipe.io.blocks import Blocks, fingerprint
 from cgpipe.mapping import read_mapping
 from cgpipe.models import load_model
 from cgpipe.observables import States, choose_states
 from cgpipe.paths import HEALTH_FILE, TRAJECTORY_FILE
 from cgpipe.simulate.base import INTEGRATORS
+from cgpipe.simulate.health import RANGE_QUANTILES, Health
+from cgpipe.simulate.simulation import Simulation, write_frames
 from cgpipe.stages import write_resolved_config
+from cgpipe.units import thermal_energy
 
 log = logging.getLogger(__name__)
-
-
-def replica_health(
-    positions: torch.Tensor,
-    bonds: torch.Tensor,
-    max_bond_length: torch.Tensor,
-    min_distance: float,
-) -> tuple[torch.Tensor, list[str]]:
-    """Which replicas are healthy, and the reason for each that is not.
-
-    Parameters
-    ----------
-    positions
-        [n_replicas, n_beads, 3] in nm.
-    bonds
-        [n_bonds, 2] bonded bead pairs.
-    max_bond_length
-        [n_bonds] longest allowed length of each bond in nm.
-    min_distance
-        Closest allowed approach of any two beads in nm.
-
-    Returns
-    -------
-    healthy, reasons
-        [n_replicas] booleans, and per replica ``""`` (healthy), ``"nan"``,
-        ``"collision"`` or ``"bond_stretch"`` (the first that applies).
-    """
-    n_replicas, n_beads, _ = positions.shape
-    finite = torch.isfinite(positions).all(dim=(1, 2))
-    distances = (
-        torch.cdist(positions, positions) + torch.eye(n_beads, device=positions.device) * 1e9
-    )
-    collided = distances.amin(dim=(1, 2)) < min_distance
-    if len(bonds):
-        bond_vectors = positions[:, bonds[:, 1]] - positions[:, bonds[:, 0]]
-        bond_lengths = torch.linalg.vector_norm(bond_vectors, dim=-1)
-        stretched = (bond_lengths > max_bond_length).any(dim=1)
-    else:
-        stretched = torch.zeros_like(collided)
-    healthy = finite & ~collided & ~stretched
-    reasons = [
-        "" if h else ("nan" if not f else "collision" if c else "bond_stretch")
-        for h, f, c in zip(healthy.tolist(), finite.tolist(), collided.tolist(), strict=True)
-    ]
-    return healthy, reasons
 
 
 def start_set(states: States, folds: FoldData, n_replicas: int) -> tuple[np.ndarray, list[str]]:
@@ -142,9 +99,14 @@ def run(
     TIC1 at ``observables.tica_lag``), so that the evaluation can check that the
     replicas forgot where they started; the integrator is
     ``simulate.integrator``, built with its section. A replica that blows up (NaN
-    positions, two beads closer than ``simulate.min_distance`` nm, or a bond longer
-    than ``simulate.max_bond_stretch`` times its prior length) is stopped and recorded
-    with its time to failure while the others go on. A model trained at another
+    positions, two beads closer than ``simulate.min_distance`` nm, a bond longer than
+    ``simulate.max_bond_stretch`` times its mean length in the fold's training frames,
+    or a bond or angle outside the training frames' 0.1-99.9 % range for
+    ``simulate.bonded_range_window`` ps; :class:`~cgpipe.simulate.health.Health`) is
+    stopped, recorded with its time to failure and removed from the batch while the
+    others go on. The run records in blocks of ``simulate.checkpoint_interval`` steps
+    (:class:`~cgpipe.simulate.simulation.Simulation`): a killed job run again resumes
+    after the last block and gives the same trajectory. A model trained at another
     temperature than ``temperature`` is refused before anything else is read or written
     (:func:`check_temperature`).
 
@@ -198,60 +160,52 @@ def run(
     generator = torch.Generator(device=device).manual_seed(seed)
     masses = torch.as_tensor(np.array(mapping.bead_masses), dtype=torch.float32, device=device)
     integrator = integrator_class(
-        lambda x: model.energy_and_forces(x)[1],
+        model.energy_and_forces,
         masses,
-        temperature,
         params["timestep"],
         generator,
         **params.get(integrator_name, {}),
     )
-    bonds = model.prior.bonds
-    max_bond_length = params["max_bond_stretch"] * model.prior.bond_r0
+    interval = params["save_every"] * params["timestep"]  # ps between saves
+    health = Health.for_run(folds.training.coordinates, mapping.bonds, params).to(device)
     x = torch.as_tensor(data.coordinates[starts], dtype=torch.float32, device=device)
-    v = integrator.initial_velocities(x)
-    f = model.energy_and_forces(x)[1]
-    active = torch.ones(n_replicas, dtype=torch.bool, device=device)
-    failed_at = np.full(n_replicas, np.nan)
-    reasons = [""] * n_replicas
-    saved: list[np.ndarray] = []
-    saved_active: list[np.ndarray] = []
-    n_saves = params["n_steps"] // params["save_every"]
-    for save in tqdm(range(n_saves), desc=f"simulate fold {fold}", file=sys.stderr, mininterval=5):
-        for _ in range(params["save_every"]):
-            x, v, f = integrator.step(x, v, f, active)
-        healthy, why = replica_health(x, bonds, max_bond_length, params["min_distance"])
-        newly_failed = (active & ~healthy).cpu().numpy()
-        for replica in np.flatnonzero(newly_failed):
-            failed_at[replica] = (save + 1) * params["save_every"] * params["timestep"]
-            reasons[replica] = why[replica]
-            log.warning(
-                "fold %d replica %d failed (%s) at %.1f ps",
-                fold,
-                replica,
-                why[replica],
-                failed_at[replica],
-            )
-        active &= healthy
-        saved.append(x.detach().cpu().numpy())
-        # A copy: on CPU, .numpy() shares the mask's memory, which `active &=` rewrites
-        # in place (every save would then record the final mask, and a failed replica
-        # lose all its frames rather than those after its failure).
-        saved_active.append(active.cpu().numpy().copy())
-        if not active.any():
-            break
-
-    positions = np.stack(saved, axis=1)  # [n_replicas, n_saved, n_beads, 3]
-    alive = np.stack(saved_active, axis=1)  # [n_replicas, n_saved]
-    time_ps = (np.arange(positions.shape[1]) + 1) * params["save_every"] * params["timestep"]
-    replica_of_frame = np.repeat(np.arange(n_replicas), positions.shape[1])
-    keep = alive.reshape(-1)
-    trajectory = TrajectoryData(
-        topology=data.topology,
-        coordinates=positions.reshape(-1, mapping.n_beads, 3)[keep],
-        time=np.tile(time_ps, n_replicas)[keep],
-        trajectory_index=replica_of_frame[keep],
+    kT = torch.full((n_replicas,), thermal_energy(temperature), device=device)
+    simulation = Simulation(
+        integrator,
+        integrator.start(x, kT),
+        health,
+        save_every=params["save_every"],
+        checkpoint_interval=params["checkpoint_interval"],
     )
     output_dir = Path(output_dir)
+    blocks = Blocks(
+        output_dir / (TRAJECTORY_FILE + ".checkpoint"),
+        fingerprint(
+            model=sha256sum(model_path),
+            cg=sha256sum(cg_path),
+            fold=fold,
+            seed=seed,
+            temperature=temperature,
+            simulate=params,
+            device=str(device),
+        ),
+    )
+    outcome = simulation.run(params["n_steps"], blocks, desc=f"simulate fold {fold}")
+    failed_at = np.where(outcome.stable, np.nan, (outcome.failed_save + 1) * interval)
+    for replica in np.flatnonzero(~outcome.stable):
+        log.warning(
+            "fold %d replica %d failed (%s) at %.1f ps",
+            fold,
+            replica,
+            outcome.reasons[replica],
+            failed_at[replica],
+        )
+    ns_per_day = (
+        outcome.n_frames.sum() * interval * 1e-3 / outcome.seconds * 86400.0
+        if outcome.seconds > 0
+        else float("nan")
+    )
+    log.info("fold %d: %.0f ns/day aggregate over %d replicas", fold, ns_per_day, n_replicas)
     provenance = Provenance(
         stage="simulate",
         config={"fold": fold, "temperature": temperature, **params},
@@ -262,19 +216,27 @@ def run(
             "start_frames": starts.tolist(),
             "start_states": start_states,
             "start_set": "half from each of the two most populated states of the training frames",
+            "ns_per_day": ns_per_day,
+            "restarts": outcome.restarts,
+            "health_ranges": "bonds and angles of the fold's training frames, quantiles "
+            f"{RANGE_QUANTILES}",
         },
     )
     health = pd.DataFrame(
         {
             keys.REPLICA: np.arange(n_replicas),
-            keys.STABLE: np.isnan(failed_at),
-            keys.FAILURE_REASON: reasons,
+            keys.STABLE: outcome.stable,
+            keys.FAILURE_REASON: outcome.reasons,
             keys.TIME_TO_FAILURE: failed_at,
             keys.START_FRAME: starts,
             keys.START_STATE: start_states,
-            keys.N_FRAMES: alive.sum(axis=1),
+            keys.N_FRAMES: outcome.n_frames,
         }
     )
-    write_trajectory(output_dir / TRAJECTORY_FILE, trajectory, provenance)
+    with TrajectoryWriter(
+        output_dir / TRAJECTORY_FILE, data.topology, provenance, with_forces=False
+    ) as writer:
+        write_frames(simulation, blocks, writer, interval)
     write_table(output_dir / HEALTH_FILE, health, provenance, units={keys.TIME_TO_FAILURE: "ps"})
     write_resolved_config(output_dir, cfg)
+    blocks.remove()

@@ -32,17 +32,16 @@ def _bond_variance(model, seed: int) -> float:
     model = model.double()
     generator = torch.Generator().manual_seed(seed)
     masses = torch.tensor([40.0, 40.0], dtype=torch.float64)
-    integrator = BAOAB(
-        lambda x: model.energy_and_forces(x)[1], masses, TEMPERATURE, 0.002, generator, friction=5.0
-    )
+    integrator = BAOAB(model.energy_and_forces, masses, 0.002, generator, friction=5.0)
     x = torch.zeros(512, 2, 3, dtype=torch.float64)
     x[:, 1, 0] = 0.38
-    v = integrator.initial_velocities(x)
-    f = model.energy_and_forces(x)[1]
+    kT = torch.full((512,), thermal_energy(TEMPERATURE), dtype=torch.float64)
+    state = integrator.start(x, kT)
     lengths = []
     for step in range(1500):
-        x, v, f = integrator.step(x, v, f)
+        state = integrator.step(state)
         if step >= 300 and step % 5 == 0:
+            x = state.positions
             lengths.append(torch.linalg.vector_norm(x[:, 1] - x[:, 0], dim=-1))
     return float(torch.stack(lengths).var())
 

@@ -14,8 +14,9 @@ from cgpipe.config import load_config
 from cgpipe.mapping import mapping_method
 from cgpipe.mapping.kmeans import KMeansMap
 from cgpipe.models import MODELS, fit_prior, pair_distances
+from cgpipe.simulate import Health, Simulation
 from cgpipe.simulate.baoab import BAOAB
-from cgpipe.simulate.stage import replica_health
+from cgpipe.units import thermal_energy
 from tests.conftest import REPO
 
 TEMPERATURE = 300.0
@@ -44,9 +45,8 @@ def _prior_only(mapping, cg, **options):
     model = MODELS.get("prior")(bead_types=[0] * mapping.n_beads, prior=prior.hparams)
     simulate = config["simulate"]
     integrator = BAOAB(
-        lambda x: model.energy_and_forces(x)[1],
+        model.energy_and_forces,
         torch.as_tensor(np.array(mapping.bead_masses), dtype=torch.float32),
-        TEMPERATURE,
         simulate["timestep"],
         torch.Generator().manual_seed(0),
         friction=simulate["baoab"]["friction"],
@@ -57,19 +57,17 @@ def _prior_only(mapping, cg, **options):
     )
     starts = np.random.default_rng(0).choice(len(cg), 32, replace=False)
     x = torch.as_tensor(cg[starts], dtype=torch.float32)
-    v, f = integrator.initial_velocities(x), model.energy_and_forces(x)[1]
-    active = torch.ones(len(x), dtype=torch.bool)
-    max_bond = simulate["max_bond_stretch"] * model.prior.bond_r0
-    ratios = []
-    for _ in range(5000 // simulate["save_every"]):
-        for _ in range(simulate["save_every"]):
-            x, v, f = integrator.step(x, v, f, active)
-        healthy, _ = replica_health(x, model.prior.bonds, max_bond, simulate["min_distance"])
-        active &= healthy
-        ratios.append(pair_distances(x[active], pairs) / contact)
-        if not active.any():
-            break
-    return float(active.float().mean()), torch.cat(ratios)
+    simulation = Simulation(
+        integrator,
+        integrator.start(x, torch.full((len(x),), thermal_energy(TEMPERATURE))),
+        Health.for_run(cg, mapping.bonds, simulate),
+        save_every=simulate["save_every"],
+        checkpoint_interval=5000,
+    )
+    frames, kept = simulation.advance(5000 // simulate["save_every"])
+    ratios = pair_distances(frames[kept], pairs) / contact
+    active = kept[-1]
+    return float(active.float().mean()), ratios
 
 
 def test_the_prior_alone_keeps_every_replica_and_its_angles_open(cg_map):

@@ -17,29 +17,8 @@ from cgpipe.errors import InputError
 from cgpipe.io import read_provenance, read_table, read_trajectory
 from cgpipe.observables import choose_states
 from cgpipe.paths import HEALTH_FILE, TRAJECTORY_FILE, resolved_config_path
-from cgpipe.simulate import INTEGRATORS, Integrator, replica_health, run
+from cgpipe.simulate import INTEGRATORS, Integrator, run
 from tests.unit.simulate.conftest import FOLD
-
-
-def test_health_flags_nan_collision_and_bond_stretch():
-    x = torch.tensor(
-        [
-            [[0.0, 0, 0], [0.15, 0, 0], [0.3, 0, 0]],  # healthy
-            [[0.0, 0, 0], [float("nan"), 0, 0], [0.3, 0, 0]],  # NaN
-            [[0.0, 0, 0], [0.15, 0, 0], [0.2, 0, 0]],  # beads 1 and 2 collide (0.05 nm)
-            [[0.0, 0, 0], [0.15, 0, 0], [0.6, 0, 0]],  # bond 1-2 stretched to 0.45 nm
-        ]
-    )
-    bonds = torch.tensor([[0, 1], [1, 2]])
-    healthy, reasons = replica_health(x, bonds, torch.tensor([0.3, 0.3]), min_distance=0.1)
-    assert healthy.tolist() == [True, False, False, False]
-    assert reasons == ["", "nan", "collision", "bond_stretch"]
-
-
-def test_health_without_bonds_checks_nan_and_collisions_only():
-    x = torch.tensor([[[0.0, 0, 0], [5.0, 0, 0]], [[0.0, 0, 0], [0.01, 0, 0]]])
-    healthy, reasons = replica_health(x, torch.empty(0, 2, dtype=torch.long), torch.empty(0), 0.1)
-    assert healthy.tolist() == [True, False] and reasons == ["", "collision"]
 
 
 @pytest.mark.parametrize("name", INTEGRATORS.names())
@@ -47,11 +26,13 @@ def test_every_integrator_builds_from_the_test_config_and_keeps_its_contract(nam
     section = test_config["simulate"]
     k = 500.0  # kJ/mol/nm^2
 
+    def harmonic(x):
+        return 0.5 * k * (x**2).sum(dim=(1, 2)), -k * x
+
     def build(seed: int) -> Integrator:
         return INTEGRATORS.get(name)(
-            lambda x: -k * x,
+            harmonic,
             torch.tensor([12.0, 14.0, 16.0]),
-            test_config["temperature"],
             section["timestep"],
             torch.Generator().manual_seed(seed),
             **section[name],
@@ -60,19 +41,28 @@ def test_every_integrator_builds_from_the_test_config_and_keeps_its_contract(nam
     integrator = build(0)
     assert isinstance(integrator, Integrator) and integrator.name == name
     x = 0.1 * torch.randn(4, 3, 3, generator=torch.Generator().manual_seed(5))
-    v = integrator.initial_velocities(x)
-    assert v.shape == x.shape and integrator.kinetic_energy(v).shape == (4,)
-    f = -k * x
-    active = torch.tensor([True, False, True, True])
-    x1, v1, f1 = integrator.step(x, v, f, active)
-    assert x1.shape == v1.shape == f1.shape == x.shape
-    assert torch.isfinite(x1).all() and torch.isfinite(v1).all()
-    assert torch.equal(x1[1], x[1]) and torch.equal(v1[1], v[1]) and torch.equal(f1[1], f[1])
-    assert not torch.equal(x1[0], x[0])
+    kT = torch.full((4,), 2.5)
+    state = integrator.start(x, kT)
+    assert state.velocities.shape == x.shape
+    assert integrator.kinetic_energy(state.velocities).shape == (4,)
+    after = integrator.step(state)
+    for name_ in ("positions", "velocities", "forces"):
+        assert getattr(after, name_).shape == x.shape
+        assert torch.isfinite(getattr(after, name_)).all()
+    assert after.energies.shape == (4,) and torch.equal(after.replicas, state.replicas)
+    assert not torch.equal(after.positions, state.positions)
+    torch.testing.assert_close(after.forces, harmonic(after.positions)[1])
     # The same generator seed gives the same trajectory.
     again = build(0)
-    assert torch.equal(again.initial_velocities(x), v)
-    assert torch.equal(again.step(x, v, f, active)[0], x1)
+    again_state = again.start(x, kT)
+    assert torch.equal(again_state.velocities, state.velocities)
+    assert torch.equal(again.step(again_state).positions, after.positions)
+    # A batch without replica 1 draws the same noise for the others.
+    third = build(0)
+    rest = third.start(x, kT)
+    rest.velocities = state.velocities
+    rest = rest.select(torch.tensor([0, 2, 3]))
+    torch.testing.assert_close(third.step(rest).positions, after.positions[[0, 2, 3]])
 
 
 def test_an_unknown_integrator_is_an_input_error():
@@ -138,12 +128,12 @@ class _Still(Integrator):
 
     built_with: dict = {}
 
-    def __init__(self, forces, masses, temperature, timestep, generator=None, *, note):
-        super().__init__(forces, masses, temperature, timestep, generator)
+    def __init__(self, energy_and_forces, masses, timestep, generator=None, *, note):
+        super().__init__(energy_and_forces, masses, timestep, generator)
         _Still.built_with = {"note": note, "n_beads": len(masses), "timestep": timestep}
 
-    def step(self, positions, velocities, forces, active=None):
-        return positions, velocities, forces
+    def step(self, state):
+        return state
 
 
 def test_run_uses_a_registered_plugin_integrator_with_its_section(

@@ -1,0 +1,277 @@
+"""A batch of CG replicas that owns its state and survives a kill.
+
+:class:`Simulation` holds the state (positions, velocities, forces, energies, each
+replica's kT, the step count, the random-number state, the health counters and every
+replica's failure), advances it with a registered integrator, and records in blocks of
+``checkpoint_interval`` steps:
+
+- within a block nothing waits for the host: frames and health codes of every save go to
+  buffers on the device;
+- at the end of a block the frames go to the checkpoint folder, failed replicas are
+  removed from the batch (they cost nothing after that), and the state to resume from is
+  written atomically;
+- a killed job run again resumes after the last complete block and, on the same device
+  with the same seed, produces the same trajectory bit for bit.
+
+The trajectory is assembled at the end, replica by replica, from memory-mapped blocks,
+so that a long run never holds its frames in memory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import logging
+import sys
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from cgpipe.io import TrajectoryWriter
+from cgpipe.io.blocks import Blocks
+from cgpipe.simulate.base import Integrator, State
+from cgpipe.simulate.health import HEALTHY, REASONS, Health
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    """What became of each replica of a finished run.
+
+    Attributes
+    ----------
+    failed_save
+        [n_replicas] the save (0-based) at which each replica was found failed; -1 for a
+        replica that ran to the end.
+    reasons
+        [n_replicas] ``""`` or the failure reason (:data:`cgpipe.simulate.health.REASONS`).
+    n_frames
+        [n_replicas] frames each replica saved.
+    n_saves
+        Saves of a replica that ran to the end.
+    seconds
+        Wall time spent stepping (excluding assembly), summed over restarts.
+    restarts
+        How many times the run was resumed from a checkpoint.
+    """
+
+    failed_save: np.ndarray
+    reasons: list[str]
+    n_frames: np.ndarray
+    n_saves: int
+    seconds: float
+    restarts: int
+
+    @property
+    def stable(self) -> np.ndarray:
+        """[n_replicas] whether each replica ran to the end."""
+        return self.failed_save < 0
+
+
+class Simulation:
+    """Replicas of one CG system under an integrator, checked and recorded in blocks.
+
+    Parameters
+    ----------
+    integrator
+        A registered integrator (its generator is the run's random-number state).
+    state
+        The start state (:meth:`Integrator.start`).
+    health
+        The checks every save (on the state's device).
+    save_every
+        Steps between saved frames (and health checks).
+    checkpoint_interval
+        Steps per block (rounded to whole saves, at least one).
+    """
+
+    def __init__(
+        self,
+        integrator: Integrator,
+        state: State,
+        health: Health,
+        *,
+        save_every: int,
+        checkpoint_interval: int,
+    ) -> None:
+        self.integrator = integrator
+        self.state = state
+        self.health = health
+        self.save_every = int(save_every)
+        self.saves_per_block = max(1, int(checkpoint_interval) // self.save_every)
+        device = state.positions.device
+        self.outside = health.counters(len(state.replicas), device)
+        self.failed_code = torch.zeros(state.n_total, dtype=torch.int8, device=device)
+        self.failed_save = torch.full((state.n_total,), -1, dtype=torch.long, device=device)
+        self.n_saved = 0
+        self.n_blocks = 0
+
+    @property
+    def n_beads(self) -> int:
+        return self.state.positions.shape[1]
+
+    # --- checkpoints ---------------------------------------------------------------------
+    def state_bytes(self) -> bytes:
+        """Everything a resumed run needs, serialised (torch tensors, no pickled objects)."""
+        generator = self.integrator.generator
+        saved = {
+            "state": self.state.to_dict(),
+            "outside": self.outside.cpu(),
+            "failed_code": self.failed_code.cpu(),
+            "failed_save": self.failed_save.cpu(),
+            "n_saved": self.n_saved,
+            "n_blocks": self.n_blocks,
+            "generator": generator.get_state() if generator is not None else None,
+            "integrator": self.integrator.state_dict(),
+        }
+        buffer = io.BytesIO()
+        torch.save(saved, buffer)
+        return buffer.getvalue()
+
+    def load_state_bytes(self, data: bytes) -> None:
+        """Restore what :meth:`state_bytes` wrote."""
+        device = self.state.positions.device
+        saved = torch.load(io.BytesIO(data), weights_only=True)
+        self.state = State.from_dict(saved["state"], device)
+        self.outside = saved["outside"].to(device)
+        self.failed_code = saved["failed_code"].to(device)
+        self.failed_save = saved["failed_save"].to(device)
+        self.n_saved = int(saved["n_saved"])
+        self.n_blocks = int(saved["n_blocks"])
+        if saved["generator"] is not None and self.integrator.generator is not None:
+            self.integrator.generator.set_state(saved["generator"])
+        self.integrator.load_state_dict(saved["integrator"])
+
+    # --- running -------------------------------------------------------------------------
+    def advance(self, n_saves: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run ``n_saves`` saves of the batch with no host synchronisation (failed
+        replicas stay in the batch, unsaved, until :meth:`compact`).
+
+        Returns
+        -------
+        frames, kept
+            [n_saves, n_batch, n_beads, 3] positions and [n_saves, n_batch] whether each
+            replica was still healthy at each save, on the device.
+        """
+        state = self.state
+        positions = state.positions
+        frames = torch.empty(
+            (n_saves, *positions.shape), dtype=positions.dtype, device=positions.device
+        )
+        kept = torch.empty((n_saves, positions.shape[0]), dtype=torch.bool, device=positions.device)
+        alive = self.failed_save[state.replicas] < 0
+        outside = self.outside
+        for save in range(n_saves):
+            for _ in range(self.save_every):
+                state = self.integrator.step(state)
+            code, outside = self.health.check(state.positions, outside)
+            newly = alive & (code != HEALTHY)
+            rows = state.replicas
+            self.failed_code[rows] = torch.where(newly, code, self.failed_code[rows])
+            self.failed_save[rows] = torch.where(
+                newly, torch.full_like(rows, self.n_saved + save), self.failed_save[rows]
+            )
+            alive = alive & ~newly
+            frames[save] = state.positions
+            kept[save] = alive
+        self.state = state
+        self.outside = outside
+        self.n_saved += n_saves
+        return frames, kept
+
+    def compact(self) -> int:
+        """Remove failed replicas from the batch (a host synchronisation); returns the
+        replicas left."""
+        alive = self.failed_save[self.state.replicas] < 0
+        n_alive = int(alive.sum())
+        if n_alive < len(self.state.replicas):
+            self.state = self.state.select(alive)
+            self.outside = self.outside[alive]
+        return n_alive
+
+    def run(self, n_steps: int, blocks: Blocks, *, desc: str = "simulate") -> Outcome:
+        """Run to ``n_steps`` (whole saves), resuming from ``blocks`` where it holds a
+        checkpoint of these settings; every block's frames go to ``blocks``."""
+        n_saves = n_steps // self.save_every
+        resumed = blocks.load()
+        if resumed is not None:
+            self.load_state_bytes(resumed["state"])
+            seconds, restarts = float(resumed["seconds"]), int(resumed["restarts"]) + 1
+            log.info("%s: resuming at save %d of %d", desc, self.n_saved, n_saves)
+        else:
+            blocks.reset()
+            seconds, restarts = 0.0, 0
+        progress = tqdm(
+            total=n_saves, initial=self.n_saved, desc=desc, file=sys.stderr, mininterval=5
+        )
+        with progress:
+            while self.n_saved < n_saves and len(self.state.replicas):
+                size = min(self.saves_per_block, n_saves - self.n_saved)
+                start = time.perf_counter()
+                frames, kept = self.advance(size)
+                rows = self.state.replicas
+                every = torch.zeros((size, self.state.n_total, self.n_beads, 3), dtype=frames.dtype)
+                every[:, rows.cpu()] = frames.cpu()
+                kept_every = torch.zeros((size, self.state.n_total), dtype=torch.bool)
+                kept_every[:, rows.cpu()] = kept.cpu()
+                self.n_blocks += 1
+                self.compact()
+                seconds += time.perf_counter() - start
+                blocks.save_block(
+                    self.n_blocks - 1, positions=every.numpy(), kept=kept_every.numpy()
+                )
+                blocks.save_state(
+                    self.state_bytes(),
+                    n_blocks=self.n_blocks,
+                    seconds=seconds,
+                    restarts=restarts,
+                )
+                progress.update(size)
+        failed_save = self.failed_save.cpu().numpy()
+        codes = self.failed_code.cpu().numpy()
+        n_frames = np.zeros(self.state.n_total, dtype=np.int64)
+        for (kept_block,) in blocks.blocks(self.n_blocks, "kept"):
+            n_frames += kept_block.sum(axis=0)
+        return Outcome(
+            failed_save=failed_save,
+            reasons=[
+                REASONS[int(c)] if s >= 0 else "" for c, s in zip(codes, failed_save, strict=True)
+            ],
+            n_frames=n_frames,
+            n_saves=n_saves,
+            seconds=seconds,
+            restarts=restarts,
+        )
+
+    def frames_by_replica(self, blocks: Blocks) -> Iterator[tuple[int, np.ndarray]]:
+        """(replica, [n_kept, n_beads, 3] positions) of every replica, in order, read from
+        the memory-mapped blocks."""
+        for replica in range(self.state.n_total):
+            parts = []
+            for number in range(self.n_blocks):
+                kept = blocks.block(number, "kept", mmap=True)[:, replica]
+                if kept.any():
+                    positions = blocks.block(number, "positions", mmap=True)
+                    parts.append(np.asarray(positions[np.flatnonzero(kept), replica]))
+            empty = np.empty((0, self.n_beads, 3), dtype=np.float32)
+            yield replica, np.concatenate(parts) if parts else empty
+
+
+def write_frames(
+    simulation: Simulation,
+    blocks: Blocks,
+    writer: TrajectoryWriter,
+    interval: float,
+) -> None:
+    """Append every replica's kept frames to ``writer``, replica by replica, labelled by
+    replica, at times (save + 1) * ``interval`` ps."""
+    for replica, positions in simulation.frames_by_replica(blocks):
+        if not len(positions):
+            continue
+        # A replica's kept saves are its first ones: it is kept until it fails.
+        times = (np.arange(len(positions)) + 1) * interval
+        writer.append(positions, times, trajectory_index=replica)

@@ -1,0 +1,221 @@
+"""The Simulation: health from reference statistics, failed replicas leave the batch
+without touching the others, blocks stream to disk, and a killed run resumes to the same
+trajectory bit for bit."""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from cgpipe import keys, paths
+from cgpipe.io import read_provenance, read_table, read_trajectory
+from cgpipe.io.blocks import Blocks
+from cgpipe.simulate import Health, Simulation, run
+from cgpipe.simulate.baoab import BAOAB
+from cgpipe.simulate.health import REASONS
+from tests.unit.simulate.conftest import FOLD
+
+BOND = 0.38  # nm
+K_BOND = 2000.0  # kJ/mol/nm^2
+KT = 2.494  # kJ/mol
+
+
+def chain_energy(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Harmonic bonds of rest length BOND along a 4-bead chain and harmonic 1-3 distances
+    (rest 1.8 BOND), replica by replica."""
+    with torch.enable_grad():
+        x = x.detach().requires_grad_(True)
+        bonds = torch.linalg.vector_norm(x[:, 1:] - x[:, :-1], dim=-1)
+        ends = torch.linalg.vector_norm(x[:, 2:] - x[:, :-2], dim=-1)
+        energy = 0.5 * K_BOND * ((bonds - BOND) ** 2).sum(-1)
+        energy = energy + 0.5 * K_BOND * ((ends - 1.8 * BOND) ** 2).sum(-1)
+        (gradient,) = torch.autograd.grad(energy.sum(), x)
+    return energy.detach(), -gradient
+
+
+def chain_frames(rng: np.random.Generator, n: int) -> np.ndarray:
+    """[n, 4, 3] chains with Boltzmann-like bond lengths and random bends."""
+    frames = np.zeros((n, 4, 3))
+    for bead in range(1, 4):
+        direction = 0.2 * rng.normal(size=(n, 3)) + np.array([1.0, 0, 0])
+        direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+        length = BOND + np.sqrt(KT / K_BOND) * rng.normal(size=(n, 1))
+        frames[:, bead] = frames[:, bead - 1] + length * direction
+    return frames
+
+
+BONDS = np.array([[0, 1], [1, 2], [2, 3]])
+
+
+def chain_simulation(starts: np.ndarray, *, window: int = 0, seed: int = 0) -> Simulation:
+    reference = chain_frames(np.random.default_rng(1), 4000)
+    health = Health.from_reference(
+        reference, BONDS, min_distance=0.1, max_bond_stretch=1.5, window=window
+    )
+    integrator = BAOAB(
+        chain_energy,
+        torch.full((4,), 12.0, dtype=torch.float64),
+        0.002,
+        torch.Generator().manual_seed(seed),
+        friction=1.0,
+    )
+    x = torch.as_tensor(starts, dtype=torch.float64)
+    state = integrator.start(x, torch.full((len(x),), KT, dtype=torch.float64))
+    return Simulation(integrator, state, health, save_every=10, checkpoint_interval=100)
+
+
+def test_health_flags_nan_collision_and_bond_stretch():
+    straight = np.zeros((1, 3, 3))
+    straight[0, :, 0] = [0.0, 0.15, 0.3]
+    health = Health.from_reference(
+        straight + 0.001 * np.random.default_rng(0).normal(size=(50, 3, 3)),
+        np.array([[0, 1], [1, 2]]),
+        min_distance=0.1,
+        max_bond_stretch=2.0,
+        window=0,
+    )
+    x = torch.tensor(
+        [
+            [[0.0, 0, 0], [0.15, 0, 0], [0.3, 0, 0]],  # healthy
+            [[0.0, 0, 0], [float("nan"), 0, 0], [0.3, 0, 0]],  # NaN
+            [[0.0, 0, 0], [0.15, 0, 0], [0.2, 0, 0]],  # beads 1 and 2 collide (0.05 nm)
+            [[0.0, 0, 0], [0.15, 0, 0], [0.6, 0, 0]],  # bond 1-2 stretched to 0.45 nm
+        ]
+    )
+    codes, _ = health.check(x, health.counters(4, "cpu"))
+    assert [REASONS[c] for c in codes.tolist()] == ["", "nan", "collision", "bond_stretch"]
+
+
+def test_a_bond_outside_the_reference_range_fails_only_after_the_window():
+    rng = np.random.default_rng(2)
+    reference = chain_frames(rng, 4000)
+    health = Health.from_reference(
+        reference, BONDS, min_distance=0.1, max_bond_stretch=1.5, window=3
+    )
+    high = float(health.bond_range[1, 1])
+    frame = torch.as_tensor(reference[:1], dtype=torch.float32)
+    out = frame.clone()
+    out[0, 2:] += torch.tensor([high - BOND + 0.02, 0, 0])  # bond 1-2 just above its range
+    counters = health.counters(1, "cpu")
+    codes = []
+    for x in (out, out, frame, out, out, out):  # leaves the range, comes back, stays out
+        code, counters = health.check(x, counters)
+        codes.append(REASONS[int(code)])
+    assert codes == ["", "", "", "", "", "bonded_range"]
+    # The limits come from the reference, not from any model.
+    lengths = np.linalg.norm(reference[:, 1:] - reference[:, :-1], axis=-1)
+    np.testing.assert_allclose(
+        health.bond_range.numpy(), np.quantile(lengths, [0.001, 0.999], axis=0).T, rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        health.max_bond_length.numpy(), 1.5 * lengths.mean(axis=0), rtol=1e-5
+    )
+
+
+def test_a_replica_that_blows_up_stops_alone_and_the_others_are_unchanged(tmp_path):
+    starts = chain_frames(np.random.default_rng(3), 6)
+    broken = starts.copy()
+    broken[2, 3] += [2.0, 0, 0]  # bond 2-3 at 5x its length: replica 2 fails at once
+    outcomes, trajectories = [], []
+    for name, first in (("clean", starts), ("broken", broken)):
+        simulation = chain_simulation(first)
+        blocks = Blocks(tmp_path / name, "test")
+        outcomes.append(simulation.run(1000, blocks))
+        trajectories.append(dict(simulation.frames_by_replica(blocks)))
+        # The failed replica left the batch at the end of its block.
+        assert len(simulation.state.replicas) == 6 - (name == "broken")
+    clean, broken_run = outcomes
+    assert clean.stable.all()
+    assert broken_run.stable.tolist() == [True, True, False, True, True, True]
+    assert broken_run.reasons[2] == "bond_stretch" and broken_run.failed_save[2] == 0
+    assert broken_run.n_frames.tolist() == [100, 100, 0, 100, 100, 100]
+    for replica in (0, 1, 3, 4, 5):
+        np.testing.assert_array_equal(trajectories[0][replica], trajectories[1][replica])
+
+
+def _stage_config(test_config) -> dict:
+    cfg = copy.deepcopy(test_config)
+    cfg["simulate"].update(n_replicas=4, n_steps=6000, save_every=20, checkpoint_interval=300)
+    return cfg
+
+
+_SIMULATE = """
+import json, sys
+from cgpipe.simulate import run
+args = json.loads(sys.argv[1])
+run(args["model"], args["cg"], args["mapping"], args["out"], fold=args["fold"], cfg=args["cfg"],
+    seed=3)
+"""
+
+
+def test_a_killed_run_resumes_and_equals_an_uninterrupted_one(tmp_path, fold_inputs, test_config):
+    cfg = _stage_config(test_config)
+    whole, cut = tmp_path / "whole", tmp_path / "cut"
+    inputs = (fold_inputs["model"], fold_inputs["cg"], fold_inputs["mapping"])
+    run(*inputs, whole, fold=FOLD, cfg=cfg, seed=3)
+    assert not (whole / (paths.TRAJECTORY_FILE + ".checkpoint")).exists()
+    arguments = {
+        "model": str(fold_inputs["model"]),
+        "cg": str(fold_inputs["cg"]),
+        "mapping": str(fold_inputs["mapping"]),
+        "out": str(cut),
+        "fold": FOLD,
+        "cfg": cfg,
+    }
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([os.getcwd(), *sys.path])}
+    process = subprocess.Popen(
+        [sys.executable, "-c", _SIMULATE, json.dumps(arguments)],
+        stderr=subprocess.DEVNULL,
+        cwd=os.getcwd(),
+        env=env,
+    )
+    folder = cut / (paths.TRAJECTORY_FILE + ".checkpoint")
+    block = folder / "block_000003.kept.npy"
+    deadline = time.monotonic() + 120
+    while not block.exists() and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert block.exists() and not (cut / paths.TRAJECTORY_FILE).exists(), "not cut mid-way"
+    run(*inputs, cut, fold=FOLD, cfg=cfg, seed=3)
+    a, b = (read_trajectory(folder_ / paths.TRAJECTORY_FILE) for folder_ in (whole, cut))
+    np.testing.assert_array_equal(a.coordinates, b.coordinates)
+    np.testing.assert_array_equal(a.time, b.time)
+    np.testing.assert_array_equal(a.trajectory_index, b.trajectory_index)
+    health_a, health_b = (read_table(f / paths.HEALTH_FILE) for f in (whole, cut))
+    assert health_a.drop(columns=[]).equals(health_b)
+    assert read_provenance(cut / paths.TRAJECTORY_FILE)["extra"]["restarts"] == 1
+    assert not folder.exists()
+
+
+def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, fold_inputs, test_config):
+    cfg = _stage_config(test_config)
+    folder = tmp_path / (paths.TRAJECTORY_FILE + ".checkpoint")
+    Blocks(folder, "other settings").reset()
+    Blocks(folder, "other settings").save_state(b"junk", n_blocks=5, seconds=1.0, restarts=0)
+    run(fold_inputs["model"], fold_inputs["cg"], fold_inputs["mapping"], tmp_path, fold=FOLD,
+        cfg=cfg, seed=3)
+    assert read_provenance(tmp_path / paths.TRAJECTORY_FILE)["extra"]["restarts"] == 0
+    health = read_table(tmp_path / paths.HEALTH_FILE)
+    assert len(health) == 4 and keys.STABLE in health
+
+
+@pytest.mark.parametrize("blocks_of", [1, 7])
+def test_frames_stream_in_blocks_of_any_size(tmp_path, blocks_of):
+    simulation = chain_simulation(chain_frames(np.random.default_rng(5), 3))
+    simulation.saves_per_block = blocks_of
+    blocks = Blocks(tmp_path, "test")
+    outcome = simulation.run(300, blocks)
+    frames = dict(simulation.frames_by_replica(blocks))
+    assert outcome.n_frames.tolist() == [30, 30, 30]
+    assert all(f.shape == (30, 4, 3) for f in frames.values())
+    assert simulation.n_blocks == -(-30 // blocks_of)
