@@ -23,6 +23,7 @@ MODEL_FILE = "model.pt"  # train: checkpoint
 LOSSES_FILE = "losses.parquet"  # train: loss per epoch and split
 TRAJECTORY_FILE = "traj.h5"  # simulate (CG) and backmap (all-atom) trajectories
 HEALTH_FILE = "health.parquet"  # simulate: one row per replica
+EXCHANGES_FILE = "exchanges.parquet"  # simulate, parallel tempering: one row per rung pair
 BACKMAP_TABLE_FILE = "backmap.parquet"  # backmap: one row per backmapped frame
 METRICS_FILE = "metrics.parquet"  # evaluate: tidy metric rows
 FES_FILE = "fes.png"  # evaluate: free-energy surfaces

@@ -127,6 +127,10 @@ class Integrator(abc.ABC):
     """
 
     name: ClassVar[str]
+    rungs: int = 1
+    """Rows of the batch per replica: 1, or the temperatures of a parallel-tempering
+    ladder (rows ``r * rungs`` .. ``r * rungs + rungs - 1`` are replica r's, the first at
+    the target temperature)."""
 
     def __init__(
         self,
@@ -155,13 +159,22 @@ class Integrator(abc.ABC):
         )
         return noise if state.complete else noise[state.replicas]
 
+    def expand(
+        self, positions: torch.Tensor, kT: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The batch's rows for replicas starting at ``positions`` [n_replicas, n_beads, 3]
+        at target ``kT`` [n_replicas]: ``rungs`` rows per replica (here one, as given)."""
+        return positions, kT
+
     def start(self, positions: torch.Tensor, kT: torch.Tensor) -> State:
-        """The state at ``positions`` [n_replicas, n_beads, 3] (nm) with Maxwell-Boltzmann
-        velocities at ``kT`` [n_replicas] (kJ/mol)."""
-        n_replicas = positions.shape[0]
+        """The state of replicas at ``positions`` [n_replicas, n_beads, 3] (nm), at target
+        ``kT`` [n_replicas] (kJ/mol), with Maxwell-Boltzmann velocities at each row's kT
+        (:meth:`expand` makes the rows)."""
         kT = torch.as_tensor(kT, dtype=positions.dtype, device=positions.device)
-        if kT.shape != (n_replicas,):
-            raise ValueError(f"kT has shape {tuple(kT.shape)}, expected [{n_replicas}]")
+        if kT.shape != (positions.shape[0],):
+            raise ValueError(f"kT has shape {tuple(kT.shape)}, expected [{positions.shape[0]}]")
+        positions, kT = self.expand(positions, kT)
+        n_replicas = positions.shape[0]
         energies, forces = self.energy_and_forces(positions)
         replicas = torch.arange(n_replicas, device=positions.device)
         state = State(positions, positions, forces, energies, kT, replicas, n_replicas)
@@ -181,6 +194,11 @@ class Integrator(abc.ABC):
         """Kinetic energies [n_replicas] (kJ/mol) of velocities [n_replicas, n_beads, 3]
         (nm/ps)."""
         return 0.5 * (velocities**2 / self.inverse_mass).sum(dim=(1, 2))
+
+    def exchange_table(self, temperature: float) -> list[dict[str, Any]]:
+        """Rows of exchange statistics (replica exchange; none here) for target
+        ``temperature`` (K)."""
+        return []
 
     def state_dict(self) -> dict[str, Any]:
         """What a checkpoint needs of the integrator beyond the state and the generator

@@ -103,16 +103,25 @@ class Simulation:
         self.health = health
         self.save_every = int(save_every)
         self.saves_per_block = max(1, int(checkpoint_interval) // self.save_every)
+        self.rungs = integrator.rungs
+        if state.n_total % self.rungs:
+            raise ValueError(f"{state.n_total} rows are not replicas of {self.rungs} rungs")
+        self.n_replicas = state.n_total // self.rungs
         device = state.positions.device
         self.outside = health.counters(len(state.replicas), device)
-        self.failed_code = torch.zeros(state.n_total, dtype=torch.int8, device=device)
-        self.failed_save = torch.full((state.n_total,), -1, dtype=torch.long, device=device)
+        self.failed_code = torch.zeros(self.n_replicas, dtype=torch.int8, device=device)
+        self.failed_save = torch.full((self.n_replicas,), -1, dtype=torch.long, device=device)
         self.n_saved = 0
         self.n_blocks = 0
 
     @property
     def n_beads(self) -> int:
         return self.state.positions.shape[1]
+
+    @property
+    def replicas(self) -> torch.Tensor:
+        """[n_batch_replicas] the replicas in the batch (each ``rungs`` rows, in order)."""
+        return self.state.replicas[:: self.rungs] // self.rungs
 
     # --- checkpoints ---------------------------------------------------------------------
     def state_bytes(self) -> bytes:
@@ -151,32 +160,41 @@ class Simulation:
         """Run ``n_saves`` saves of the batch with no host synchronisation (failed
         replicas stay in the batch, unsaved, until :meth:`compact`).
 
+        A replica of several rungs (parallel tempering) has failed when any of its rows
+        has (with the reason of the first, by rung); its saved frame is its first rung's,
+        the one at the target temperature.
+
         Returns
         -------
         frames, kept
-            [n_saves, n_batch, n_beads, 3] positions and [n_saves, n_batch] whether each
-            replica was still healthy at each save, on the device.
+            [n_saves, n_batch_replicas, n_beads, 3] positions and [n_saves,
+            n_batch_replicas] whether each replica was still healthy at each save, on the
+            device.
         """
         state = self.state
         positions = state.positions
+        n_batch, rungs = len(state.replicas) // self.rungs, self.rungs
         frames = torch.empty(
-            (n_saves, *positions.shape), dtype=positions.dtype, device=positions.device
+            (n_saves, n_batch, *positions.shape[1:]), dtype=positions.dtype, device=positions.device
         )
-        kept = torch.empty((n_saves, positions.shape[0]), dtype=torch.bool, device=positions.device)
-        alive = self.failed_save[state.replicas] < 0
+        kept = torch.empty((n_saves, n_batch), dtype=torch.bool, device=positions.device)
+        replicas = self.replicas
+        alive = self.failed_save[replicas] < 0
         outside = self.outside
         for save in range(n_saves):
             for _ in range(self.save_every):
                 state = self.integrator.step(state)
-            code, outside = self.health.check(state.positions, outside)
+            codes, outside = self.health.check(state.positions, outside)
+            codes = codes.view(n_batch, rungs)
+            first = (codes != HEALTHY).to(torch.int8).argmax(dim=1, keepdim=True)
+            code = codes.gather(1, first)[:, 0]
             newly = alive & (code != HEALTHY)
-            rows = state.replicas
-            self.failed_code[rows] = torch.where(newly, code, self.failed_code[rows])
-            self.failed_save[rows] = torch.where(
-                newly, torch.full_like(rows, self.n_saved + save), self.failed_save[rows]
+            self.failed_code[replicas] = torch.where(newly, code, self.failed_code[replicas])
+            self.failed_save[replicas] = torch.where(
+                newly, torch.full_like(replicas, self.n_saved + save), self.failed_save[replicas]
             )
             alive = alive & ~newly
-            frames[save] = state.positions
+            frames[save] = state.positions.view(n_batch, rungs, *positions.shape[1:])[:, 0]
             kept[save] = alive
         self.state = state
         self.outside = outside
@@ -186,11 +204,12 @@ class Simulation:
     def compact(self) -> int:
         """Remove failed replicas from the batch (a host synchronisation); returns the
         replicas left."""
-        alive = self.failed_save[self.state.replicas] < 0
+        alive = self.failed_save[self.replicas] < 0
         n_alive = int(alive.sum())
-        if n_alive < len(self.state.replicas):
-            self.state = self.state.select(alive)
-            self.outside = self.outside[alive]
+        if n_alive < len(alive):
+            rows = alive.repeat_interleave(self.rungs)
+            self.state = self.state.select(rows)
+            self.outside = self.outside[rows]
         return n_alive
 
     def run(self, n_steps: int, blocks: Blocks, *, desc: str = "simulate") -> Outcome:
@@ -213,11 +232,11 @@ class Simulation:
                 size = min(self.saves_per_block, n_saves - self.n_saved)
                 start = time.perf_counter()
                 frames, kept = self.advance(size)
-                rows = self.state.replicas
-                every = torch.zeros((size, self.state.n_total, self.n_beads, 3), dtype=frames.dtype)
-                every[:, rows.cpu()] = frames.cpu()
-                kept_every = torch.zeros((size, self.state.n_total), dtype=torch.bool)
-                kept_every[:, rows.cpu()] = kept.cpu()
+                replicas = self.replicas.cpu()
+                every = torch.zeros((size, self.n_replicas, self.n_beads, 3), dtype=frames.dtype)
+                every[:, replicas] = frames.cpu()
+                kept_every = torch.zeros((size, self.n_replicas), dtype=torch.bool)
+                kept_every[:, replicas] = kept.cpu()
                 self.n_blocks += 1
                 self.compact()
                 seconds += time.perf_counter() - start
@@ -233,7 +252,7 @@ class Simulation:
                 progress.update(size)
         failed_save = self.failed_save.cpu().numpy()
         codes = self.failed_code.cpu().numpy()
-        n_frames = np.zeros(self.state.n_total, dtype=np.int64)
+        n_frames = np.zeros(self.n_replicas, dtype=np.int64)
         for (kept_block,) in blocks.blocks(self.n_blocks, "kept"):
             n_frames += kept_block.sum(axis=0)
         return Outcome(
@@ -250,7 +269,7 @@ class Simulation:
     def frames_by_replica(self, blocks: Blocks) -> Iterator[tuple[int, np.ndarray]]:
         """(replica, [n_kept, n_beads, 3] positions) of every replica, in order, read from
         the memory-mapped blocks."""
-        for replica in range(self.state.n_total):
+        for replica in range(self.n_replicas):
             parts = []
             for number in range(self.n_blocks):
                 kept = blocks.block(number, "kept", mmap=True)[:, replica]

@@ -27,7 +27,7 @@ from cgpipe.io.blocks import Blocks, fingerprint
 from cgpipe.mapping import read_mapping
 from cgpipe.models import load_model
 from cgpipe.observables import States, choose_states
-from cgpipe.paths import HEALTH_FILE, TRAJECTORY_FILE
+from cgpipe.paths import EXCHANGES_FILE, HEALTH_FILE, TRAJECTORY_FILE
 from cgpipe.simulate.base import INTEGRATORS
 from cgpipe.simulate.health import RANGE_QUANTILES, Health
 from cgpipe.simulate.simulation import Simulation, write_frames
@@ -206,6 +206,16 @@ def run(
         else float("nan")
     )
     log.info("fold %d: %.0f ns/day aggregate over %d replicas", fold, ns_per_day, n_replicas)
+    exchanges = integrator.exchange_table(temperature)
+    for row in exchanges:
+        log.info(
+            "fold %d: exchanges %.0f K <-> %.0f K accepted %.2f of %d",
+            fold,
+            row["temperature_low"],
+            row["temperature_high"],
+            row["acceptance"],
+            row["attempts"],
+        )
     provenance = Provenance(
         stage="simulate",
         config={"fold": fold, "temperature": temperature, **params},
@@ -217,6 +227,7 @@ def run(
             "start_states": start_states,
             "start_set": "half from each of the two most populated states of the training frames",
             "ns_per_day": ns_per_day,
+            "exchanges": exchanges,
             "restarts": outcome.restarts,
             "health_ranges": "bonds and angles of the fold's training frames, quantiles "
             f"{RANGE_QUANTILES}",
@@ -238,5 +249,7 @@ def run(
     ) as writer:
         write_frames(simulation, blocks, writer, interval)
     write_table(output_dir / HEALTH_FILE, health, provenance, units={keys.TIME_TO_FAILURE: "ps"})
+    if exchanges:
+        write_table(output_dir / EXCHANGES_FILE, pd.DataFrame(exchanges), provenance)
     write_resolved_config(output_dir, cfg)
     blocks.remove()

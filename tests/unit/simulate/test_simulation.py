@@ -202,8 +202,15 @@ def test_a_checkpoint_of_other_settings_is_not_resumed(tmp_path, fold_inputs, te
     folder = tmp_path / (paths.TRAJECTORY_FILE + ".checkpoint")
     Blocks(folder, "other settings").reset()
     Blocks(folder, "other settings").save_state(b"junk", n_blocks=5, seconds=1.0, restarts=0)
-    run(fold_inputs["model"], fold_inputs["cg"], fold_inputs["mapping"], tmp_path, fold=FOLD,
-        cfg=cfg, seed=3)
+    run(
+        fold_inputs["model"],
+        fold_inputs["cg"],
+        fold_inputs["mapping"],
+        tmp_path,
+        fold=FOLD,
+        cfg=cfg,
+        seed=3,
+    )
     assert read_provenance(tmp_path / paths.TRAJECTORY_FILE)["extra"]["restarts"] == 0
     health = read_table(tmp_path / paths.HEALTH_FILE)
     assert len(health) == 4 and keys.STABLE in health

@@ -16,7 +16,7 @@ from cgpipe.data import FoldData
 from cgpipe.errors import InputError
 from cgpipe.io import read_provenance, read_table, read_trajectory
 from cgpipe.observables import choose_states
-from cgpipe.paths import HEALTH_FILE, TRAJECTORY_FILE, resolved_config_path
+from cgpipe.paths import EXCHANGES_FILE, HEALTH_FILE, TRAJECTORY_FILE, resolved_config_path
 from cgpipe.simulate import INTEGRATORS, Integrator, run
 from tests.unit.simulate.conftest import FOLD
 
@@ -43,13 +43,16 @@ def test_every_integrator_builds_from_the_test_config_and_keeps_its_contract(nam
     x = 0.1 * torch.randn(4, 3, 3, generator=torch.Generator().manual_seed(5))
     kT = torch.full((4,), 2.5)
     state = integrator.start(x, kT)
-    assert state.velocities.shape == x.shape
-    assert integrator.kinetic_energy(state.velocities).shape == (4,)
+    rows = 4 * integrator.rungs  # a replica is one row, or a ladder of rungs
+    shape = (rows, 3, 3)
+    assert state.velocities.shape == shape and state.kT.shape == (rows,)
+    assert torch.equal(state.kT[:: integrator.rungs], kT)
+    assert integrator.kinetic_energy(state.velocities).shape == (rows,)
     after = integrator.step(state)
     for name_ in ("positions", "velocities", "forces"):
-        assert getattr(after, name_).shape == x.shape
+        assert getattr(after, name_).shape == shape
         assert torch.isfinite(getattr(after, name_)).all()
-    assert after.energies.shape == (4,) and torch.equal(after.replicas, state.replicas)
+    assert after.energies.shape == (rows,) and torch.equal(after.replicas, state.replicas)
     assert not torch.equal(after.positions, state.positions)
     torch.testing.assert_close(after.forces, harmonic(after.positions)[1])
     # The same generator seed gives the same trajectory.
@@ -61,8 +64,9 @@ def test_every_integrator_builds_from_the_test_config_and_keeps_its_contract(nam
     third = build(0)
     rest = third.start(x, kT)
     rest.velocities = state.velocities
-    rest = rest.select(torch.tensor([0, 2, 3]))
-    torch.testing.assert_close(third.step(rest).positions, after.positions[[0, 2, 3]])
+    keep = torch.tensor([True, False, True, True]).repeat_interleave(integrator.rungs)
+    rest = rest.select(keep)
+    torch.testing.assert_close(third.step(rest).positions, after.positions[keep])
 
 
 def test_an_unknown_integrator_is_an_input_error():
@@ -203,3 +207,30 @@ def test_a_checkpoint_that_records_no_temperature_is_simulated_with_a_warning(
         _run(inputs, tmp_path / "out", test_config)
     assert f"{inputs['model']} records no training temperature" in caplog.text
     assert (tmp_path / "out" / TRAJECTORY_FILE).exists()
+
+
+def test_parallel_tempering_saves_the_target_rung_and_its_exchange_table(
+    tmp_path, fold_inputs, test_config
+):
+    cfg = copy.deepcopy(test_config)
+    cfg["simulate"].update(integrator="parallel_tempering", n_steps=400)
+    cfg["simulate"]["parallel_tempering"] = {
+        "friction": 1.0,
+        "ladder": [1.0, 1.3, 1.7],
+        "exchange_every": 10,
+    }
+    _run(fold_inputs, tmp_path, cfg)
+    params = cfg["simulate"]
+    health = read_table(tmp_path / HEALTH_FILE)
+    trajectory = read_trajectory(tmp_path / TRAJECTORY_FILE)
+    # One saved replica per ladder: the rung at the system's temperature.
+    assert len(health) == params["n_replicas"]
+    assert set(trajectory.trajectory_index) <= set(range(params["n_replicas"]))
+    assert trajectory.n_frames == health[keys.N_FRAMES].sum()
+    exchanges = read_table(tmp_path / EXCHANGES_FILE)
+    assert exchanges.temperature_low.tolist() == [300.0, 390.0]
+    assert exchanges.temperature_high.tolist() == [390.0, 510.0]
+    assert (exchanges.attempts > 0).all()
+    assert ((exchanges.acceptance >= 0) & (exchanges.acceptance <= 1)).all()
+    record = read_provenance(tmp_path / TRAJECTORY_FILE)
+    assert record["extra"]["exchanges"] == exchanges.to_dict("records")
