@@ -85,6 +85,8 @@ CONVERGED = "converged"  # 1: run >= 10 relaxation times and the start groups ag
 FORCE_RMSE_HELDOUT = "force_rmse_heldout"
 FORCE_RMSE_HELDOUT_PRIOR = "force_rmse_heldout_prior"
 STABLE_FRACTION = "stable_fraction"
+SURVIVAL_PREFIX = "survival_"  # + "{percent}pct": replicas still running then
+EXCHANGE_PREFIX = "exchange_acceptance_"  # + "{low}K_{high}K": parallel tempering
 BACKMAP_CG_RMSD = "backmap_cg_rmsd"
 
 # --- simulation health table ----------------------------------------------------------------

@@ -305,6 +305,12 @@ class EvaluationContext:
         """``fold``'s simulation health table (one row per replica)."""
         return self._load("health", fold, read_table)
 
+    def health_path(self, fold: int) -> Path:
+        """The path of ``fold``'s health table (its provenance records the run's settings
+        and, for parallel tempering, the exchanges)."""
+        self._check("health")
+        return self._paths[fold][FOLD_FILES["health"]]
+
     def backmap(self, fold: int) -> pd.DataFrame:
         """``fold``'s backmapping table (one row per backmapped frame)."""
         return self._load("backmap", fold, read_table)

@@ -149,6 +149,18 @@ def _group_sections(
         mean, low, high = verdicts_of.stable_fraction(table)
         if np.isfinite(mean):
             state += f"; stable replicas {mean:.3g} (folds {low:.3g}–{high:.3g})"
+        survival = verdicts_of.prefixed_means(table, keys.SURVIVAL_PREFIX)
+        if survival:
+            curve = ", ".join(
+                f"{point.removesuffix('pct')} %: {value:.3g}" for point, value in survival.items()
+            )
+            state += f"; still running at (share of the run) {curve}"
+        exchanges = verdicts_of.prefixed_means(table, keys.EXCHANGE_PREFIX)
+        if exchanges:
+            pairs = ", ".join(
+                f"{pair.replace('_', '↔')} {value:.2f}" for pair, value in exchanges.items()
+            )
+            state += f"; exchange acceptance {pairs}"
         lines.append(f"<li><b>{html.escape(model)}</b>: {state}</li>")
     parts.append("<ul>" + "".join(lines) + "</ul>")
 

@@ -90,6 +90,16 @@ def stable_fraction(metrics: pd.DataFrame) -> tuple[float, float, float]:
     return float(values.mean()), float(values.min()), float(values.max())
 
 
+def prefixed_means(metrics: pd.DataFrame, prefix: str) -> dict[str, float]:
+    """Metric name (without ``prefix``) -> its mean over folds, for every per-fold metric
+    whose name starts with ``prefix``, in the table's order."""
+    rows = metrics[
+        metrics[keys.METRIC].str.startswith(prefix) & (metrics[keys.FOLD] != keys.ALL_FOLDS)
+    ]
+    means = rows.groupby(keys.METRIC, sort=False)[keys.VALUE].mean()
+    return {name[len(prefix) :]: float(value) for name, value in means.items()}
+
+
 def below_baseline(metrics: pd.DataFrame, baseline: pd.DataFrame, metric: str) -> tuple[int, int]:
     """Folds in which the model's score interval lies entirely below the baseline's
     (upper end below the baseline's lower end), and the folds compared."""

@@ -72,6 +72,7 @@ def test_metric_table_has_every_metric_for_every_fold(workdir):
             keys.KL_PHI_PSI,
             keys.FORCE_RMSE_HELDOUT,
             keys.STABLE_FRACTION,
+            keys.SURVIVAL_PREFIX + "50pct",  # the survival curve, from the run's length
         } <= names
         # Out of sample, beside its floor, the floor's resolution, the echo and replay
         # baselines and the in-sample score.

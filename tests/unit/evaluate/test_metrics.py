@@ -131,6 +131,40 @@ def test_stability_and_backmap_rmsd_read_their_tables(cfg, evaluation_inputs):
     ]
 
 
+def test_stability_gives_the_survival_curve_and_the_exchange_acceptance(cfg, evaluation_inputs):
+    _, folds = evaluation_inputs
+    # Fold 1: 4 replicas of a 10-ps run, failed at 0.5, 4 and 7.5 ps and never; with the
+    # exchanges of a parallel-tempering run in the provenance.
+    health = pd.DataFrame(
+        {
+            keys.REPLICA: [0, 1, 2, 3],
+            keys.STABLE: [False, False, False, True],
+            keys.TIME_TO_FAILURE: [0.5, 4.0, 7.5, np.nan],
+            keys.START_FRAME: [0, 5, 12, 20],
+            keys.START_STATE: ["a", "a", "b", "b"],
+        }
+    )
+    exchanges = [
+        {"temperature_low": 300.0, "temperature_high": 375.0, "acceptance": 0.61},
+        {"temperature_low": 375.0, "temperature_high": 468.75, "acceptance": 0.55},
+    ]
+    provenance = Provenance(
+        "simulate", config={"n_steps": 5000, "timestep": 0.002}, extra={"exchanges": exchanges}
+    )
+    write_table(folds[1]["health"], health, provenance)
+    rows = metric_rows(METRICS.get("stability")(), make_context(cfg, folds))
+    fold1 = {metric: value for fold, metric, value in rows if fold == "fold1"}
+    curve = [fold1[f"{keys.SURVIVAL_PREFIX}{p}pct"] for p in (10, 25, 50, 75, 100)]
+    assert curve == [0.75, 0.75, 0.5, 0.25, 0.25]
+    assert fold1[keys.STABLE_FRACTION] == 0.25 == curve[-1]
+    assert fold1[keys.EXCHANGE_PREFIX + "300K_375K"] == 0.61
+    assert fold1[keys.EXCHANGE_PREFIX + "375K_469K"] == 0.55
+    # Fold 0's table records no run length: no survival rows rather than made-up ones.
+    assert [m for f, m, _ in rows if f == "fold0"] == [keys.STABLE_FRACTION]
+    captions = METRICS.get("stability")()
+    assert "between 375K and 469K" in captions.caption(keys.EXCHANGE_PREFIX + "375K_469K")
+
+
 def test_context_reads_each_file_once_and_only_what_a_metric_needs(cfg, evaluation_inputs):
     _, folds = evaluation_inputs
     context = make_context(cfg, folds)

@@ -78,6 +78,28 @@ def test_report_is_self_contained_html(tmp_path):
     assert "2 of 3" in page
 
 
+def test_report_shows_the_survival_curve_and_the_exchange_acceptance(tmp_path):
+    nan = float("nan")
+    extra = pd.DataFrame(
+        [
+            (f"fold{k}", f"{keys.SURVIVAL_PREFIX}{p}pct", v, nan, nan)
+            for k in range(3)
+            for p, v in ((10, 1.0), (100, 0.5 + 0.1 * k))
+        ]
+        + [(f"fold{k}", keys.EXCHANGE_PREFIX + "300K_375K", 0.6, nan, nan) for k in range(3)],
+        columns=[keys.FOLD, keys.METRIC, keys.VALUE, keys.LOW, keys.HIGH],
+    )
+    table = _metrics()
+    for column in (keys.MODEL, keys.MAPPING, keys.SYSTEM):
+        extra.insert(0, column, table[column].iloc[0])
+    metrics = _write_metrics(tmp_path / "m.parquet", table=pd.concat([table, extra]))
+    output = tmp_path / "index.html"
+    run(output, [str(metrics)], [str(_fes(tmp_path / "fes.png"))])
+    page = output.read_text()
+    assert "still running at (share of the run) 10 %: 1, 100 %: 0.6" in page
+    assert "exchange acceptance 300K↔375K 0.60" in page
+
+
 def test_captions_come_from_each_metrics_table(tmp_path):
     own = {keys.JS_PHI_PSI: "A caption that only this table carries (nats)."}
     with_captions = _write_metrics(tmp_path / "a.parquet", own)
