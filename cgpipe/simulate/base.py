@@ -127,6 +127,9 @@ class Integrator(abc.ABC):
     """
 
     name: ClassVar[str]
+    capturable: ClassVar[bool] = True
+    """Whether a step keeps no host-side state, so that steps can be captured as a CUDA
+    graph and replayed."""
     rungs: int = 1
     """Rows of the batch per replica: 1, or the temperatures of a parallel-tempering
     ladder (rows ``r * rungs`` .. ``r * rungs + rungs - 1`` are replica r's, the first at

@@ -38,6 +38,8 @@ class ParallelTempering(BAOAB):
         Steps between exchange attempts.
     """
 
+    capturable = False  # when to exchange, and which pairs, is counted on the host
+
     def __init__(
         self,
         energy_and_forces: EnergyAndForces,

@@ -33,6 +33,7 @@ from tqdm import tqdm
 from cgpipe.io import TrajectoryWriter
 from cgpipe.io.blocks import Blocks
 from cgpipe.simulate.base import Integrator, State
+from cgpipe.simulate.graphs import DYNAMIC, SaveUnit, StaticSave, build_save
 from cgpipe.simulate.health import HEALTHY, REASONS, Health
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,9 @@ class Simulation:
         Steps between saved frames (and health checks).
     checkpoint_interval
         Steps per block (rounded to whole saves, at least one).
+    cuda_graph
+        On CUDA, capture each block's save as a CUDA graph (where the integrator and the
+        model allow; else eager, the reason logged).
     """
 
     def __init__(
@@ -97,8 +101,11 @@ class Simulation:
         *,
         save_every: int,
         checkpoint_interval: int,
+        cuda_graph: bool = True,
     ) -> None:
         self.integrator = integrator
+        self.cuda_graph = cuda_graph
+        self.static_buffers = False
         self.state = state
         self.health = health
         self.save_every = int(save_every)
@@ -181,10 +188,9 @@ class Simulation:
         replicas = self.replicas
         alive = self.failed_save[replicas] < 0
         outside = self.outside
+        save_unit = self._save_unit(state, outside)
         for save in range(n_saves):
-            for _ in range(self.save_every):
-                state = self.integrator.step(state)
-            codes, outside = self.health.check(state.positions, outside)
+            state, codes, outside = save_unit(state, outside)
             codes = codes.view(n_batch, rungs)
             first = (codes != HEALTHY).to(torch.int8).argmax(dim=1, keepdim=True)
             code = codes.gather(1, first)[:, 0]
@@ -196,10 +202,28 @@ class Simulation:
             alive = alive & ~newly
             frames[save] = state.positions.view(n_batch, rungs, *positions.shape[1:])[:, 0]
             kept[save] = alive
-        self.state = state
-        self.outside = outside
+        # The last save's tensors may be a graph's output buffers: keep copies.
+        self.state = dataclasses.replace(
+            state, **{name: getattr(state, name).clone() for name in DYNAMIC}
+        )
+        self.outside = outside.clone()
         self.n_saved += n_saves
         return frames, kept
+
+    def save(self, state: State, outside: torch.Tensor) -> tuple[State, torch.Tensor, torch.Tensor]:
+        """One save: ``save_every`` steps, then the health check (codes per row and the
+        updated out-of-range counters)."""
+        for _ in range(self.save_every):
+            state = self.integrator.step(state)
+        codes, outside = self.health.check(state.positions, outside)
+        return state, codes, outside
+
+    def _save_unit(self, state: State, outside: torch.Tensor) -> SaveUnit:
+        """The save of this block's batch: captured as a CUDA graph where possible
+        (:mod:`cgpipe.simulate.graphs`), else :meth:`save`."""
+        if self.static_buffers:  # the graph's code path, run eagerly (tests on CPU)
+            return StaticSave(self.save, state, outside, None, capture=False)
+        return build_save(self.save, state, outside, self.integrator, enabled=self.cuda_graph)
 
     def compact(self) -> int:
         """Remove failed replicas from the batch (a host synchronisation); returns the

@@ -176,6 +176,7 @@ def run(
         health,
         save_every=params["save_every"],
         checkpoint_interval=params["checkpoint_interval"],
+        cuda_graph=params["cuda_graph"],
     )
     output_dir = Path(output_dir)
     blocks = Blocks(

@@ -130,8 +130,9 @@ def test_a_prior_that_breaks_in_alpha_l_is_scored_with_its_lost_frames(
     assert sample.escaped.tolist() == [lost[r] for r in sample.replicas]
     stability = METRICS.get("stability")(**cfg["evaluate"].get("stability", {}))
     with context.serving(stability):
-        (stable,) = stability.rows(context)
-    assert stable[2] == pytest.approx(1 - len(failed) / len(health))
+        stable = {metric: value for _, metric, value in stability.rows(context)}
+    assert stable[keys.STABLE_FRACTION] == pytest.approx(1 - len(failed) / len(health))
+    assert stable[keys.SURVIVAL_PREFIX + "100pct"] == stable[keys.STABLE_FRACTION]
     metric = METRICS.get("free_energy")(**cfg["evaluate"]["free_energy"])
     with context.serving(metric):
         rows = {row[1]: row for row in metric.rows(context)}
