@@ -15,7 +15,7 @@ from cgpipe.models.base import (
     load_model,
     save_model,
 )
-from cgpipe.models.neighbours import pair_distances, radius_graph
+from cgpipe.models.neighbours import NeighbourList, NeighbourListOverflow, pair_distances
 from cgpipe.models.prior import Prior, fit_prior
 from cgpipe.models.schnet import SchNet
 
@@ -23,12 +23,13 @@ __all__ = [
     "CHECKPOINT_FORMAT",
     "MODELS",
     "EnergyModel",
+    "NeighbourList",
+    "NeighbourListOverflow",
     "Prior",
     "SchNet",
     "fit_prior",
     "force_rmse",
     "load_model",
     "pair_distances",
-    "radius_graph",
     "save_model",
 ]

@@ -8,20 +8,24 @@ bead energies that are summed per frame. The energy depends on distances only, s
 invariant to rotation, translation and permutation of beads of the same type.
 
 torch-geometric's layers (``InteractionBlock``, ``GaussianSmearing``,
-``ShiftedSoftplus``) are reused, imported when a SchNet is built: importing
-torch-geometric takes about 3 s (it loads torch._dynamo), which every job of the prior
-and of models without SchNet would otherwise pay. The radius graph comes from
-:func:`cgpipe.models.neighbours.radius_graph`.
+``ShiftedSoftplus``) hold the parameters (so checkpoints keep their names), imported when
+a SchNet is built: importing torch-geometric takes about 3 s (it loads torch._dynamo),
+which every job of the prior and of models without SchNet would otherwise pay. Their
+message passing is redone here on the static-shape table of
+:class:`cgpipe.models.neighbours.NeighbourList`, whose slots beyond the cutoff are
+weighed by zero, so that an energy-and-forces call never waits on the host (a radius
+graph needs ``nonzero``) and a GPU can capture it in a CUDA graph.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
 from torch import nn
 
-from cgpipe.models.neighbours import radius_graph
+from cgpipe.models.neighbours import NeighbourList, Neighbours
 
 
 class SchNet(nn.Module):
@@ -34,7 +38,13 @@ class SchNet(nn.Module):
     hidden_channels, num_filters, num_interactions, num_gaussians
         Widths and depth.
     cutoff
-        Radius-graph and cosine-cutoff radius in nm.
+        Neighbour-list and cosine-cutoff radius in nm.
+
+    Attributes
+    ----------
+    neighbours
+        The :class:`~cgpipe.models.neighbours.NeighbourList` (no parameters, not in the
+        ``state_dict``).
     """
 
     def __init__(
@@ -62,6 +72,7 @@ class SchNet(nn.Module):
             "cutoff": cutoff,
         }
         self.cutoff = cutoff
+        self.neighbours = NeighbourList(cutoff)
         self.embedding = nn.Embedding(num_types, hidden_channels)
         self.distance_expansion = GaussianSmearing(0.0, cutoff, num_gaussians)
         self.interactions = nn.ModuleList(
@@ -90,11 +101,38 @@ class SchNet(nn.Module):
         ``types`` is [n_beads] (shared by all frames) of integer bead types.
         """
         n_frames, n_beads, _ = positions.shape
-        edge_index = radius_graph(positions, self.cutoff)
-        flat = positions.reshape(-1, 3)
-        distances = torch.linalg.vector_norm(flat[edge_index[0]] - flat[edge_index[1]], dim=-1)
+        neighbours = self.neighbours(positions)
+        distances, within = neighbours.distances(positions, self.cutoff)
+        # A slot beyond the cutoff must add nothing, but the cosine cutoff rises again past
+        # it: it is zeroed there, and the slot's features are taken at the cutoff (finite,
+        # with no gradient to its real distance).
+        distances = torch.where(within, distances, self.cutoff)
+        cosine = 0.5 * (torch.cos(distances * math.pi / self.cutoff) + 1.0)
+        weight = torch.where(within, cosine, 0.0).view(-1, 1)
         edge_attr = self.distance_expansion(distances)
         h = self.embedding(types).repeat(n_frames, 1)
         for interaction in self.interactions:
-            h = h + interaction(h, edge_index, distances, edge_attr)
+            h = h + _interact(interaction, h, neighbours, edge_attr, weight)
         return self.head(h).view(n_frames, n_beads).sum(dim=1)
+
+
+def _interact(
+    interaction: nn.Module,
+    h: torch.Tensor,
+    neighbours: Neighbours,
+    edge_attr: torch.Tensor,
+    weight: torch.Tensor,
+) -> torch.Tensor:
+    """torch-geometric's ``InteractionBlock`` (continuous-filter convolution, shifted
+    softplus, linear) with its own parameters, on a neighbour table.
+
+    ``h`` [n_frames * n_beads, hidden] bead features; ``edge_attr`` [n_frames * n_beads *
+    n_slots, num_gaussians] the slots' radial bases; ``weight`` [n_frames * n_beads *
+    n_slots, 1] their cosine cutoff, zero beyond the cutoff. A bead's messages are summed
+    over its slots.
+    """
+    conv = interaction.conv
+    filters = conv.nn(edge_attr) * weight
+    messages = conv.lin1(h).index_select(0, neighbours.index) * filters
+    x = messages.view(h.shape[0], neighbours.n_slots, messages.shape[-1]).sum(dim=1)
+    return interaction.lin(interaction.act(conv.lin2(x)))

@@ -1,4 +1,5 @@
-"""Physics of the CG energy models: symmetry, conservative forces, neighbour list."""
+"""Physics of the CG energy models: symmetry, conservative forces, checkpoints (the
+neighbour list: test_neighbours.py)."""
 
 import numpy as np
 import pytest
@@ -11,7 +12,6 @@ from cgpipe.models import (
     EnergyModel,
     fit_prior,
     load_model,
-    radius_graph,
     save_model,
 )
 
@@ -102,19 +102,6 @@ def test_training_graph_can_be_differentiated_twice(model):
         loss, [p for p in model.network.parameters()], allow_unused=True
     )
     assert any(g is not None and g.abs().sum() > 0 for g in gradients)
-
-
-def test_radius_graph_matches_brute_force():
-    x = torch.rand(3, 7, 3)
-    edges = radius_graph(x, cutoff=0.6).T.tolist()
-    expected = [
-        [f * 7 + j, f * 7 + i]
-        for f in range(3)
-        for i in range(7)
-        for j in range(7)
-        if i != j and torch.linalg.vector_norm(x[f, i] - x[f, j]) < 0.6
-    ]
-    assert sorted(edges) == sorted(expected)
 
 
 def test_checkpoint_round_trip_loads_without_pickles(tmp_path, model):
