@@ -56,6 +56,7 @@ cluster-packages:
 benchmark: setup
 	python benchmarks/reference_throughput.py
 	python benchmarks/dry_run.py
+	python benchmarks/simulation_throughput.py
 
 clean:
 	rm -rf results logs .snakemake $(wildcard benchmarks/*/)
