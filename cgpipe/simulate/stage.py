@@ -29,6 +29,7 @@ from cgpipe.models import load_model
 from cgpipe.observables import States, choose_states
 from cgpipe.paths import EXCHANGES_FILE, HEALTH_FILE, TRAJECTORY_FILE
 from cgpipe.simulate.base import INTEGRATORS
+from cgpipe.simulate.compiled import energy_and_forces
 from cgpipe.simulate.health import RANGE_QUANTILES, Health
 from cgpipe.simulate.simulation import Simulation, write_frames
 from cgpipe.stages import write_resolved_config
@@ -159,8 +160,9 @@ def run(
 
     generator = torch.Generator(device=device).manual_seed(seed)
     masses = torch.as_tensor(np.array(mapping.bead_masses), dtype=torch.float32, device=device)
+    x = torch.as_tensor(data.coordinates[starts], dtype=torch.float32, device=device)
     integrator = integrator_class(
-        model.energy_and_forces,
+        energy_and_forces(model, x, compile=params["compile"]),
         masses,
         params["timestep"],
         generator,
@@ -168,7 +170,6 @@ def run(
     )
     interval = params["save_every"] * params["timestep"]  # ps between saves
     health = Health.for_run(folds.training.coordinates, mapping.bonds, params).to(device)
-    x = torch.as_tensor(data.coordinates[starts], dtype=torch.float32, device=device)
     kT = torch.full((n_replicas,), thermal_energy(temperature), device=device)
     simulation = Simulation(
         integrator,
