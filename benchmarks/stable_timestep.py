@@ -1,0 +1,142 @@
+"""The largest time step at which a trained CG model's replicas survive.
+
+For each time step, ``--replicas`` replicas of the model start from the fold's training
+frames (the simulate stage's start set) and run ``--steps`` steps of the configured
+integrator, checked every save by the simulate stage's health checks (NaN, collisions,
+stretched bonds, bonds or angles outside the reference's 0.1-99.9 % range for the
+configured window). The table gives each step's surviving fraction with its Wilson 95 %
+interval; the largest stable step is the largest at which at least 99 % survive (with
+every smaller step also at 99 %).
+
+Run after ``make run`` (it reads that run's artifacts)::
+
+    python benchmarks/stable_timestep.py                      # 64 replicas x 1e5 steps
+    python benchmarks/stable_timestep.py --steps 10000 --timesteps 2 4 6
+
+The table goes to ``benchmarks/stable_timestep.tsv`` and stdout. The issue's target is
+10^5 steps on a CPU, 10^6 on a GPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from cgpipe.config import load_config
+from cgpipe.data import FoldData
+from cgpipe.io.blocks import Blocks
+from cgpipe.mapping import read_mapping
+from cgpipe.models import load_model
+from cgpipe.observables import choose_states
+from cgpipe.simulate import INTEGRATORS, Health, Simulation
+from cgpipe.simulate.compiled import energy_and_forces
+from cgpipe.simulate.stage import start_set
+from cgpipe.units import thermal_energy
+
+OUTPUT = Path(__file__).with_suffix(".tsv")
+RESULTS = Path("results")
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of k successes in n trials."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--system", default="ala2")
+    parser.add_argument("--mapping", default="backbone_cb")
+    parser.add_argument("--model", default="cgschnet")
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument("--timesteps", type=float, nargs="+", default=[2, 3, 4, 5, 6, 8])
+    parser.add_argument("--replicas", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=100_000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-compile", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    config = load_config(None)
+    section = config["simulate"]
+    cg_path = RESULTS / "cg" / args.system / f"{args.mapping}.h5"
+    mapping = read_mapping(RESULTS / "mapping" / args.system / f"{args.mapping}.parquet")
+    train_dir = RESULTS / "train" / args.system / args.mapping / args.model
+    model_path = train_dir / f"fold{args.fold}" / "model.pt"
+    model = load_model(model_path)
+    model.eval()
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    folds = FoldData.read(cg_path, config["train"]["n_folds"], args.fold)
+    states = choose_states(folds.training, config["observables"]["tica_lag"])
+    starts, _ = start_set(states, folds, args.replicas)
+    x = torch.as_tensor(folds.data.coordinates[starts], dtype=torch.float32)
+    forces = energy_and_forces(model, x, compile=not args.no_compile)
+    masses = torch.as_tensor(np.array(mapping.bead_masses), dtype=torch.float32)
+    kT = torch.full((args.replicas,), thermal_energy(config["temperature"]))
+    rows = []
+    for femtoseconds in args.timesteps:
+        timestep = femtoseconds * 1e-3
+        # Saves (health checks) every 0.1 ps, as the default run checks.
+        save_every = max(1, round(0.1 / timestep))
+        run_section = {**section, "timestep": timestep, "save_every": save_every}
+        health = Health.for_run(folds.training.coordinates, mapping.bonds, run_section)
+        integrator = INTEGRATORS.get(section["integrator"])(
+            forces,
+            masses,
+            timestep,
+            torch.Generator().manual_seed(0),
+            **section[section["integrator"]],
+        )
+        simulation = Simulation(
+            integrator,
+            integrator.start(x, kT),
+            health,
+            save_every=save_every,
+            checkpoint_interval=max(save_every, args.steps // 10),
+        )
+        start = time.perf_counter()
+        with tempfile.TemporaryDirectory() as folder:
+            outcome = simulation.run(args.steps, Blocks(folder, "stable_timestep"))
+        seconds = time.perf_counter() - start
+        survived = int(outcome.stable.sum())
+        low, high = wilson(survived, args.replicas)
+        reasons = pd.Series([r for r in outcome.reasons if r]).value_counts().to_dict()
+        rows.append(
+            {
+                "timestep_fs": femtoseconds,
+                "steps": args.steps,
+                "replicas": args.replicas,
+                "survived": survived,
+                "fraction": survived / args.replicas,
+                "low": low,
+                "high": high,
+                "failures": ", ".join(f"{k} {v}" for k, v in reasons.items()) or "-",
+                "seconds": round(seconds, 1),
+            }
+        )
+        print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
+    table = pd.DataFrame(rows)
+    stable = table["fraction"] >= 0.99
+    largest = table["timestep_fs"][stable.cumprod().astype(bool)].max()
+    table.attrs["largest_stable_fs"] = largest
+    table.to_csv(OUTPUT, sep="\t", index=False)
+    print(table.to_string(index=False))
+    print(
+        f"largest stable time step ({args.model}, {args.mapping}, fold {args.fold}, "
+        f">= 99 % of {args.replicas} replicas surviving {args.steps} steps): {largest} fs"
+    )
+
+
+if __name__ == "__main__":
+    main()
