@@ -14,22 +14,31 @@ HBonds, 300 K), both sides on one device kind: on a CPU one thread each
   :func:`cgpipe.models.fit_prior` with ``train.prior``'s options to 200 frames of a 10 ps
   GBn2 run mapped to the default ``backbone_cb`` map, 6 beads), in ``eval()`` with
   frozen parameters as the simulate stage runs it, stepped by the registered ``baoab``
-  integrator built as the simulate stage builds it (``model.energy_and_forces``, bead
-  masses, the ``simulate`` section's 2 fs and friction 1/ps): ``state =
-  integrator.start(x, kT)``, then ``state = integrator.step(state)``; 1, 64, 1024 and
-  8192 replicas (and 65536 on a GPU), started from those frames. Only the steps are
-  timed, not the stage's saves and health checks (every 50 steps).
+  integrator built as the simulate stage builds it (bead masses, the ``simulate``
+  section's 2 fs and friction 1/ps): ``state = integrator.start(x, kT)``, then ``state =
+  integrator.step(state)``; 1, 64, 1024 and 8192 replicas (and 65536 on a GPU), started
+  from those frames. Forces (``--forces``): ``eager`` (``model.energy_and_forces``) and
+  ``compiled`` (:func:`cgpipe.simulate.compiled.energy_and_forces`, torch.compile with
+  a dynamic batch, as the stage runs by default; compiled once per model before any
+  timing, and its recompilation for one replica falls in the warm-up). Only the steps
+  are timed, not the stage's saves and health checks (every 50 steps).
 - ``torchmd Langevin``: the same model and replicas under torchmd's integrator
   (``torchmd.integrator.Integrator``: velocity Verlet with a Langevin kick; Å, fs,
   kcal/mol) at the same time step, friction and temperature, its forces from
-  :class:`TorchMDForces`, which converts units around ``model.energy_and_forces``
-  (torchmd's own ``Forces`` class is not used: it loops over replicas in Python). Where
-  torchmd is not importable the table says so (``pip install torchmd``: it needs only
-  torch, pyyaml and tqdm).
-- step cost (64 replicas, ``baoab``): a 10-bead chignolin C-alpha CGSchNet (default
-  size, prior fitted to random chains of 0.38 nm bonds) and a protein-sized network of
-  269 beads (128 features, 3 interactions, 50 Gaussians, 1.5 nm cutoff, no prior) on
-  random chains packed at a globular protein's density.
+  :class:`TorchMDForces`, which converts units around the same force function (the
+  compiled one where compiled forces are timed). torchmd's own ``Forces`` class is not
+  used: it loops over replicas in Python. Where torchmd is not importable the table says
+  so (``pip install torchmd``: it needs only torch, pyyaml and tqdm).
+- step cost (``baoab``, eager and compiled): a 10-bead chignolin C-alpha CGSchNet at 64
+  replicas (default size, prior fitted to random chains of 0.38 nm bonds), and a
+  protein-sized network of 269 beads (128 features, 3 interactions, 50 Gaussians,
+  1.5 nm cutoff, no prior) on random chains packed at a globular protein's density, at
+  16 and 64 replicas (``--protein-replicas``).
+
+On a CPU the process's address space is capped (``--memory-limit-gb``, default 80 % of
+the memory available at the start): a case too large for the machine fails with an
+allocation error, and its row says so, instead of calling the kernel's OOM killer onto a
+shared machine.
 
 Steps: ``--steps`` up to 64 replicas, ``--steps * 64 / replicas`` above (at least
 ``--min-steps``; the work per timing stays about the same), ``--protein-steps`` for the
@@ -40,19 +49,23 @@ OpenMM repeat by repeat (median and runs). ``stable`` is the fraction of replica
 the simulate stage's health check (:class:`cgpipe.simulate.Health`, limits from the
 start frames) passes after the timed steps (the lowest over repeats).
 
-Run: ``python benchmarks/simulation_throughput.py`` (or ``make benchmark``; about 10
-minutes on 2 cores); a short run: ``--replicas 1 64 --steps 100 --repeats 1
---skip-torchmd --skip-step-cost``. ``--profile [--steps 100]`` prints instead where a
-step's time goes at 1 and 64 replicas (model, prior alone, and torch.profiler's top
-operators). The table goes to ``benchmarks/simulation_throughput.tsv`` and stdout. A
-benchmark, not a test: nothing asserts a time.
+Run: ``python benchmarks/simulation_throughput.py`` (or ``make benchmark``; about 15
+minutes on 2 cores, most of it the 269-bead network); a short run: ``--replicas 1 64
+--steps 100 --repeats 1 --skip-torchmd --skip-step-cost``. ``--profile --steps 200
+--skip-step-cost`` prints instead where a step's time goes at 1 and 64 replicas, eager
+and compiled (the force call, the prior alone, and torch.profiler's top operators). The
+table goes to ``benchmarks/simulation_throughput.tsv`` and stdout. A benchmark, not a
+test: nothing asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import math
+import re
+import resource
 import statistics
 import tempfile
 import time
@@ -75,7 +88,8 @@ from cgpipe.mapping import MAPPINGS
 from cgpipe.models import MODELS, EnergyModel, fit_prior
 from cgpipe.reference import choose_platform, generate_trajectory, prepare_structure
 from cgpipe.reference.structure import load_structure
-from cgpipe.simulate import INTEGRATORS, Health
+from cgpipe.simulate import INTEGRATORS, EnergyAndForces, Health
+from cgpipe.simulate.compiled import energy_and_forces
 from cgpipe.simulate.health import HEALTHY
 from cgpipe.units import thermal_energy
 
@@ -98,6 +112,7 @@ STEP_COST_REPLICAS = 64
 COLUMNS = [
     "system",
     "integrator",
+    "forces",
     "device",
     "beads",
     "features",
@@ -135,6 +150,22 @@ class CGSystem:
         self.health = Health.for_run(self.starts.cpu().numpy(), self.bonds, simulate).to(
             self.starts.device
         )
+        self.forces: dict[str, EnergyAndForces] = {"eager": self.model.energy_and_forces}
+
+    def compile(self, n_replicas: int = 64) -> float:
+        """Add the simulate stage's compiled forces (``simulate.compile``) as ``"compiled"``,
+        checked against eager on ``n_replicas`` start frames; returns the seconds it took.
+        Where the stage would fall back to eager (it logs why), so does ``"compiled"``."""
+        start = time.perf_counter()
+        self.forces["compiled"] = energy_and_forces(
+            self.model, self.start_positions(n_replicas, seed=0), compile=True
+        )
+        return time.perf_counter() - start
+
+    def forces_label(self, mode: str) -> str:
+        if mode == "compiled" and self.forces[mode] is self.model.energy_and_forces:
+            return "eager (compilation failed)"
+        return mode
 
     @property
     def n_beads(self) -> int:
@@ -250,7 +281,7 @@ def random_chain(
             return np.array(chain)
 
 
-def chignolin_system(device: torch.device, n_frames: int = 500) -> CGSystem:
+def chignolin(device: torch.device, n_frames: int = 500) -> CGSystem:
     """A 10-bead C-alpha CGSchNet of the default size, its prior fitted to random chains."""
     cfg = load_config(None)
     rng = np.random.default_rng(10)
@@ -274,7 +305,7 @@ def chignolin_system(device: torch.device, n_frames: int = 500) -> CGSystem:
     )
 
 
-def protein_system(device: torch.device, n_frames: int = 16) -> CGSystem:
+def protein(device: torch.device, n_frames: int = 16) -> CGSystem:
     """A protein-sized SchNet of 269 beads without a prior, on random compact chains.
 
     A globular protein of N residues has Rg ~ 0.22 N^0.38 nm (1.84 nm at 269), a sphere of
@@ -305,14 +336,15 @@ def synchronize(device: torch.device) -> None:
 
 
 def time_baoab(
-    system: CGSystem, n_replicas: int, steps: int, device: torch.device, seed: int
+    system: CGSystem, forces: str, n_replicas: int, steps: int, device: torch.device, seed: int
 ) -> tuple[float, float]:
     """(seconds of ``steps`` timed steps after ``steps // 10`` warm-up ones, stable
     fraction) of the registered ``baoab`` integrator on ``n_replicas`` replicas, built as
-    the simulate stage builds it."""
+    the simulate stage builds it, with the system's ``forces`` (``"eager"`` or
+    ``"compiled"``)."""
     simulate = load_config(None)["simulate"]
     integrator = INTEGRATORS.get("baoab")(
-        system.model.energy_and_forces,
+        system.forces[forces],
         system.masses,
         simulate["timestep"],
         torch.Generator(device=device).manual_seed(seed),
@@ -332,17 +364,17 @@ def time_baoab(
 
 class TorchMDForces:
     """torchmd's force-object interface (``compute(pos, box, forces)``, what
-    ``torchmd.integrator.Integrator`` calls) around a cgpipe model: positions in Å and
-    forces in kcal/mol/Å outside, nm and kJ/mol inside."""
+    ``torchmd.integrator.Integrator`` calls) around a cgpipe energy-and-forces function:
+    positions in Å and forces in kcal/mol/Å outside, nm and kJ/mol inside."""
 
-    def __init__(self, model: EnergyModel) -> None:
-        self.model = model
+    def __init__(self, energy_and_forces: EnergyAndForces) -> None:
+        self.energy_and_forces = energy_and_forces
 
     def compute(self, pos: torch.Tensor, box: torch.Tensor, forces: torch.Tensor) -> torch.Tensor:
         """Writes the forces [n_replicas, n_beads, 3] (kcal/mol/Å) at ``pos`` (Å) into
         ``forces``; returns the energies [n_replicas] (kcal/mol). ``box`` is unused (no
         periodic boundaries)."""
-        energy, force = self.model.energy_and_forces(pos * NM_PER_ANGSTROM)
+        energy, force = self.energy_and_forces(pos * NM_PER_ANGSTROM)
         forces.copy_(force * (NM_PER_ANGSTROM / KJ_PER_KCAL))
         return energy.detach() / KJ_PER_KCAL
 
@@ -364,7 +396,7 @@ def torchmd_version() -> str:
 
 
 def time_torchmd(
-    system: CGSystem, n_replicas: int, steps: int, device: torch.device, seed: int
+    system: CGSystem, forces: str, n_replicas: int, steps: int, device: torch.device, seed: int
 ) -> tuple[float, float]:
     """As :func:`time_baoab`, under torchmd's Langevin integrator at the same time step,
     friction and temperature, with its own Maxwell-Boltzmann velocities."""
@@ -378,11 +410,11 @@ def time_torchmd(
     # torchmd takes positions as [n_atoms, 3, n_replicas].
     md.set_positions((system.start_positions(n_replicas, seed) / NM_PER_ANGSTROM).permute(1, 2, 0))
     md.set_velocities(maxwell_boltzmann(md.masses, TEMPERATURE, n_replicas))
-    forces = TorchMDForces(system.model)
-    forces.compute(md.pos, md.box, md.forces)
+    force_object = TorchMDForces(system.forces[forces])
+    force_object.compute(md.pos, md.box, md.forces)
     integrator = Integrator(
         md,
-        forces,
+        force_object,
         simulate["timestep"] * 1000.0,  # fs
         device,
         gamma=simulate["baoab"]["friction"],  # 1/ps
@@ -394,6 +426,73 @@ def time_torchmd(
     integrator.step(niter=steps)
     synchronize(device)
     return time.perf_counter() - start, system.stable_fraction(md.pos * NM_PER_ANGSTROM)
+
+
+@dataclasses.dataclass
+class Case:
+    """One timed CG configuration and its runs."""
+
+    system: CGSystem
+    integrator: str  # "cgpipe baoab" or "torchmd Langevin"
+    forces: str  # "eager" or "compiled"
+    n_replicas: int
+    steps: int
+    seconds: list[float] = dataclasses.field(default_factory=list)
+    stable: list[float] = dataclasses.field(default_factory=list)
+    failure: str = ""  # why it could not run (then it is not tried again)
+
+    def run(self, device: torch.device, seed: int) -> None:
+        if self.failure:
+            return
+        timer = time_torchmd if self.integrator.startswith("torchmd") else time_baoab
+        try:
+            seconds, stable = timer(
+                self.system, self.forces, self.n_replicas, self.steps, device, seed
+            )
+        except (MemoryError, RuntimeError) as error:
+            out_of_memory = isinstance(error, (MemoryError, torch.OutOfMemoryError))
+            if not out_of_memory and "allocate memory" not in str(error):
+                raise
+            wanted = re.search(r"allocate (\d+) bytes", str(error))
+            self.failure = "out of memory" + (
+                f" (an allocation of {int(wanted.group(1)) / 2**30:.1f} GiB failed)"
+                if wanted
+                else ""
+            )
+            return
+        self.seconds.append(seconds)
+        self.stable.append(stable)
+
+    def ns_per_day(self) -> list[float]:
+        """Aggregate ns/day of every run."""
+        timestep = load_config(None)["simulate"]["timestep"]
+        return [ns_per_day(self.n_replicas, self.steps, s, timestep) for s in self.seconds]
+
+    def __str__(self) -> str:
+        if self.failure:
+            return f"{self.system.name} {self.integrator} {self.forces}: {self.failure}"
+        return (
+            f"{self.system.name} {self.integrator} {self.forces} {self.n_replicas} replicas x "
+            f"{self.steps} steps: {1e3 * self.seconds[-1] / self.steps:.2f} ms/step, "
+            f"{self.ns_per_day()[-1]:.1f} ns/day"
+        )
+
+
+def cap_memory(limit_gb: float | None) -> None:
+    """Cap this process's address space at ``limit_gb`` GiB (default: 80 % of
+    MemAvailable), so that a case too large for the machine fails with an allocation
+    error, which its row reports, rather than waking the kernel's OOM killer on a shared
+    machine."""
+    if limit_gb is None:
+        with open("/proc/meminfo") as meminfo:
+            fields = dict(line.split(":", 1) for line in meminfo)
+        limit = int(0.8 * int(fields["MemAvailable"].split()[0]) * 1024)
+    else:
+        limit = int(limit_gb * 2**30)
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard)
+    resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
 def steps_for(n_replicas: int, args: argparse.Namespace) -> int:
@@ -426,9 +525,9 @@ def seconds_per_call(
 
 
 def profile(system: CGSystem, device: torch.device, steps: int) -> None:
-    """Print where a step's time goes at 1 and 64 replicas: ms per step, per energy-and-
-    forces call of the model and of its prior alone; and torch.profiler's top operators
-    (self CPU time) of ``steps`` baoab steps."""
+    """Print where a step's time goes at 1 and 64 replicas, eager and compiled: ms per
+    step, per energy-and-forces call of the model and of its prior alone (eager); and
+    torch.profiler's top operators (self CPU time) of ``steps`` baoab steps."""
     from torch.profiler import ProfilerActivity
     from torch.profiler import profile as torch_profile
 
@@ -436,19 +535,20 @@ def profile(system: CGSystem, device: torch.device, steps: int) -> None:
     if device.type == "cuda":
         activities.append(ProfilerActivity.CUDA)
     prior = frozen(system.model.prior_model(), device)
-    for n_replicas in (1, 64):
-        x = system.start_positions(n_replicas, seed=0)
-        step, _ = time_baoab(system, n_replicas, steps, device, seed=0)
-        model = seconds_per_call(system.model.energy_and_forces, x, steps)
-        alone = seconds_per_call(prior.energy_and_forces, x, steps)
-        print(
-            f"\n{system.name}, {n_replicas} replicas: {1e3 * step / steps:.3f} ms per baoab step, "
-            f"{1e3 * model:.3f} ms per energy_and_forces of the model, {1e3 * alone:.3f} ms "
-            "of its prior alone"
-        )
-        with torch_profile(activities=activities) as profiler:
-            time_baoab(system, n_replicas, steps, device, seed=0)
-        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=20))
+    for forces in system.forces:
+        for n_replicas in (1, 64):
+            x = system.start_positions(n_replicas, seed=0)
+            step, _ = time_baoab(system, forces, n_replicas, steps, device, seed=0)
+            model = seconds_per_call(system.forces[forces], x, steps)
+            alone = seconds_per_call(prior.energy_and_forces, x, steps)
+            print(
+                f"\n{system.name}, {forces}, {n_replicas} replicas: {1e3 * step / steps:.3f} ms "
+                f"per baoab step, {1e3 * model:.3f} ms per energy-and-forces call, "
+                f"{1e3 * alone:.3f} ms of the prior alone (eager)"
+            )
+            with torch_profile(activities=activities) as profiler:
+                time_baoab(system, forces, n_replicas, steps, device, seed=0)
+            print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
 
 def main() -> None:
@@ -468,10 +568,31 @@ def main() -> None:
     )
     parser.add_argument("--min-steps", type=int, default=20, help="fewest timed CG steps")
     parser.add_argument(
-        "--protein-steps", type=int, default=3, help="timed steps of the 269-bead network"
+        "--protein-steps", type=int, default=1, help="timed steps of the 269-bead network"
     )
-    parser.add_argument("--openmm-steps", type=int, default=50000)
+    parser.add_argument(
+        "--protein-replicas",
+        type=int,
+        nargs="+",
+        default=[16, 64],
+        help="replica counts of the 269-bead network",
+    )
+    parser.add_argument(
+        "--memory-limit-gb",
+        type=float,
+        default=None,
+        help="address-space cap on a CPU, so that a case too big fails alone and says so "
+        "(default: 80 %% of the memory available at the start)",
+    )
+    parser.add_argument("--openmm-steps", type=int, default=20000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--forces",
+        nargs="+",
+        choices=["eager", "compiled"],
+        default=["eager", "compiled"],
+        help="the model's forces: eager, and compiled as the simulate stage compiles them",
+    )
     parser.add_argument("--skip-torchmd", action="store_true")
     parser.add_argument(
         "--skip-step-cost", action="store_true", help="no chignolin and 269-bead rows"
@@ -485,7 +606,10 @@ def main() -> None:
     args = parser.parse_args()
 
     began = time.perf_counter()
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     device = select_device(1)  # CUDA where present; one CPU thread either way
+    if device.type == "cpu":  # (a CUDA context reserves far more address space)
+        cap_memory(args.memory_limit_gb)
     platform = choose_platform(None).getName() if device.type == "cuda" else "CPU"
     replicas = args.replicas or [1, 64, 1024, 8192] + ([65536] if device.type == "cuda" else [])
     timestep = load_config(None)["simulate"]["timestep"]
@@ -497,42 +621,44 @@ def main() -> None:
         prepare_structure(structure, system="ala2", params=params, seed=1, structure=ALA2)
         atoms = load_structure(structure)[0].getNumAtoms()
         ala2 = ala2_system(structure, platform, scratch, device)
+        systems = [ala2] if args.skip_step_cost else [ala2, chignolin(device), protein(device)]
+        if "compiled" in args.forces:
+            for system in systems:
+                example = min(args.protein_replicas) if system.name == "protein_269" else 64
+                print(f"{system.name}: compiled in {system.compile(example):.0f} s", flush=True)
         if args.profile:
             profile(ala2, device, args.steps)
             return
-        step_cost = (
-            [] if args.skip_step_cost else [chignolin_system(device), protein_system(device)]
-        )
         torchmd_note = "skipped (--skip-torchmd)" if args.skip_torchmd else torchmd_unavailable()
+        # torchmd runs on the forces the simulate stage uses (compiled by default).
+        torchmd_forces = "compiled" if "compiled" in args.forces else "eager"
 
-        # (system, integrator, replicas, steps, timer)
-        cases: list[tuple[CGSystem, str, int, int, Callable[..., tuple[float, float]]]] = []
+        cases: list[Case] = []
         for n in replicas:
-            cases.append((ala2, "cgpipe baoab", n, steps_for(n, args), time_baoab))
+            for forces in args.forces:
+                cases.append(Case(ala2, "cgpipe baoab", forces, n, steps_for(n, args)))
             if torchmd_note is None:
-                cases.append((ala2, "torchmd Langevin", n, steps_for(n, args), time_torchmd))
-        for system in step_cost:
-            steps = args.protein_steps if system.name == "protein_269" else args.steps
-            cases.append((system, "cgpipe baoab", STEP_COST_REPLICAS, steps, time_baoab))
+                cases.append(Case(ala2, "torchmd Langevin", torchmd_forces, n, steps_for(n, args)))
+        for system in systems[1:]:
+            protein_network = system.name == "protein_269"
+            steps = args.protein_steps if protein_network else args.steps
+            for n in args.protein_replicas if protein_network else [STEP_COST_REPLICAS]:
+                for forces in args.forces:
+                    cases.append(Case(system, "cgpipe baoab", forces, n, steps))
 
         openmm: list[float] = []
-        seconds: list[list[float]] = [[] for _ in cases]
-        stable: list[list[float]] = [[] for _ in cases]
         for repeat in range(args.repeats):
             openmm.append(raw_ns_per_day(structure, params, platform, threads=1))
             print(f"repeat {repeat}: openmm {openmm[-1]:.1f} ns/day", flush=True)
-            for index, (system, integrator, n, steps, timer) in enumerate(cases):
-                took, healthy = timer(system, n, steps, device, seed=repeat)
-                seconds[index].append(took)
-                stable[index].append(healthy)
-                print(
-                    f"repeat {repeat}: {system.name} {integrator} {n} replicas x {steps} steps: "
-                    f"{1e3 * took / steps:.2f} ms/step, "
-                    f"{ns_per_day(n, steps, took, timestep):.1f} ns/day",
-                    flush=True,
-                )
+            for case in cases:
+                case.run(device, seed=repeat)
+                print(f"repeat {repeat}: {case}", flush=True)
 
     openmm_median = statistics.median(openmm)
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    memory_note = (
+        f"address space capped at {soft / 2**30:.1f} GiB" if soft != resource.RLIM_INFINITY else ""
+    )
     rows = [
         {
             "system": "ala2",
@@ -548,23 +674,37 @@ def main() -> None:
             "note": "all-atom, amber14-all + GBn2, 2 fs, HBonds",
         }
     ]
-    for index, (system, integrator, n, steps, _) in enumerate(cases):
-        rates = [ns_per_day(n, steps, s, timestep) for s in seconds[index]]
+    for case in cases:
+        if case.failure:
+            rows.append(
+                {
+                    "system": case.system.name,
+                    "integrator": case.integrator,
+                    "forces": case.forces,
+                    **case.system.describe(),
+                    "replicas": case.n_replicas,
+                    "steps": case.steps,
+                    "note": f"{case.failure}; {memory_note}",
+                }
+            )
+            continue
+        rates = case.ns_per_day()
         row: dict[str, Any] = {
-            "system": system.name,
-            "integrator": integrator,
-            **system.describe(),
-            "replicas": n,
-            "steps": steps,
-            "ms_per_step": round(1e3 * statistics.median(seconds[index]) / steps, 3),
+            "system": case.system.name,
+            "integrator": case.integrator,
+            "forces": case.system.forces_label(case.forces),
+            **case.system.describe(),
+            "replicas": case.n_replicas,
+            "steps": case.steps,
+            "ms_per_step": round(1e3 * statistics.median(case.seconds) / case.steps, 3),
             "ns_per_day": round(statistics.median(rates), 1),
             "ns_per_day_runs": runs(rates),
-            "stable": min(stable[index]),
-            "note": system.note,
+            "stable": min(case.stable),
+            "note": case.system.note,
         }
-        if integrator.startswith("torchmd"):
-            row["note"] = f"torchmd {torchmd_version()}, forces from TorchMDForces; {system.note}"
-        if system is ala2:
+        if case.integrator.startswith("torchmd"):
+            row["note"] = f"torchmd {torchmd_version()}, forces by TorchMDForces; {row['note']}"
+        if case.system is ala2:
             ratios = [rate / reference for rate, reference in zip(rates, openmm, strict=True)]
             row.update(ratio=round(statistics.median(ratios), 3), ratio_runs=runs(ratios, 3))
         rows.append(row)
