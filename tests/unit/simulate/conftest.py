@@ -11,6 +11,7 @@ from cgpipe.data import FoldData
 from cgpipe.io import Provenance, read_trajectory
 from cgpipe.mapping import read_mapping
 from cgpipe.models import MODELS, fit_prior, save_model
+from cgpipe.simulate import run
 
 FOLD = 1
 
@@ -27,3 +28,16 @@ def fold_inputs(tmp_path_factory, ala2_backbone, test_config) -> dict[str, Path]
     model_path = tmp_path_factory.mktemp("simulate_inputs") / "model.pt"
     save_model(model_path, model, Provenance("train"), temperature=test_config["temperature"])
     return {"mapping": ala2_backbone["mapping"], "cg": ala2_backbone["cg"], "model": model_path}
+
+
+def simulate_fold(inputs: dict[str, Path], output: Path, cfg: dict, seed: int = 3) -> None:
+    """The simulate stage on fold FOLD of ``inputs`` (model, cg, mapping paths)."""
+    run(
+        inputs["model"],
+        inputs["cg"],
+        inputs["mapping"],
+        output,
+        fold=FOLD,
+        cfg=cfg,
+        seed=seed,
+    )

@@ -24,9 +24,8 @@ from cgpipe.models import MODELS, load_model, save_model
 from cgpipe.models.priors import PRIOR_TERMS, PriorTerm
 from cgpipe.models.priors.geometry import dihedral_angles
 from cgpipe.observables import phi_psi
-from cgpipe.simulate import run
 from cgpipe.units import thermal_energy
-from tests.unit.simulate.conftest import FOLD
+from tests.unit.simulate.conftest import FOLD, simulate_fold
 
 CLIFF = "alpha_l_cliff"
 PULL = 1e6  # kJ/mol/nm at sin(phi) = 1: some 100 times what any fitted bond resists
@@ -86,15 +85,7 @@ def test_a_prior_that_breaks_in_alpha_l_is_scored_with_its_lost_frames(
     cfg = copy.deepcopy(test_config)
     cfg["simulate"].update(n_replicas=16, n_steps=2000, save_every=20)  # 4 ps each
     simulation = tmp_path / "simulate"
-    run(
-        model_path,
-        fold_inputs["cg"],
-        fold_inputs["mapping"],
-        simulation,
-        fold=FOLD,
-        cfg=cfg,
-        seed=11,
-    )
+    simulate_fold({**fold_inputs, "model": model_path}, simulation, cfg, seed=11)
     health = read_table(simulation / paths.HEALTH_FILE)
     trajectory = read_trajectory(simulation / paths.TRAJECTORY_FILE)
     failed = health[~health[keys.STABLE]]

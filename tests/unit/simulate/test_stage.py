@@ -17,8 +17,8 @@ from cgpipe.errors import InputError
 from cgpipe.io import read_provenance, read_table, read_trajectory
 from cgpipe.observables import choose_states
 from cgpipe.paths import EXCHANGES_FILE, HEALTH_FILE, TRAJECTORY_FILE, resolved_config_path
-from cgpipe.simulate import INTEGRATORS, Integrator, run
-from tests.unit.simulate.conftest import FOLD
+from cgpipe.simulate import INTEGRATORS, Integrator
+from tests.unit.simulate.conftest import FOLD, simulate_fold
 
 
 @pytest.mark.parametrize("name", INTEGRATORS.names())
@@ -74,22 +74,10 @@ def test_an_unknown_integrator_is_an_input_error():
         INTEGRATORS.get("leapfrog")
 
 
-def _run(fold_inputs, output, cfg, seed=3):
-    run(
-        fold_inputs["model"],
-        fold_inputs["cg"],
-        fold_inputs["mapping"],
-        output,
-        fold=FOLD,
-        cfg=cfg,
-        seed=seed,
-    )
-
-
 def test_run_writes_the_trajectory_the_health_table_and_the_resolved_config(
     tmp_path, fold_inputs, test_config
 ):
-    _run(fold_inputs, tmp_path, test_config)
+    simulate_fold(fold_inputs, tmp_path, test_config)
     params = test_config["simulate"]
     health = read_table(tmp_path / HEALTH_FILE)
     assert len(health) == params["n_replicas"]
@@ -121,7 +109,7 @@ def test_run_writes_the_trajectory_the_health_table_and_the_resolved_config(
 
 def test_run_is_reproducible_for_a_seed(tmp_path, fold_inputs, test_config):
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
-        _run(fold_inputs, tmp_path / name, test_config, seed)
+        simulate_fold(fold_inputs, tmp_path / name, test_config, seed)
     a, b, c = (read_trajectory(tmp_path / n / TRAJECTORY_FILE).coordinates for n in "abc")
     assert np.array_equal(a, b)
     assert a.shape != c.shape or not np.array_equal(a, c)
@@ -148,7 +136,7 @@ def test_run_uses_a_registered_plugin_integrator_with_its_section(
         cfg = copy.deepcopy(test_config)
         cfg["simulate"]["integrator"] = "still"
         cfg["simulate"]["still"] = {"note": "hello"}
-        _run(fold_inputs, tmp_path, cfg)
+        simulate_fold(fold_inputs, tmp_path, cfg)
     finally:
         INTEGRATORS.unregister("still")
     assert _Still.built_with == {
@@ -190,7 +178,7 @@ def test_a_model_trained_at_another_temperature_is_refused_before_any_work(
     inputs["cg"] = tmp_path / "missing.h5"
     output = tmp_path / "out"
     with pytest.raises(InputError) as refused:
-        _run(inputs, output, test_config)
+        simulate_fold(inputs, output, test_config)
     assert str(refused.value) == (
         f"{inputs['model']}: a model trained at {trained:g} K, but the configuration's "
         f"temperature is {test_config['temperature']:g} K; simulate at {trained:g} K or "
@@ -204,7 +192,7 @@ def test_a_checkpoint_that_records_no_temperature_is_simulated_with_a_warning(
 ):
     inputs = _trained_at(fold_inputs, tmp_path / "model", None, field=False)
     with caplog.at_level(logging.WARNING, logger="cgpipe.simulate.stage"):
-        _run(inputs, tmp_path / "out", test_config)
+        simulate_fold(inputs, tmp_path / "out", test_config)
     assert f"{inputs['model']} records no training temperature" in caplog.text
     assert (tmp_path / "out" / TRAJECTORY_FILE).exists()
 
@@ -219,7 +207,7 @@ def test_parallel_tempering_saves_the_target_rung_and_its_exchange_table(
         "ladder": [1.0, 1.3, 1.7],
         "exchange_every": 10,
     }
-    _run(fold_inputs, tmp_path, cfg)
+    simulate_fold(fold_inputs, tmp_path, cfg)
     params = cfg["simulate"]
     health = read_table(tmp_path / HEALTH_FILE)
     trajectory = read_trajectory(tmp_path / TRAJECTORY_FILE)
