@@ -52,8 +52,6 @@ class Outcome:
         [n_replicas] ``""`` or the failure reason (:data:`cgpipe.simulate.health.REASONS`).
     n_frames
         [n_replicas] frames each replica saved.
-    n_saves
-        Saves of a replica that ran to the end.
     seconds
         Wall time spent stepping (excluding assembly), summed over restarts.
     restarts
@@ -63,7 +61,6 @@ class Outcome:
     failed_save: np.ndarray
     reasons: list[str]
     n_frames: np.ndarray
-    n_saves: int
     seconds: float
     restarts: int
 
@@ -285,7 +282,6 @@ class Simulation:
                 REASONS[int(c)] if s >= 0 else "" for c, s in zip(codes, failed_save, strict=True)
             ],
             n_frames=n_frames,
-            n_saves=n_saves,
             seconds=seconds,
             restarts=restarts,
         )
