@@ -182,15 +182,9 @@ def test_the_provenance_records_the_start(tmp_path, params):
 def test_a_checkpoint_is_resumed_only_with_the_same_start(tmp_path, params, monkeypatch):
     """The checkpoint's fingerprint covers the start keys: a finished run's checkpoint (kept
     here) is resumed by the same settings and not by another start temperature."""
-    from cgpipe.reference import openmm_generation
+    from cgpipe.io.blocks import Blocks
 
-    rmtree = openmm_generation.shutil.rmtree
-
-    def keep_when_done(path, ignore_errors=False):
-        if ignore_errors:  # a reset before a fresh run, not the clean-up after one
-            rmtree(path, ignore_errors=True)
-
-    monkeypatch.setattr(openmm_generation.shutil, "rmtree", keep_when_done)
+    monkeypatch.setattr(Blocks, "remove", lambda self: None)  # keep the finished checkpoint
     params = {**params, "start_steps": 200, "n_steps": 100}
     output = tmp_path / "traj.h5"
     kwargs = dict(system="ala2", index=0, temperature=300.0, master_seed=1)
