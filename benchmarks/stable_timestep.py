@@ -13,14 +13,17 @@ Run after ``make run`` (it reads that run's artifacts)::
     python benchmarks/stable_timestep.py                      # 64 replicas x 1e5 steps
     python benchmarks/stable_timestep.py --steps 10000 --timesteps 2 4 6
 
-The table goes to ``benchmarks/stable_timestep.tsv`` and stdout. The issue's target is
+The table goes to ``benchmarks/stable_timestep.tsv`` (``--output``) and stdout, one row
+per time step with the model, fold, replicas, steps run and the cgpipe commit. The issue's target is
 10^5 steps on a CPU, 10^6 on a GPU.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import math
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -29,15 +32,17 @@ import numpy as np
 import pandas as pd
 import torch
 
+import cgpipe
 from cgpipe.config import load_config
 from cgpipe.data import FoldData
 from cgpipe.io.blocks import Blocks
 from cgpipe.mapping import read_mapping
 from cgpipe.models import load_model
 from cgpipe.observables import choose_states
+from cgpipe.paths import RESOLVED_CONFIG_FILE
 from cgpipe.simulate import INTEGRATORS, Health, Simulation
 from cgpipe.simulate.compiled import energy_and_forces
-from cgpipe.simulate.stage import start_set
+from cgpipe.simulate.stage import check_temperature, start_set
 from cgpipe.units import thermal_energy
 
 OUTPUT = Path(__file__).with_suffix(".tsv")
@@ -54,6 +59,24 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
     return centre - half, centre + half
 
 
+def commit() -> str:
+    """The commit of the cgpipe that runs, ``+dirty`` where its package has uncommitted
+    changes, or ``unknown`` outside a git checkout."""
+    package = Path(cgpipe.__file__).parent
+
+    def git(*words: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(package), *words], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", ".")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--system", default="ala2")
@@ -65,14 +88,28 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=100_000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-compile", action="store_true")
+    parser.add_argument(
+        "--stop-below",
+        type=float,
+        default=0.9,
+        help="stop after a time step whose surviving fraction is below this",
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="configuration (default: the one the model was trained with)",
+    )
+    parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     torch.set_num_threads(args.threads)
-    config = load_config(None)
-    section = config["simulate"]
     cg_path = RESULTS / "cg" / args.system / f"{args.mapping}.h5"
     mapping = read_mapping(RESULTS / "mapping" / args.system / f"{args.mapping}.parquet")
-    train_dir = RESULTS / "train" / args.system / args.mapping / args.model
-    model_path = train_dir / f"fold{args.fold}" / "model.pt"
+    fold_dir = RESULTS / "train" / args.system / args.mapping / args.model / f"fold{args.fold}"
+    model_path = fold_dir / "model.pt"
+    config = load_config(args.config or fold_dir / RESOLVED_CONFIG_FILE)
+    section = config["simulate"]
+    check_temperature(model_path, config["temperature"])
     model = load_model(model_path)
     model.eval()
     for parameter in model.parameters():
@@ -82,13 +119,18 @@ def main() -> None:
     starts, _ = start_set(states, folds, args.replicas)
     x = torch.as_tensor(folds.data.coordinates[starts], dtype=torch.float32)
     forces = energy_and_forces(model, x, compile=not args.no_compile)
+    # energy_and_forces falls back to eager (with a warning) where compilation fails.
+    compiled = forces != model.energy_and_forces  # bound methods: equal, not identical
+    version = commit()
     masses = torch.as_tensor(np.array(mapping.bead_masses), dtype=torch.float32)
     kT = torch.full((args.replicas,), thermal_energy(config["temperature"]))
     rows = []
-    for femtoseconds in args.timesteps:
+    for femtoseconds in sorted(args.timesteps):
         timestep = femtoseconds * 1e-3
-        # Saves (health checks) every 0.1 ps, as the default run checks.
+        # Saves (health checks) every 0.1 ps, as the default run checks; at least
+        # --steps steps, in whole saves.
         save_every = max(1, round(0.1 / timestep))
+        n_steps = -(-args.steps // save_every) * save_every
         run_section = {**section, "timestep": timestep, "save_every": save_every}
         health = Health.for_run(folds.training.coordinates, mapping.bonds, run_section)
         integrator = INTEGRATORS.get(section["integrator"])(
@@ -96,45 +138,57 @@ def main() -> None:
             masses,
             timestep,
             torch.Generator().manual_seed(0),
-            **section[section["integrator"]],
+            **section.get(section["integrator"], {}),
         )
         simulation = Simulation(
             integrator,
             integrator.start(x, kT),
             health,
             save_every=save_every,
-            checkpoint_interval=max(save_every, args.steps // 10),
+            checkpoint_interval=max(save_every, n_steps // 10),
         )
         start = time.perf_counter()
         with tempfile.TemporaryDirectory() as folder:
-            outcome = simulation.run(args.steps, Blocks(folder, "stable_timestep"))
+            outcome = simulation.run(n_steps, Blocks(folder, "stable_timestep"))
         seconds = time.perf_counter() - start
         survived = int(outcome.stable.sum())
         low, high = wilson(survived, args.replicas)
         reasons = pd.Series([r for r in outcome.reasons if r]).value_counts().to_dict()
+        failed_ps = (outcome.failed_save[~outcome.stable] + 1) * save_every * timestep
         rows.append(
             {
+                "system": args.system,
+                "mapping": args.mapping,
+                "model": args.model,
+                "fold": args.fold,
+                "integrator": section["integrator"],
                 "timestep_fs": femtoseconds,
-                "steps": args.steps,
+                "steps": n_steps,
                 "replicas": args.replicas,
                 "survived": survived,
-                "fraction": survived / args.replicas,
-                "low": low,
-                "high": high,
+                "fraction": round(survived / args.replicas, 4),
+                "low": round(low, 4),
+                "high": round(high, 4),
                 "failures": ", ".join(f"{k} {v}" for k, v in reasons.items()) or "-",
+                "first_failure_ps": round(float(failed_ps.min()), 1) if len(failed_ps) else "-",
+                "forces": "compiled" if compiled else "eager",
+                "threads": args.threads,
                 "seconds": round(seconds, 1),
+                "commit": version,
             }
         )
         print(pd.DataFrame(rows[-1:]).to_string(index=False, header=len(rows) == 1), flush=True)
+        if survived / args.replicas < args.stop_below:
+            break
     table = pd.DataFrame(rows)
-    stable = table["fraction"] >= 0.99
-    largest = table["timestep_fs"][stable.cumprod().astype(bool)].max()
-    table.attrs["largest_stable_fs"] = largest
-    table.to_csv(OUTPUT, sep="\t", index=False)
+    stable = (table["fraction"] >= 0.99).cumprod().astype(bool)
+    largest = table["timestep_fs"][stable].max() if stable.any() else None
+    table.to_csv(args.output, sep="\t", index=False)
     print(table.to_string(index=False))
     print(
         f"largest stable time step ({args.model}, {args.mapping}, fold {args.fold}, "
-        f">= 99 % of {args.replicas} replicas surviving {args.steps} steps): {largest} fs"
+        f">= 99 % of {args.replicas} replicas surviving {args.steps} steps): "
+        + (f"{largest:g} fs" if largest is not None else "none of those tried")
     )
 
 
