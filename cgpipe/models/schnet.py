@@ -19,12 +19,15 @@ graph needs ``nonzero``) and a GPU can capture it in a CUDA graph.
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
 from torch import nn
 
+from cgpipe.models.filter_table import FilterTable, intervals_for
 from cgpipe.models.neighbours import NeighbourList, Neighbours
 
 
@@ -84,9 +87,11 @@ class SchNet(nn.Module):
             ShiftedSoftplus(),
             nn.Linear(hidden_channels // 2, 1),
         )
+        self.filter_table: FilterTable | None = None
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        self.filter_table = None
         self.embedding.reset_parameters()
         for interaction in self.interactions:
             interaction.reset_parameters()
@@ -94,6 +99,39 @@ class SchNet(nn.Module):
             if isinstance(layer, nn.Linear):
                 nn.init.xavier_uniform_(layer.weight)
                 nn.init.zeros_(layer.bias)
+
+    def tabulate(self, points_per_width: int = 16) -> None:
+        """Evaluate the filters from a table from now on (:mod:`cgpipe.models.filter_table`):
+        for a frozen model; :meth:`train` drops the table, and so does a call with
+        ``points_per_width=0``."""
+        self.filter_table = None
+        if points_per_width <= 0:
+            return
+        smearing = copy.deepcopy(self.distance_expansion).to("cpu", torch.float64)
+
+        def filters_of(interaction: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+            network = copy.deepcopy(interaction.conv.nn).to("cpu", torch.float64)
+
+            def filters(r: torch.Tensor) -> torch.Tensor:
+                cosine = 0.5 * (torch.cos(r * math.pi / self.cutoff) + 1.0)
+                return network(smearing(r)) * cosine.view(-1, 1)
+
+            return filters
+
+        parameter = self.embedding.weight
+        with torch.no_grad():
+            self.filter_table = FilterTable(
+                [filters_of(interaction) for interaction in self.interactions],
+                self.cutoff,
+                intervals_for(self.cutoff, self.hparams["num_gaussians"], points_per_width),
+                dtype=parameter.dtype,
+                device=parameter.device,
+            )
+
+    def train(self, mode: bool = True) -> SchNet:
+        if mode:
+            self.filter_table = None  # a table is of the parameters it was built from
+        return super().train(mode)
 
     def forward(self, types: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """Energies [n_frames] (kJ/mol) of positions [n_frames, n_beads, 3] (nm).
@@ -107,32 +145,31 @@ class SchNet(nn.Module):
         # it: it is zeroed there, and the slot's features are taken at the cutoff (finite,
         # with no gradient to its real distance).
         distances = torch.where(within, distances, self.cutoff)
-        cosine = 0.5 * (torch.cos(distances * math.pi / self.cutoff) + 1.0)
-        weight = torch.where(within, cosine, 0.0).view(-1, 1)
-        edge_attr = self.distance_expansion(distances)
+        if self.filter_table is not None:
+            weight = within.view(-1, 1).to(distances.dtype)
+            filters = [f * weight for f in self.filter_table(distances.view(-1))]
+        else:
+            cosine = 0.5 * (torch.cos(distances * math.pi / self.cutoff) + 1.0)
+            weight = torch.where(within, cosine, 0.0).view(-1, 1)
+            edge_attr = self.distance_expansion(distances)
+            filters = [i.conv.nn(edge_attr) * weight for i in self.interactions]
         h = self.embedding(types).repeat(n_frames, 1)
-        for interaction in self.interactions:
-            h = h + _interact(interaction, h, neighbours, edge_attr, weight)
+        for interaction, w in zip(self.interactions, filters, strict=True):
+            h = h + _interact(interaction, h, neighbours, w)
         return self.head(h).view(n_frames, n_beads).sum(dim=1)
 
 
 def _interact(
-    interaction: nn.Module,
-    h: torch.Tensor,
-    neighbours: Neighbours,
-    edge_attr: torch.Tensor,
-    weight: torch.Tensor,
+    interaction: nn.Module, h: torch.Tensor, neighbours: Neighbours, filters: torch.Tensor
 ) -> torch.Tensor:
     """torch-geometric's ``InteractionBlock`` (continuous-filter convolution, shifted
     softplus, linear) with its own parameters, on a neighbour table.
 
-    ``h`` [n_frames * n_beads, hidden] bead features; ``edge_attr`` [n_frames * n_beads *
-    n_slots, num_gaussians] the slots' radial bases; ``weight`` [n_frames * n_beads *
-    n_slots, 1] their cosine cutoff, zero beyond the cutoff. A bead's messages are summed
-    over its slots.
+    ``h`` [n_frames * n_beads, hidden] bead features; ``filters`` [n_frames * n_beads *
+    n_slots, num_filters] the slots' filters, damped by the cosine cutoff and zero beyond
+    it. A bead's messages are summed over its slots.
     """
     conv = interaction.conv
-    filters = conv.nn(edge_attr) * weight
     messages = conv.lin1(h).index_select(0, neighbours.index) * filters
     x = messages.view(h.shape[0], neighbours.n_slots, messages.shape[-1]).sum(dim=1)
     return interaction.lin(interaction.act(conv.lin2(x)))

@@ -162,7 +162,7 @@ def run(
     masses = torch.as_tensor(np.array(mapping.bead_masses), dtype=torch.float32, device=device)
     x = torch.as_tensor(data.coordinates[starts], dtype=torch.float32, device=device)
     integrator = integrator_class(
-        energy_and_forces(model, x, compile=params["compile"]),
+        energy_and_forces(model, x, compile=params["compile"], filter_table=params["filter_table"]),
         masses,
         params["timestep"],
         generator,
