@@ -19,14 +19,16 @@ HBonds, 300 K), both sides on one device kind: on a CPU one thread each
   integrator.step(state)``; 1, 64, 1024 and 8192 replicas (and 65536 on a GPU), started
   from those frames. Forces (``--forces``): ``eager`` (``model.energy_and_forces``) and
   ``compiled`` (:func:`cgpipe.simulate.compiled.energy_and_forces`, torch.compile with
-  a dynamic batch, as the stage runs by default; compiled once per model before any
-  timing, and its recompilation for one replica falls in the warm-up). Only the steps
+  a dynamic batch; compiled once per model before any timing, and its recompilation for
+  one replica falls in the warm-up) with the exact filter network, and ``tabulated``
+  (SchNet's filters from a table of r, ``simulate.filter_table``, then compiled: the
+  stage's default), on a copy of the model. Only the steps
   are timed, not the stage's saves and health checks (every 50 steps).
 - ``torchmd Langevin``: the same model and replicas under torchmd's integrator
   (``torchmd.integrator.Integrator``: velocity Verlet with a Langevin kick; Å, fs,
   kcal/mol) at the same time step, friction and temperature, its forces from
   :class:`TorchMDForces`, which converts units around the same force function (the
-  compiled one where compiled forces are timed). torchmd's own ``Forces`` class is not
+  stage's default, tabulated and compiled, where it is timed). torchmd's own ``Forces`` class is not
   used: it loops over replicas in Python. Where torchmd is not importable the table says
   so (``pip install torchmd``: it needs only torch, pyyaml and tqdm).
 - step cost (``baoab``, eager and compiled): a 10-bead chignolin C-alpha CGSchNet at 64
@@ -61,6 +63,7 @@ test: nothing asserts a time.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import logging
 import math
@@ -144,6 +147,7 @@ class CGSystem:
     starts: torch.Tensor  # [n_frames, n_beads, 3], nm
     bonds: np.ndarray  # [n_bonds, 2]
     note: str = ""
+    tabulated: bool = False  # whether the "tabulated" forces got their table
 
     def __post_init__(self) -> None:
         simulate = load_config(None)["simulate"]
@@ -162,9 +166,30 @@ class CGSystem:
         )
         return time.perf_counter() - start
 
+    def tabulate(self, n_replicas: int = 64) -> float:
+        """Add the simulate stage's default forces as ``"tabulated"``: SchNet filters from a
+        table (``simulate.filter_table``), then compiled, each checked as the stage checks
+        them, on a copy of the model (the other modes keep the exact filters); returns the
+        seconds it took."""
+        start = time.perf_counter()
+        model = copy.deepcopy(self.model)
+        self.forces["tabulated"] = energy_and_forces(
+            model,
+            self.start_positions(n_replicas, seed=0),
+            compile=True,
+            filter_table=load_config(None)["simulate"]["filter_table"],
+        )
+        self.tabulated = any(
+            getattr(module, "filter_table", None) is not None for module in model.modules()
+        )
+        return time.perf_counter() - start
+
     def forces_label(self, mode: str) -> str:
-        if mode == "compiled" and self.forces[mode] is self.model.energy_and_forces:
-            return "eager (compilation failed)"
+        forces = self.forces[mode]
+        if mode != "eager" and getattr(forces, "__self__", None) is not None:
+            return f"{mode} (compilation failed)"  # a bound energy_and_forces: eager
+        if mode == "tabulated" and not self.tabulated:
+            return "tabulated (table refused)"
         return mode
 
     @property
@@ -589,9 +614,10 @@ def main() -> None:
     parser.add_argument(
         "--forces",
         nargs="+",
-        choices=["eager", "compiled"],
-        default=["eager", "compiled"],
-        help="the model's forces: eager, and compiled as the simulate stage compiles them",
+        choices=["eager", "compiled", "tabulated"],
+        default=["eager", "compiled", "tabulated"],
+        help="the model's forces: eager; compiled; and tabulated filters, compiled (the "
+        "simulate stage's default)",
     )
     parser.add_argument("--skip-torchmd", action="store_true")
     parser.add_argument(
@@ -622,16 +648,19 @@ def main() -> None:
         atoms = load_structure(structure)[0].getNumAtoms()
         ala2 = ala2_system(structure, platform, scratch, device)
         systems = [ala2] if args.skip_step_cost else [ala2, chignolin(device), protein(device)]
-        if "compiled" in args.forces:
-            for system in systems:
-                example = min(args.protein_replicas) if system.name == "protein_269" else 64
+        for system in systems:
+            example = min(args.protein_replicas) if system.name == "protein_269" else 64
+            if "compiled" in args.forces:
                 print(f"{system.name}: compiled in {system.compile(example):.0f} s", flush=True)
+            if "tabulated" in args.forces:
+                seconds = system.tabulate(example)
+                print(f"{system.name}: tabulated and compiled in {seconds:.0f} s", flush=True)
         if args.profile:
             profile(ala2, device, args.steps)
             return
         torchmd_note = "skipped (--skip-torchmd)" if args.skip_torchmd else torchmd_unavailable()
-        # torchmd runs on the forces the simulate stage uses (compiled by default).
-        torchmd_forces = "compiled" if "compiled" in args.forces else "eager"
+        # torchmd runs on the forces the simulate stage uses (tabulated and compiled by default).
+        torchmd_forces = next(f for f in ("tabulated", "compiled", "eager") if f in args.forces)
 
         cases: list[Case] = []
         for n in replicas:
