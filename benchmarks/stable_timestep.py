@@ -89,6 +89,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-compile", action="store_true")
     parser.add_argument(
+        "--filter-table",
+        type=int,
+        help="SchNet filter table, points per Gaussian width (0: exact; default: the "
+        "configuration's simulate.filter_table, as the simulate stage)",
+    )
+    parser.add_argument(
         "--stop-below",
         type=float,
         default=0.9,
@@ -118,9 +124,14 @@ def main() -> None:
     states = choose_states(folds.training, config["observables"]["tica_lag"])
     starts, _ = start_set(states, folds, args.replicas)
     x = torch.as_tensor(folds.data.coordinates[starts], dtype=torch.float32)
-    forces = energy_and_forces(model, x, compile=not args.no_compile)
-    # energy_and_forces falls back to eager (with a warning) where compilation fails.
+    points = section["filter_table"] if args.filter_table is None else args.filter_table
+    forces = energy_and_forces(model, x, compile=not args.no_compile, filter_table=points)
+    # energy_and_forces falls back to eager, and to exact filters, where a check fails.
     compiled = forces != model.energy_and_forces  # bound methods: equal, not identical
+    tabulated = any(getattr(m, "filter_table", None) is not None for m in model.modules())
+    force_call = ("compiled" if compiled else "eager") + (
+        f", filter table {points}" if tabulated else ", exact filters"
+    )
     version = commit()
     masses = torch.as_tensor(np.array(mapping.bead_masses), dtype=torch.float32)
     kT = torch.full((args.replicas,), thermal_energy(config["temperature"]))
@@ -171,7 +182,7 @@ def main() -> None:
                 "high": round(high, 4),
                 "failures": ", ".join(f"{k} {v}" for k, v in reasons.items()) or "-",
                 "first_failure_ps": round(float(failed_ps.min()), 1) if len(failed_ps) else "-",
-                "forces": "compiled" if compiled else "eager",
+                "forces": force_call,
                 "threads": args.threads,
                 "seconds": round(seconds, 1),
                 "commit": version,
