@@ -1,0 +1,191 @@
+"""Exchange acceptance of parallel tempering with a trained CG model, per pair of rungs.
+
+Runs the simulate stage (:func:`cgpipe.simulate.run`, its start set, health checks and
+seed) with ``simulate.integrator: parallel_tempering`` on a trained model of a finished
+run, once per ``--ladder``, into a scratch folder, and tabulates from its
+``exchanges.parquet`` and ``health.parquet`` each neighbouring pair's acceptance and the
+fraction of replicas that survived (a replica fails when any of its rungs does), both
+with Wilson 95 % intervals. The configuration is the one the model was trained with,
+with the integrator, its section, the replicas and the steps replaced.
+
+The intervals treat every attempt as independent; successive attempts of one replica are
+correlated, so they are narrower than the truth (the run's length sets how much).
+
+Run after ``make run``, from the run's folder (it reads ``results/``)::
+
+    python benchmarks/parallel_tempering.py --steps 20000 --ladder 1,1.25,1.56,1.95
+
+The table goes to ``benchmarks/parallel_tempering_ala2.tsv`` (``--output``), one row per
+pair and ladder; ``--append`` keeps the rows of other ladders already there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import logging
+import math
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+import cgpipe
+from cgpipe import keys
+from cgpipe.config import load_config
+from cgpipe.io import read_table
+from cgpipe.paths import EXCHANGES_FILE, HEALTH_FILE, RESOLVED_CONFIG_FILE
+from cgpipe.seeds import stage_seed
+from cgpipe.simulate import run
+
+OUTPUT = Path(__file__).with_name("parallel_tempering_ala2.tsv")
+RESULTS = Path("results")
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of k successes in n trials."""
+    if n == 0:
+        return (math.nan, math.nan)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre - half, centre + half
+
+
+def commit() -> str:
+    """The commit of the cgpipe that runs, ``+dirty`` where its package has uncommitted
+    changes, or ``unknown`` outside a git checkout."""
+    package = Path(cgpipe.__file__).parent
+
+    def git(*words: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(package), *words], capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", ".")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+dirty" if dirty else "")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--system", default="ala2")
+    parser.add_argument("--mapping", default="backbone_cb")
+    parser.add_argument("--model", default="cgschnet")
+    parser.add_argument("--fold", type=int, default=0)
+    parser.add_argument(
+        "--ladder",
+        action="append",
+        help="temperatures as multiples of the system's, comma-separated (repeatable; "
+        "default: the schema's)",
+    )
+    parser.add_argument("--exchange-every", type=int, help="default: the schema's")
+    parser.add_argument("--replicas", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--scratch", type=Path, default=Path("/tmp/cgpipe_parallel_tempering"))
+    parser.add_argument("--output", type=Path, default=OUTPUT)
+    parser.add_argument("--append", action="store_true")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    torch.set_num_threads(args.threads)
+    cg_path = RESULTS / "cg" / args.system / f"{args.mapping}.h5"
+    mapping_path = RESULTS / "mapping" / args.system / f"{args.mapping}.parquet"
+    fold_dir = RESULTS / "train" / args.system / args.mapping / args.model / f"fold{args.fold}"
+    model_path = fold_dir / "model.pt"
+    trained = load_config(fold_dir / RESOLVED_CONFIG_FILE)
+    defaults = load_config(None)["simulate"]["parallel_tempering"]
+    ladders = (
+        [[float(t) for t in ladder.split(",")] for ladder in args.ladder]
+        if args.ladder
+        else [defaults["ladder"]]
+    )
+    version = commit()
+    rows = []
+    for ladder in ladders:
+        raw = copy.deepcopy(trained)
+        section = {**defaults, "ladder": ladder}
+        if args.exchange_every:
+            section["exchange_every"] = args.exchange_every
+        raw["simulate"].update(
+            integrator="parallel_tempering",
+            parallel_tempering=section,
+            n_replicas=args.replicas,
+            n_steps=args.steps,
+        )
+        cfg = load_config(raw)
+        params = cfg["simulate"]
+        output_dir = args.scratch / "_".join(f"{t:g}" for t in ladder)
+        shutil.rmtree(output_dir, ignore_errors=True)
+        seed = stage_seed(
+            cfg["seed"],
+            "simulate",
+            args.system,
+            mapping=args.mapping,
+            model=args.model,
+            fold=args.fold,
+        )
+        start = time.perf_counter()
+        run(
+            model_path,
+            cg_path,
+            mapping_path,
+            output_dir,
+            fold=args.fold,
+            cfg=cfg,
+            seed=seed,
+            threads=args.threads,
+        )
+        seconds = time.perf_counter() - start
+        exchanges = read_table(output_dir / EXCHANGES_FILE)
+        health = read_table(output_dir / HEALTH_FILE)
+        survived = int(health[keys.STABLE].sum())
+        survived_low, survived_high = wilson(survived, len(health))
+        reasons = health.loc[~health[keys.STABLE], keys.FAILURE_REASON].value_counts()
+        for exchange in exchanges.itertuples():
+            low, high = wilson(int(exchange.accepted), int(exchange.attempts))
+            rows.append(
+                {
+                    "system": args.system,
+                    "mapping": args.mapping,
+                    "model": args.model,
+                    "fold": args.fold,
+                    "ladder": " ".join(f"{t:g}" for t in ladder),
+                    "pair": exchange.pair,
+                    "temperature_low": round(exchange.temperature_low, 1),
+                    "temperature_high": round(exchange.temperature_high, 1),
+                    "attempts": exchange.attempts,
+                    "accepted": exchange.accepted,
+                    "acceptance": round(exchange.acceptance, 4),
+                    "low": round(low, 4),
+                    "high": round(high, 4),
+                    "replicas": len(health),
+                    "survived": survived,
+                    "survived_low": round(survived_low, 4),
+                    "survived_high": round(survived_high, 4),
+                    "failures": ", ".join(f"{k} {v}" for k, v in reasons.items()) or "-",
+                    "steps": params["n_steps"],
+                    "timestep_fs": params["timestep"] * 1e3,
+                    "exchange_every": section["exchange_every"],
+                    "friction": section["friction"],
+                    "threads": args.threads,
+                    "seconds": round(seconds, 1),
+                    "commit": version,
+                }
+            )
+        print(pd.DataFrame(rows).to_string(index=False), flush=True)
+    table = pd.DataFrame(rows)
+    if args.append and args.output.exists():
+        old = pd.read_csv(args.output, sep="\t", dtype={"ladder": str})
+        table = pd.concat([old[~old["ladder"].isin(table["ladder"])], table], ignore_index=True)
+    table.to_csv(args.output, sep="\t", index=False)
+
+
+if __name__ == "__main__":
+    main()
