@@ -5,8 +5,9 @@ seed) with ``simulate.integrator: parallel_tempering`` on a trained model of a f
 run, once per ``--ladder``, into a scratch folder, and tabulates from its
 ``exchanges.parquet`` and ``health.parquet`` each neighbouring pair's acceptance and the
 fraction of replicas that survived (a replica fails when any of its rungs does), both
-with Wilson 95 % intervals. The configuration is the one the model was trained with,
-with the integrator, its section, the replicas and the steps replaced.
+with Wilson 95 % intervals. The configuration is the run's (``config/config.yaml``,
+``--config``; checked to split the folds as the model's training did), with the
+integrator, its section, the replicas and the steps replaced.
 
 The intervals treat every attempt as independent; successive attempts of one replica are
 correlated, so they are narrower than the truth (the run's length sets how much).
@@ -29,13 +30,15 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
+import yaml
 
 import cgpipe
 from cgpipe import keys
-from cgpipe.config import load_config
+from cgpipe.config import load_config, load_systems, system_config
 from cgpipe.io import read_table
 from cgpipe.paths import EXCHANGES_FILE, HEALTH_FILE, RESOLVED_CONFIG_FILE
 from cgpipe.seeds import stage_seed
@@ -73,6 +76,25 @@ def commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def run_config(path: Path, system: str, fold_dir: Path) -> dict[str, Any]:
+    """The finished run's configuration for ``system`` (``path`` with the systems sheet's
+    overrides, as the workflow resolves it), checked against the one the model in
+    ``fold_dir`` was trained with: the same number of folds, so that the fold's training
+    frames (the start set, the health limits) are the model's. The training config is
+    read as plain YAML: it holds every key of the schema it was written with, and a later
+    schema may have dropped some."""
+    config = load_config(path)
+    config = system_config(config, load_systems(config["systems"]).loc[system].to_dict())
+    with open(fold_dir / RESOLVED_CONFIG_FILE) as handle:
+        trained = yaml.safe_load(handle)
+    if trained["train"]["n_folds"] != config["train"]["n_folds"]:
+        raise SystemExit(
+            f"{path}: train.n_folds is {config['train']['n_folds']}, but the model in "
+            f"{fold_dir} was trained with {trained['train']['n_folds']} folds"
+        )
+    return config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--system", default="ala2")
@@ -89,6 +111,7 @@ def main() -> None:
     parser.add_argument("--replicas", type=int, default=64)
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--scratch", type=Path, default=Path("/tmp/cgpipe_parallel_tempering"))
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--append", action="store_true")
@@ -99,7 +122,7 @@ def main() -> None:
     mapping_path = RESULTS / "mapping" / args.system / f"{args.mapping}.parquet"
     fold_dir = RESULTS / "train" / args.system / args.mapping / args.model / f"fold{args.fold}"
     model_path = fold_dir / "model.pt"
-    trained = load_config(fold_dir / RESOLVED_CONFIG_FILE)
+    config = run_config(args.config, args.system, fold_dir)
     defaults = load_config(None)["simulate"]["parallel_tempering"]
     ladders = (
         [[float(t) for t in ladder.split(",")] for ladder in args.ladder]
@@ -109,7 +132,7 @@ def main() -> None:
     version = commit()
     rows = []
     for ladder in ladders:
-        raw = copy.deepcopy(trained)
+        raw = copy.deepcopy(config)
         section = {**defaults, "ladder": ladder}
         if args.exchange_every:
             section["exchange_every"] = args.exchange_every

@@ -6,7 +6,15 @@ integrator, checked every save by the simulate stage's health checks (NaN, colli
 stretched bonds, bonds or angles outside the reference's 0.1-99.9 % range for the
 configured window). The table gives each step's surviving fraction with its Wilson 95 %
 interval; the largest stable step is the largest at which at least 99 % survive (with
-every smaller step also at 99 %).
+every smaller step also at 99 %): with 64 replicas, that is none failed. Time steps run
+in increasing order and stop after the first whose surviving fraction is below
+``--stop-below``. The forces are made as the simulate stage makes them: compiled (unless
+``--no-compile``), SchNet filters tabulated as ``simulate.filter_table`` says (unless
+``--filter-table``).
+
+The configuration is the run's (``config/config.yaml``, ``--config``), checked to split
+the folds as the model's training did, so that the start set and the health limits are
+the run's: the schema's defaults have another number of folds than the default run.
 
 Run after ``make run`` (it reads that run's artifacts)::
 
@@ -14,8 +22,8 @@ Run after ``make run`` (it reads that run's artifacts)::
     python benchmarks/stable_timestep.py --steps 10000 --timesteps 2 4 6
 
 The table goes to ``benchmarks/stable_timestep.tsv`` (``--output``) and stdout, one row
-per time step with the model, fold, replicas, steps run and the cgpipe commit. The issue's target is
-10^5 steps on a CPU, 10^6 on a GPU.
+per time step with the model, fold, replicas, steps run and the cgpipe commit. The
+issue's target is 10^5 steps on a CPU, 10^6 on a GPU.
 """
 
 from __future__ import annotations
@@ -27,13 +35,15 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+import yaml
 
 import cgpipe
-from cgpipe.config import load_config
+from cgpipe.config import load_config, load_systems, system_config
 from cgpipe.data import FoldData
 from cgpipe.io.blocks import Blocks
 from cgpipe.mapping import read_mapping
@@ -77,6 +87,25 @@ def commit() -> str:
     return head + ("+dirty" if dirty else "")
 
 
+def run_config(path: Path, system: str, fold_dir: Path) -> dict[str, Any]:
+    """The finished run's configuration for ``system`` (``path`` with the systems sheet's
+    overrides, as the workflow resolves it), checked against the one the model in
+    ``fold_dir`` was trained with: the same number of folds, so that the fold's training
+    frames (the start set, the health limits) are the model's. The training config is
+    read as plain YAML: it holds every key of the schema it was written with, and a later
+    schema may have dropped some."""
+    config = load_config(path)
+    config = system_config(config, load_systems(config["systems"]).loc[system].to_dict())
+    with open(fold_dir / RESOLVED_CONFIG_FILE) as handle:
+        trained = yaml.safe_load(handle)
+    if trained["train"]["n_folds"] != config["train"]["n_folds"]:
+        raise SystemExit(
+            f"{path}: train.n_folds is {config['train']['n_folds']}, but the model in "
+            f"{fold_dir} was trained with {trained['train']['n_folds']} folds"
+        )
+    return config
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--system", default="ala2")
@@ -100,11 +129,7 @@ def main() -> None:
         default=0.9,
         help="stop after a time step whose surviving fraction is below this",
     )
-    parser.add_argument(
-        "--config",
-        type=Path,
-        help="configuration (default: the one the model was trained with)",
-    )
+    parser.add_argument("--config", type=Path, default=Path("config/config.yaml"))
     parser.add_argument("--output", type=Path, default=OUTPUT)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -113,7 +138,7 @@ def main() -> None:
     mapping = read_mapping(RESULTS / "mapping" / args.system / f"{args.mapping}.parquet")
     fold_dir = RESULTS / "train" / args.system / args.mapping / args.model / f"fold{args.fold}"
     model_path = fold_dir / "model.pt"
-    config = load_config(args.config or fold_dir / RESOLVED_CONFIG_FILE)
+    config = run_config(args.config, args.system, fold_dir)
     section = config["simulate"]
     check_temperature(model_path, config["temperature"])
     model = load_model(model_path)
