@@ -25,74 +25,26 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
-import math
 import shutil
-import subprocess
 import time
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
-import yaml
 
-import cgpipe
+# benchmarks/ is on sys.path when a script in it runs: the run-reading helpers are
+# stable_timestep.py's.
+from stable_timestep import commit, run_config, wilson
+
 from cgpipe import keys
-from cgpipe.config import load_config, load_systems, system_config
+from cgpipe.config import load_config
 from cgpipe.io import read_table
-from cgpipe.paths import EXCHANGES_FILE, HEALTH_FILE, RESOLVED_CONFIG_FILE
+from cgpipe.paths import EXCHANGES_FILE, HEALTH_FILE
 from cgpipe.seeds import stage_seed
 from cgpipe.simulate import run
 
 OUTPUT = Path(__file__).with_name("parallel_tempering_ala2.tsv")
 RESULTS = Path("results")
-
-
-def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval of k successes in n trials."""
-    if n == 0:
-        return (math.nan, math.nan)
-    p = k / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
-
-
-def commit() -> str:
-    """The commit of the cgpipe that runs, ``+dirty`` where its package has uncommitted
-    changes, or ``unknown`` outside a git checkout."""
-    package = Path(cgpipe.__file__).parent
-
-    def git(*words: str) -> str:
-        return subprocess.run(
-            ["git", "-C", str(package), *words], capture_output=True, text=True, check=True
-        ).stdout.strip()
-
-    try:
-        head = git("rev-parse", "--short", "HEAD")
-        dirty = git("status", "--porcelain", "--", ".")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return head + ("+dirty" if dirty else "")
-
-
-def run_config(path: Path, system: str, fold_dir: Path) -> dict[str, Any]:
-    """The finished run's configuration for ``system`` (``path`` with the systems sheet's
-    overrides, as the workflow resolves it), checked against the one the model in
-    ``fold_dir`` was trained with: the same number of folds, so that the fold's training
-    frames (the start set, the health limits) are the model's. The training config is
-    read as plain YAML: it holds every key of the schema it was written with, and a later
-    schema may have dropped some."""
-    config = load_config(path)
-    config = system_config(config, load_systems(config["systems"]).loc[system].to_dict())
-    with open(fold_dir / RESOLVED_CONFIG_FILE) as handle:
-        trained = yaml.safe_load(handle)
-    if trained["train"]["n_folds"] != config["train"]["n_folds"]:
-        raise SystemExit(
-            f"{path}: train.n_folds is {config['train']['n_folds']}, but the model in "
-            f"{fold_dir} was trained with {trained['train']['n_folds']} folds"
-        )
-    return config
 
 
 def main() -> None:
