@@ -113,8 +113,7 @@ class SchNet(nn.Module):
             network = copy.deepcopy(interaction.conv.nn).to("cpu", torch.float64)
 
             def filters(r: torch.Tensor) -> torch.Tensor:
-                cosine = 0.5 * (torch.cos(r * math.pi / self.cutoff) + 1.0)
-                return network(smearing(r)) * cosine.view(-1, 1)
+                return network(smearing(r)) * cosine_cutoff(r, self.cutoff).view(-1, 1)
 
             return filters
 
@@ -149,7 +148,7 @@ class SchNet(nn.Module):
             weight = within.view(-1, 1).to(distances.dtype)
             filters = [f * weight for f in self.filter_table(distances.view(-1))]
         else:
-            cosine = 0.5 * (torch.cos(distances * math.pi / self.cutoff) + 1.0)
+            cosine = cosine_cutoff(distances, self.cutoff)
             weight = torch.where(within, cosine, 0.0).view(-1, 1)
             edge_attr = self.distance_expansion(distances)
             filters = [i.conv.nn(edge_attr) * weight for i in self.interactions]
@@ -157,6 +156,11 @@ class SchNet(nn.Module):
         for interaction, w in zip(self.interactions, filters, strict=True):
             h = h + _interact(interaction, h, neighbours, w)
         return self.head(h).view(n_frames, n_beads).sum(dim=1)
+
+
+def cosine_cutoff(distances: torch.Tensor, cutoff: float) -> torch.Tensor:
+    """SchNet's filter damping, 1 at r = 0 and 0 (with zero slope) at the cutoff."""
+    return 0.5 * (torch.cos(distances * math.pi / cutoff) + 1.0)
 
 
 def _interact(

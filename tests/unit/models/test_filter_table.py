@@ -38,6 +38,7 @@ def network() -> SchNet:
 
 
 def _exact_filters(net: SchNet, r: torch.Tensor) -> list[torch.Tensor]:
+    # torch-geometric's CFConv damping, written out here rather than taken from cgpipe
     cosine = 0.5 * (torch.cos(r * math.pi / net.cutoff) + 1.0)
     basis = net.distance_expansion(r)
     return [i.conv.nn(basis) * cosine.view(-1, 1) for i in net.interactions]
