@@ -1,5 +1,6 @@
 """The model's energy and forces for simulation: SchNet filters tabulated, the call
-compiled with ``torch.compile``, each step checked, or eager and exact.
+compiled with ``torch.compile``, each checked once against the plain call, or eager
+and exact.
 
 Eagerly, a force call of a small CG model is hundreds of tiny operators whose Python and
 dispatch overhead, not their arithmetic, sets the cost: on one CPU thread the default
@@ -69,8 +70,7 @@ def energy_and_forces(
         log.warning("model not compiled (%s: %s); running eagerly", type(error).__name__, error)
         return eager
     reference = eager(example)[1]
-    scale = float(reference.abs().max()) or 1.0
-    difference = float((forces - reference).abs().max())
+    difference, scale = _difference(forces, reference)
     if not difference <= RTOL * scale:
         log.warning(
             "compiled forces differ from eager ones by %.3g kJ/mol/nm (largest %.3g); "
@@ -102,8 +102,7 @@ def tabulate(model: EnergyModel, example: torch.Tensor, points_per_width: int) -
     for network in networks:
         network.tabulate(points_per_width)
     tabulated = model.energy_and_forces(example)[1]
-    scale = float(exact.abs().max()) or 1.0
-    difference = float((tabulated - exact).abs().max())
+    difference, scale = _difference(tabulated, exact)
     if not difference <= TABLE_RTOL * scale:
         for network in networks:
             network.tabulate(0)
@@ -120,3 +119,9 @@ def tabulate(model: EnergyModel, example: torch.Tensor, points_per_width: int) -
         points_per_width,
         difference,
     )
+
+
+def _difference(forces: torch.Tensor, reference: torch.Tensor) -> tuple[float, float]:
+    """The largest force difference from ``reference`` and the largest reference force
+    (1 where all are zero), kJ/mol/nm."""
+    return float((forces - reference).abs().max()), float(reference.abs().max()) or 1.0
