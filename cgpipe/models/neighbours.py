@@ -29,7 +29,9 @@ Two tables, chosen by the batch's size alone (known on the host):
   ``skin=0`` rebuilds every frame that moved at all). A bead with more neighbours than
   ``capacity`` sets an overflow flag on the device, which the host reads every
   ``check_every`` calls (:meth:`NeighbourList.check`) and then raises
-  :class:`NeighbourListOverflow`.
+  :class:`NeighbourListOverflow`. A simulation checks at the end of every block and, on
+  an overflow, runs the block again from its start with the list grown
+  (:meth:`NeighbourList.grow`); :func:`neighbour_lists` finds a model's lists.
 """
 
 from __future__ import annotations
@@ -172,6 +174,8 @@ class NeighbourList:
         self.capacity = capacity
         self.max_all_pairs = int(max_all_pairs)
         self.check_every = int(check_every)
+        self.least_capacity = 1
+        """Fewest slots of the next build, raised by :meth:`grow`."""
         self._verlet: _Verlet | None = None
 
     def __call__(self, positions: torch.Tensor) -> Neighbours:
@@ -198,6 +202,16 @@ class NeighbourList:
             f"the last {self.check_every} calls or fewer: pairs were dropped and the forces "
             "since the last check are wrong; build the NeighbourList with a larger capacity"
         )
+
+    def grow(self) -> int:
+        """After an overflow: forget the Verlet list, so that the next call builds it
+        anew with at least twice its slots (at most a bead's every partner, which cannot
+        overflow). Returns that least capacity."""
+        verlet = self._verlet
+        if verlet is not None:
+            self.least_capacity = max(self.least_capacity, 2 * verlet.capacity)
+            self._verlet = None
+        return self.least_capacity
 
     def _update(self, positions: torch.Tensor) -> Neighbours:
         n_frames = positions.shape[0]
@@ -239,7 +253,8 @@ class NeighbourList:
         if capacity is None:
             most = int(within.sum(-1).max())  # host reads happen at first builds only
             capacity = math.ceil(1.5 * most) + 8
-        capacity = max(1, min(capacity, n_beads - 1))
+        capacity = max(1, self.least_capacity, capacity)
+        capacity = min(capacity, n_beads - 1)
         index, filled, overflow = _compact(within, capacity)
         if bool(overflow.any()):
             raise NeighbourListOverflow(
@@ -256,6 +271,12 @@ class NeighbourList:
             reference=positions.clone(),
             overflow=torch.zeros((), dtype=torch.bool, device=positions.device),
         )
+
+
+def neighbour_lists(model: torch.nn.Module) -> list[NeighbourList]:
+    """The neighbour lists of ``model``'s submodules (an attribute ``neighbours``)."""
+    found = (getattr(module, "neighbours", None) for module in model.modules())
+    return [neighbours for neighbours in found if isinstance(neighbours, NeighbourList)]
 
 
 def _capturing(device: torch.device) -> bool:

@@ -7,9 +7,10 @@ replica's failure), advances it with a registered integrator, and records in blo
 
 - within a block nothing waits for the host: frames and health codes of every save go to
   buffers on the device;
-- at the end of a block the frames go to the checkpoint folder, failed replicas are
-  removed from the batch (they cost nothing after that), and the state to resume from is
-  written atomically;
+- at the end of a block the model's Verlet lists are checked for overflow (a block that
+  overflowed runs again from its start, the lists grown), the frames go to the
+  checkpoint folder, failed replicas are removed from the batch (they cost nothing after
+  that), and the state to resume from is written atomically;
 - a killed job run again resumes after the last complete block and, on the same device
   with the same seed, produces the same trajectory bit for bit.
 
@@ -24,7 +25,7 @@ import io
 import logging
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -32,6 +33,7 @@ from tqdm import tqdm
 
 from cgpipe.io import TrajectoryWriter
 from cgpipe.io.blocks import Blocks
+from cgpipe.models.neighbours import NeighbourList, NeighbourListOverflow
 from cgpipe.simulate.base import Integrator, State
 from cgpipe.simulate.graphs import DYNAMIC, SaveUnit, StaticSave, build_save
 from cgpipe.simulate.health import HEALTHY, REASONS, Health
@@ -88,6 +90,9 @@ class Simulation:
     cuda_graph
         On CUDA, capture each block's save as a CUDA graph (where the integrator and the
         model allow; else eager, the reason logged).
+    neighbour_lists
+        The model's neighbour lists (:func:`cgpipe.models.neighbours.neighbour_lists`),
+        checked for overflow at the end of every block.
     """
 
     def __init__(
@@ -99,8 +104,10 @@ class Simulation:
         save_every: int,
         checkpoint_interval: int,
         cuda_graph: bool = True,
+        neighbour_lists: Sequence[NeighbourList] = (),
     ) -> None:
         self.integrator = integrator
+        self.neighbour_lists = list(neighbour_lists)
         self.cuda_graph = cuda_graph
         self.static_buffers = False
         self.state = state
@@ -207,6 +214,32 @@ class Simulation:
         self.n_saved += n_saves
         return frames, kept
 
+    def advance_checked(self, n_saves: int, desc: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`advance`, then the neighbour lists' overflow check: after an overflow
+        (pairs were dropped, so the forces were wrong) the saves run again from where they
+        began, with the lists grown, until none overflows (a list as long as a bead's
+        partners cannot)."""
+        if not self.neighbour_lists:
+            return self.advance(n_saves)
+        begin = self.state_bytes()
+        while True:
+            try:
+                frames, kept = self.advance(n_saves)
+                for neighbours in self.neighbour_lists:
+                    neighbours.check()
+                return frames, kept
+            except NeighbourListOverflow as error:
+                self.load_state_bytes(begin)
+                capacities = [neighbours.grow() for neighbours in self.neighbour_lists]
+                log.warning(
+                    "%s: %s. Saves %d-%d run again with at least %s slots per bead",
+                    desc,
+                    error,
+                    self.n_saved + 1,
+                    self.n_saved + n_saves,
+                    capacities,
+                )
+
     def save(self, state: State, outside: torch.Tensor) -> tuple[State, torch.Tensor, torch.Tensor]:
         """One save: ``save_every`` steps, then the health check (codes per row and the
         updated out-of-range counters)."""
@@ -252,7 +285,7 @@ class Simulation:
             while self.n_saved < n_saves and len(self.state.replicas):
                 size = min(self.saves_per_block, n_saves - self.n_saved)
                 start = time.perf_counter()
-                frames, kept = self.advance(size)
+                frames, kept = self.advance_checked(size, desc)
                 replicas = self.replicas.cpu()
                 every = torch.zeros((size, self.n_replicas, self.n_beads, 3), dtype=frames.dtype)
                 every[:, replicas] = frames.cpu()

@@ -26,6 +26,7 @@ from cgpipe.io import (
 from cgpipe.io.blocks import Blocks, fingerprint
 from cgpipe.mapping import read_mapping
 from cgpipe.models import load_model
+from cgpipe.models.neighbours import neighbour_lists
 from cgpipe.observables import States, choose_states
 from cgpipe.paths import EXCHANGES_FILE, HEALTH_FILE, TRAJECTORY_FILE
 from cgpipe.simulate.base import INTEGRATORS
@@ -178,6 +179,7 @@ def run(
         save_every=params["save_every"],
         checkpoint_interval=params["checkpoint_interval"],
         cuda_graph=params["cuda_graph"],
+        neighbour_lists=neighbour_lists(model),
     )
     output_dir = Path(output_dir)
     blocks = Blocks(

@@ -193,6 +193,11 @@ def test_verlet_list_overflow_raises():
     with pytest.raises(NeighbourListOverflow, match="larger capacity"):
         for step in range(1, 30):  # the beads crowd together until some have too many
             neighbours(x * (1 - 0.03 * step))
+    assert neighbours.grow() == 24  # twice the slots at the next build
+    neighbours(x * (1 - 0.03 * step))  # where it overflowed, now built anew
+    neighbours.check()
+    assert neighbours._verlet.capacity == 24
+    assert neighbours.grow() == 48 and neighbours(x).n_slots == 29  # at most every partner
 
 
 # Operators whose output shape or value the host must wait for.

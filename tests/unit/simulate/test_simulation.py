@@ -19,6 +19,7 @@ import torch
 from cgpipe import keys, paths
 from cgpipe.io import read_provenance, read_table, read_trajectory
 from cgpipe.io.blocks import Blocks
+from cgpipe.models.neighbours import NeighbourList
 from cgpipe.simulate import Health, Simulation
 from cgpipe.simulate.baoab import BAOAB
 from cgpipe.simulate.graphs import build_save, unavailable
@@ -239,3 +240,78 @@ def test_the_graph_code_path_run_eagerly_equals_plain_stepping(tmp_path):
     )
     assert unit == simulation.save
     assert unavailable(simulation.integrator, torch.device("cpu")) == "the device is cpu, not CUDA"
+
+
+CLUSTER = 16  # beads
+
+
+def cluster_energy(neighbours: NeighbourList):
+    """Beads in a harmonic well (100 kJ/mol/nm^2 about the origin), repelling each other
+    within neighbours.cutoff as 50 (1 - d/cutoff)^2 kJ/mol over the neighbour table."""
+
+    def energy_and_forces(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        with torch.enable_grad():
+            x = x.detach().requires_grad_(True)
+            distances, within = neighbours(x).distances(x, neighbours.cutoff)
+            overlap = torch.where(within, 1 - distances / neighbours.cutoff, 0.0)
+            energy = 50.0 * overlap.square().sum(dim=(1, 2)) / 2 + 50.0 * x.square().sum(dim=(1, 2))
+            (gradient,) = torch.autograd.grad(energy.sum(), x)
+        return energy.detach(), -gradient
+
+    return energy_and_forces
+
+
+def cluster_simulation(neighbours: NeighbourList) -> Simulation:
+    """Replicas of beads strung out 0.5 nm apart along x, which the well pulls together
+    into a ball where every bead is within the cutoff of every other."""
+    line = torch.zeros(CLUSTER, 3, dtype=torch.float64)
+    line[:, 0] = 0.5 * (torch.arange(CLUSTER) - (CLUSTER - 1) / 2)
+    x = line.expand(3, CLUSTER, 3) + 0.01 * torch.randn(3, CLUSTER, 3, dtype=torch.float64)
+    chain = np.stack([np.arange(CLUSTER - 1), np.arange(1, CLUSTER)], axis=1)
+    reference = np.stack([line.numpy()] * 4)
+    health = Health.from_reference(
+        reference, chain, min_distance=0.001, max_bond_stretch=100.0, window=0
+    )
+    integrator = BAOAB(
+        cluster_energy(neighbours),
+        torch.full((CLUSTER,), 12.0, dtype=torch.float64),
+        0.002,
+        torch.Generator().manual_seed(4),
+        friction=5.0,
+    )
+    state = integrator.start(x, torch.full((3,), KT, dtype=torch.float64))
+    return Simulation(
+        integrator,
+        state,
+        health,
+        save_every=10,
+        checkpoint_interval=500,
+        neighbour_lists=[neighbours],
+    )
+
+
+def test_a_block_whose_verlet_list_overflowed_runs_again_with_the_list_grown(tmp_path, caplog):
+    """The strung-out start sizes the Verlet list for 2 neighbours; the well then packs
+    every bead within the cutoff of every other. The overflowing block runs again from
+    its start with more slots, and the trajectory equals one with every pair listed from
+    the first step."""
+    torch.manual_seed(0)
+    grown = NeighbourList(0.8, skin=0.1, max_all_pairs=0)
+    simulation = cluster_simulation(grown)
+    capacity = grown._verlet.capacity
+    assert capacity < CLUSTER - 1  # sized for the strung-out start
+    with caplog.at_level("WARNING", logger="cgpipe.simulate.simulation"):
+        simulation.run(1000, Blocks(tmp_path / "grown", "test"))
+    assert "run again with at least" in caplog.text
+    assert grown._verlet.capacity == CLUSTER - 1
+    torch.manual_seed(0)
+    full = NeighbourList(0.8, skin=0.1, capacity=CLUSTER - 1, max_all_pairs=0)
+    reference = cluster_simulation(full)
+    reference.run(1000, Blocks(tmp_path / "full", "test"))
+    got = dict(simulation.frames_by_replica(Blocks(tmp_path / "grown", "test")))
+    expected = dict(reference.frames_by_replica(Blocks(tmp_path / "full", "test")))
+    frames = torch.as_tensor(np.concatenate(list(expected.values())))
+    within = (torch.cdist(frames, frames) < 0.8).sum(-1) - 1
+    assert int(within.max()) > capacity  # the start's list would have dropped pairs
+    for replica in range(3):
+        np.testing.assert_allclose(got[replica], expected[replica], rtol=0, atol=1e-9)
