@@ -21,7 +21,7 @@ RUN_SECONDS: dict[str, float] = {}
 
 
 def run_snakemake(
-    workdir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 900
+    workdir: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 1800
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*SNAKEMAKE, "--cores", "2", "--configfile", "config/test.yaml", *args],
