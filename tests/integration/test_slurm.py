@@ -62,7 +62,7 @@ def slurm_run(tmp_path_factory, workdir):
             "--latency-wait",
             "5",
             env=cluster.environment(),
-            timeout=1800,
+            timeout=3600,
         )
         seconds = time.monotonic() - start
         accounting = cluster.accounting()
