@@ -7,11 +7,14 @@ damped by a cosine cutoff; shifted softplus is the non-linearity. A per-bead MLP
 bead energies that are summed per frame. The energy depends on distances only, so it is
 invariant to rotation, translation and permutation of beads of the same type.
 
-torch-geometric's layers (``InteractionBlock``, ``GaussianSmearing``,
-``ShiftedSoftplus``) hold the parameters (so checkpoints keep their names), imported when
-a SchNet is built: importing torch-geometric takes about 3 s (it loads torch._dynamo),
-which every job of the prior and of models without SchNet would otherwise pay. Their
-message passing is redone here on the static-shape table of
+The parameters are held as torch-geometric's SchNet holds them (``InteractionBlock`` with
+its ``mlp``, ``conv.lin1``, ``conv.lin2``, ``conv.nn`` and ``lin``; ``GaussianSmearing``'s
+``offset``), made in the same order with the same initialisation, so that a seed gives the
+same weights and checkpoints keep their names; tests/unit/models/test_schnet.py checks
+both, and the energy against torch-geometric's own layers. The layers are written here
+because importing torch-geometric costs 2-4 s (it loads torch._dynamo and its datasets),
+paid by every training, simulation and evaluation job of a SchNet model, where it was the
+largest part of a test job's time. Message passing runs on the static-shape table of
 :class:`cgpipe.models.neighbours.NeighbourList`, whose slots beyond the cutoff are
 weighed by zero, so that an energy-and-forces call never waits on the host (a radius
 graph needs ``nonzero``) and a GPU can capture it in a CUDA graph.
@@ -59,12 +62,6 @@ class SchNet(nn.Module):
         num_gaussians: int = 50,
         cutoff: float = 1.0,
     ) -> None:
-        from torch_geometric.nn.models.schnet import (
-            GaussianSmearing,
-            InteractionBlock,
-            ShiftedSoftplus,
-        )
-
         super().__init__()
         self.hparams: dict[str, Any] = {
             "num_types": num_types,
@@ -79,7 +76,7 @@ class SchNet(nn.Module):
         self.embedding = nn.Embedding(num_types, hidden_channels)
         self.distance_expansion = GaussianSmearing(0.0, cutoff, num_gaussians)
         self.interactions = nn.ModuleList(
-            InteractionBlock(hidden_channels, num_gaussians, num_filters, cutoff)
+            InteractionBlock(hidden_channels, num_gaussians, num_filters)
             for _ in range(num_interactions)
         )
         self.head = nn.Sequential(
@@ -163,11 +160,79 @@ def cosine_cutoff(distances: torch.Tensor, cutoff: float) -> torch.Tensor:
     return 0.5 * (torch.cos(distances * math.pi / cutoff) + 1.0)
 
 
+class ShiftedSoftplus(nn.Module):
+    """softplus(x) - log 2: zero at zero (log 2 rounded to single precision, as
+    torch-geometric's is, so that trained weights give the energies they were trained to)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shift = torch.log(torch.tensor(2.0)).item()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.softplus(x) - self.shift
+
+
+class GaussianSmearing(nn.Module):
+    """Gaussians of width equal to their spacing, centred on ``num_gaussians`` points from
+    ``start`` to ``stop`` (nm): [n] distances to [n, num_gaussians] features."""
+
+    def __init__(self, start: float, stop: float, num_gaussians: int) -> None:
+        super().__init__()
+        offset = torch.linspace(start, stop, num_gaussians)
+        self.coeff = -0.5 / (offset[1] - offset[0]).item() ** 2
+        self.register_buffer("offset", offset)
+
+    def forward(self, distances: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self.coeff * (distances.view(-1, 1) - self.offset.view(1, -1)) ** 2)
+
+
+class CFConv(nn.Module):
+    """The parameters of a continuous-filter convolution: ``lin1`` (bead features to
+    filters, no bias), ``nn`` (the filter network, shared with the interaction's ``mlp``)
+    and ``lin2`` (back to bead features)."""
+
+    def __init__(self, channels: int, num_filters: int, network: nn.Sequential) -> None:
+        super().__init__()
+        self.lin1 = nn.Linear(channels, num_filters, bias=False)
+        self.lin2 = nn.Linear(num_filters, channels)
+        self.nn = network
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.xavier_uniform_(self.lin1.weight)
+        nn.init.xavier_uniform_(self.lin2.weight)
+        nn.init.zeros_(self.lin2.bias)
+
+
+class InteractionBlock(nn.Module):
+    """One SchNet interaction's parameters (applied by :func:`_interact`)."""
+
+    def __init__(self, hidden_channels: int, num_gaussians: int, num_filters: int) -> None:
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(num_gaussians, num_filters),
+            ShiftedSoftplus(),
+            nn.Linear(num_filters, num_filters),
+        )
+        self.conv = CFConv(hidden_channels, num_filters, self.mlp)
+        self.act = ShiftedSoftplus()
+        self.lin = nn.Linear(hidden_channels, hidden_channels)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        for layer in (self.mlp[0], self.mlp[2]):
+            nn.init.xavier_uniform_(layer.weight)
+            nn.init.zeros_(layer.bias)
+        self.conv.reset_parameters()
+        nn.init.xavier_uniform_(self.lin.weight)
+        nn.init.zeros_(self.lin.bias)
+
+
 def _interact(
     interaction: nn.Module, h: torch.Tensor, neighbours: Neighbours, filters: torch.Tensor
 ) -> torch.Tensor:
-    """torch-geometric's ``InteractionBlock`` (continuous-filter convolution, shifted
-    softplus, linear) with its own parameters, on a neighbour table.
+    """An interaction (continuous-filter convolution, shifted softplus, linear) on a
+    neighbour table.
 
     ``h`` [n_frames * n_beads, hidden] bead features; ``filters`` [n_frames * n_beads *
     n_slots, num_filters] the slots' filters, damped by the cosine cutoff and zero beyond

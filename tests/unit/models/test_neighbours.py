@@ -44,16 +44,30 @@ def radius_graph(positions: torch.Tensor, cutoff: float) -> torch.Tensor:
     return torch.stack([offset + source, offset + target])
 
 
+def torch_geometric_interactions(network: SchNet) -> list[torch.nn.Module]:
+    """torch-geometric's own ``InteractionBlock`` (its CFConv's message passing) holding
+    the weights of each of ``network``'s interactions."""
+    pyg = pytest.importorskip("torch_geometric.nn.models.schnet")
+    blocks = []
+    for ours in network.interactions:
+        gaussians, filters = ours.mlp[0].in_features, ours.mlp[0].out_features
+        block = pyg.InteractionBlock(ours.lin.in_features, gaussians, filters, network.cutoff)
+        block.load_state_dict(ours.state_dict())
+        blocks.append(block.to(ours.lin.weight))
+    return blocks
+
+
 def radius_graph_energy(network: SchNet, types: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """SchNet's forward before the neighbour list: torch-geometric's layers on the radius
-    graph."""
+    """SchNet's forward before the neighbour list: torch-geometric's layers with the
+    network's weights on the radius graph."""
     n_frames, n_beads, _ = x.shape
+    interactions = torch_geometric_interactions(network)
     edge_index = radius_graph(x, network.cutoff)
     flat = x.reshape(-1, 3)
     distances = torch.linalg.vector_norm(flat[edge_index[0]] - flat[edge_index[1]], dim=-1)
     edge_attr = network.distance_expansion(distances)
     h = network.embedding(types).repeat(n_frames, 1)
-    for interaction in network.interactions:
+    for interaction in interactions:
         h = h + interaction(h, edge_index, distances, edge_attr)
     return network.head(h).view(n_frames, n_beads).sum(dim=1)
 

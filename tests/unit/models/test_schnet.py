@@ -114,3 +114,23 @@ def test_checkpoint_round_trip_loads_without_pickles(tmp_path, model):
     assert read_provenance(path)["config"] == {"epochs": 1}
     checkpoint = torch.load(path, weights_only=True)
     assert checkpoint["kind"] == "cgschnet" and checkpoint["format_version"] == CHECKPOINT_FORMAT
+
+
+def test_interactions_are_made_as_torch_geometrics_are():
+    """The same seed gives the same weights under the same names as torch-geometric's
+    SchNet layers, so that checkpoints and seeded runs carry over (the energy against
+    their message passing: test_neighbours.py)."""
+    pyg = pytest.importorskip("torch_geometric.nn.models.schnet")
+    from cgpipe.models.schnet import GaussianSmearing, InteractionBlock
+
+    torch.manual_seed(5)
+    ours = InteractionBlock(16, 12, 8)
+    torch.manual_seed(5)
+    theirs = pyg.InteractionBlock(16, 12, 8, 0.8)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    for name, tensor in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[name], tensor), name
+    r = torch.linspace(0.0, 0.8, 17)
+    torch.testing.assert_close(
+        GaussianSmearing(0.0, 0.8, 12)(r), pyg.GaussianSmearing(0.0, 0.8, 12)(r), rtol=0, atol=0
+    )
