@@ -216,12 +216,17 @@ def tica_features(data: TrajectoryData) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Tica:
-    """TICA (deeptime) of :func:`tica_features`, fitted on some trajectories.
+    """TICA of :func:`tica_features`, fitted on some trajectories (:func:`fit_tica`).
 
     Attributes
     ----------
-    model
-        deeptime's fitted covariance-Koopman model (kinetic-map scaling).
+    mean
+        [n_features] mean of the features the projection was fitted on.
+    vectors
+        [n_features, rank] independent components, slowest first, scaled as a kinetic
+        map (each by its autocorrelation at the lag).
+    eigenvalues
+        [rank] autocorrelations of the components at the lag.
     lag
         Lag time in frames of the trajectories it was fitted on.
     lag_ps
@@ -230,7 +235,9 @@ class Tica:
         Components kept.
     """
 
-    model: object
+    mean: np.ndarray
+    vectors: np.ndarray
+    eigenvalues: np.ndarray
     lag: int
     lag_ps: float
     dimensions: int
@@ -238,9 +245,44 @@ class Tica:
     def transform(self, data: TrajectoryData) -> np.ndarray:
         """[n_frames, dimensions] TICA components of ``data`` (zero beyond the components
         the fitted data's rank allows)."""
-        components = np.asarray(self.model.transform(tica_features(data)))[:, : self.dimensions]
+        vectors = self.vectors[:, : self.dimensions]
+        components = (tica_features(data) - self.mean) @ vectors
         missing = self.dimensions - components.shape[1]
         return np.pad(components, ((0, 0), (0, missing))) if missing > 0 else components
+
+
+def tica_decomposition(
+    series: list[np.ndarray], lag: int, epsilon: float = 1e-6
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, vectors, eigenvalues) of TICA (Perez-Hernandez et al. 2013) of ``series``
+    ([n_frames, n_features] each) at ``lag`` frames, as deeptime's ``TICA`` (kinetic-map
+    scaling) computes them: instantaneous and lagged covariances of the mean-free pairs
+    (x_t, x_t+lag), symmetrised (reversible), C00 whitened with its eigenvalues below
+    ``epsilon`` dropped, and the whitened lagged covariance diagonalised, components in
+    order of falling |eigenvalue|; each component's sign makes its largest element
+    positive.
+
+    Written here, not taken from deeptime, because importing deeptime costs 1-2 s (its
+    package imports sindy and, through it, scikit-learn) in every simulation and
+    evaluation job; tests/unit/evaluate/test_observables.py compares the two.
+    """
+    x = np.concatenate([s[:-lag] for s in series]).astype(np.float64)
+    y = np.concatenate([s[lag:] for s in series]).astype(np.float64)
+    mean = (x.sum(axis=0) + y.sum(axis=0)) / (2 * len(x))
+    x, y = x - mean, y - mean
+    c00 = (x.T @ x + y.T @ y) / (2 * len(x))
+    c0t = (x.T @ y + y.T @ x) / (2 * len(x))
+    variances, basis = np.linalg.eigh(c00)
+    keep = variances > max(epsilon, -variances.min() + 1e-16)
+    if not keep.any():
+        raise ValueError("TICA: every feature is constant: no component is left")
+    whiten = basis[:, keep] / np.sqrt(variances[keep])
+    eigenvalues, rotation = np.linalg.eigh(whiten.T @ c0t @ whiten)
+    order = np.argsort(-np.abs(eigenvalues), kind="stable")
+    eigenvalues, vectors = eigenvalues[order], whiten @ rotation[:, order]
+    largest = np.argmax(np.abs(vectors), axis=0)
+    vectors = vectors * np.sign(vectors[largest, np.arange(vectors.shape[1])])
+    return mean, vectors * eigenvalues, eigenvalues
 
 
 def frame_interval(data: TrajectoryData) -> float:
@@ -255,8 +297,6 @@ def frame_interval(data: TrajectoryData) -> float:
 def fit_tica(data: TrajectoryData, lag_ps: float, dimensions: int = 2) -> Tica:
     """TICA of ``data``'s trajectories (labelled by ``trajectory_index``) at a lag of
     ``lag_ps`` ps (rounded to whole frames, at least 1, at most a trajectory's length - 1)."""
-    from deeptime.decomposition import TICA
-
     features = tica_features(data)
     labels = np.asarray(data.trajectory_index)
     series = [features[labels == k] for k in np.unique(labels)]
@@ -268,8 +308,9 @@ def fit_tica(data: TrajectoryData, lag_ps: float, dimensions: int = 2) -> Tica:
         raise ValueError(f"no trajectory is longer than the TICA lag ({lag} frames)")
     # With fewer features than components (a two-bead map has one distance) the missing
     # components are zero (Tica.transform), so every projection stays two-dimensional.
-    model = TICA(lagtime=lag, dim=dimensions).fit(series).fetch_model()
-    return Tica(model, lag, lag * dt if np.isfinite(dt) else float("nan"), dimensions)
+    mean, vectors, eigenvalues = tica_decomposition(series, lag)
+    lag_ps = lag * dt if np.isfinite(dt) else float("nan")
+    return Tica(mean, vectors, eigenvalues, lag, lag_ps, dimensions)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -3,9 +3,10 @@ TICA components, the second zero, so every 2-D comparison runs on it."""
 
 import mdtraj as md
 import numpy as np
+import pytest
 
 from cgpipe.io import TrajectoryData
-from cgpipe.observables import fit_tica, tica_projection
+from cgpipe.observables import fit_tica, tica_decomposition, tica_projection
 
 
 def _two_beads(n_frames: int = 400) -> TrajectoryData:
@@ -39,3 +40,28 @@ def test_a_two_bead_map_has_two_tica_components_the_second_zero():
     assert abs(np.corrcoef(components[:, 0], distance)[0, 1]) > 0.99
     projection = tica_projection(tica, data)
     assert len(projection.ranges) == 2 and projection.compute(data).shape == (data.n_frames, 2)
+
+
+def test_tica_equals_deeptimes_on_a_slow_process_hidden_in_noise():
+    """Our TICA against deeptime's (kinetic map, lag in frames, several trajectories):
+    the same autocorrelations and the same components, signs included."""
+    deeptime = pytest.importorskip("deeptime.decomposition")
+    rng = np.random.default_rng(1)
+    series = []
+    for length in (700, 500, 900):
+        slow = np.cumsum(rng.random(length) < 0.03) % 2 + rng.normal(scale=0.1, size=length)
+        fast = rng.normal(size=(length, 3))
+        mixing = np.array([[1.0, 0.3, -0.2, 0.5], [0.2, 1.0, 0.1, 0.0], [0.0, 0.4, 1.0, 0.2]])
+        features = np.concatenate([slow[:, None], fast], axis=1) @ np.vstack(
+            [np.array([[0.7, -0.4, 0.2, 0.1]]), mixing]
+        )
+        series.append(features)
+    lag = 5
+    mean, vectors, eigenvalues = tica_decomposition(series, lag)
+    theirs = deeptime.TICA(lagtime=lag).fit(series).fetch_model()
+    np.testing.assert_allclose(eigenvalues, theirs.singular_values, rtol=1e-8, atol=1e-10)
+    assert eigenvalues[0] > 0.5 > abs(eigenvalues[1])  # the slow process leads
+    frames = np.concatenate(series)
+    np.testing.assert_allclose(
+        (frames - mean) @ vectors, theirs.transform(frames), rtol=1e-7, atol=1e-9
+    )
