@@ -371,7 +371,7 @@ MAP = "results/mapping/ala2/backbone_cb.parquet"
 def test_reference_runs_without_torch_and_mapping_without_openmm(tmp_path):
     # The first stages for real, each in what its environment has: prepare and reference
     # in the reference group's, mapping and projected forces in the torch group's.
-    assert {"torch", "torch_geometric"} <= set(_absent_modules("reference"))
+    assert {"torch", "sklearn"} <= set(_absent_modules("reference"))
     assert {"openmm", "pdbfixer"} <= set(_absent_modules("torch"))
     steps_of = {"start_steps": 10, "equilibration_steps": 10, "n_steps": 40, "save_every": 10}
     config = json.dumps({"reference": steps_of})
