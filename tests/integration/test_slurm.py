@@ -1,5 +1,10 @@
-"""config/test.yaml through workflow/profiles/slurm on a real single-node Slurm cluster
-(tests/integration/slurm_cluster.py), compared in content with the local run.
+"""A study of config/test.yaml through workflow/profiles/slurm on a real single-node Slurm
+cluster (tests/integration/slurm_cluster.py), compared in content with the local run.
+
+The study is the shared run's cut to what tells executors apart: ala2 with a fixed map
+from a file and a map fitted per fold, and CGSchNet; every rule of the workflow runs in
+it, as 18 Slurm jobs. The whole test config (95 jobs) took 1.9 times the local run's
+wall time on Slurm (every job starts Snakemake and polls sacct), a third of the suite.
 
 Every job is an sbatch job, scheduled by slurmctld, launched by slurmd and polled through
 sacct (slurmdbd on MariaDB); the GPU rules' ``gpu=1`` requests are scheduled against
@@ -26,6 +31,9 @@ from tests.integration.slurm_cluster import PACKAGES, SlurmCluster, missing_prog
 
 pytestmark = pytest.mark.integration
 
+SLURM_MAPPINGS = ("residues", "kmeans")  # a fixed map (mapping, forces), a fitted one
+SLURM_MODELS = ("cgschnet",)
+
 
 def _skip_reason() -> str | None:
     missing = missing_programs()
@@ -47,6 +55,17 @@ def slurm_run(tmp_path_factory, workdir):
     if reason:
         pytest.skip(reason)
     folder = copy_workflow(tmp_path_factory.mktemp("slurm-workflow"))
+    sheet = (folder / "config/test_systems.tsv").read_text().splitlines()
+    columns = sheet[0].split("\t")
+    row = next(r for r in sheet if r.startswith("ala2\t")).split("\t")
+    ala2 = dict(zip(columns, row, strict=True))
+    ala2["mappings"] = ",".join(SLURM_MAPPINGS)
+    (folder / "slurm_systems.tsv").write_text(
+        "\n".join([sheet[0], "\t".join(ala2[c] for c in columns)]) + "\n"
+    )
+    (folder / "slurm_study.yaml").write_text(
+        f"systems: slurm_systems.tsv\ntrain:\n  models: [{', '.join(SLURM_MODELS)}]\n"
+    )
     with SlurmCluster(tmp_path_factory.mktemp("slurm-cluster")) as cluster:
         start = time.monotonic()
         result = run_snakemake(
@@ -61,6 +80,9 @@ def slurm_run(tmp_path_factory, workdir):
             "2",
             "--latency-wait",
             "5",
+            "--configfile",
+            "config/test.yaml",
+            "slurm_study.yaml",
             env=cluster.environment(),
             timeout=3600,
         )
@@ -94,22 +116,27 @@ def test_every_job_ran_as_a_slurm_job_with_its_gpu(slurm_run, capsys):
         "evaluate",
         "report",
     }
-    # 7 (system, map) pairs x 3 models x 2 folds: one Slurm job per fold's chain.
-    assert (accounting["rule"] == "fold_backmap_simulate_train").sum() == 42
+    # 2 maps x 1 model x 2 folds: one Slurm job per fold's chain.
+    chains = len(SLURM_MAPPINGS) * len(SLURM_MODELS) * 2
+    assert (accounting["rule"] == "fold_backmap_simulate_train").sum() == chains
+    assert len(accounting) == 18
     gpu = accounting["AllocTRES"].str.contains("gres/gpu=1", regex=False)
     # The reference jobs and the fold chains asked for a GPU and were given one.
     assert set(accounting[gpu]["rule"]) == {"reference", "fold_backmap_simulate_train"}
 
 
 def test_slurm_artifacts_equal_the_local_run_in_content(slurm_run, workdir):
+    """Every artifact of the Slurm study is in the local run with the same numbers, but
+    the report, which summarises the study (here of fewer maps and models)."""
     folder, *_ = slurm_run
-    local = sorted(p.relative_to(workdir) for p in (workdir / "results").rglob("*") if p.is_file())
     remote = sorted(p.relative_to(folder) for p in (folder / "results").rglob("*") if p.is_file())
-    assert local == remote
+    report = [p for p in remote if p.parts[1] == "report"]
+    assert report
     compared = 0
-    for relative in local:
+    for relative in sorted(set(remote) - set(report)):
+        assert (workdir / relative).is_file(), f"{relative}: not in the local run"
         compared += _same_content(workdir / relative, folder / relative)
-    assert compared > 100
+    assert compared > 40
 
 
 def _same_content(a: Path, b: Path) -> bool:
