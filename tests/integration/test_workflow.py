@@ -21,19 +21,19 @@ def test_every_artifact_exists_and_opens(workdir):
     for i in range(2):
         trajectory = md.load(str(workdir / f"results/reference/ala2/traj_{i}.h5"))
         assert trajectory.n_atoms == 22 and trajectory.n_frames == 100
-    cg = md.load(str(workdir / "results/cg/ala2/backbone.h5"))
+    cg = md.load(str(workdir / "results/cg/ala2/backbone_cb.h5"))
     assert cg.n_atoms == 5 and cg.n_frames == 200
     for fold in (0, 1):
         simulation = md.load(
-            str(workdir / f"results/simulate/ala2/backbone/cgschnet/fold{fold}/traj.h5")
+            str(workdir / f"results/simulate/ala2/backbone_cb/cgschnet/fold{fold}/traj.h5")
         )
         assert simulation.n_atoms == 5 and simulation.n_frames > 0
         backmapped = md.load(
-            str(workdir / f"results/backmap/ala2/backbone/cgschnet/fold{fold}/traj.h5")
+            str(workdir / f"results/backmap/ala2/backbone_cb/cgschnet/fold{fold}/traj.h5")
         )
         assert backmapped.n_atoms == 22
         health = read_table(
-            workdir / f"results/simulate/ala2/backbone/cgschnet/fold{fold}/health.parquet"
+            workdir / f"results/simulate/ala2/backbone_cb/cgschnet/fold{fold}/health.parquet"
         )
         assert len(health) == 4
     page = (workdir / "results/report/index.html").read_text()
@@ -41,7 +41,7 @@ def test_every_artifact_exists_and_opens(workdir):
     # fitted map (the k-means elbow, Autograin's losses).
     assert page.count("data:image/png;base64,") == 21 + 2
     assert "ala2: mappings compared on held-out frames" in page
-    assert "ala2 · backbone · prior" in page and "ala5 · calpha · cgschnet" in page
+    assert "ala2 · backbone_cb · prior" in page and "ala5 · calpha · cgschnet" in page
     assert "ala2 · backbone_cb: models compared" in page and "State populations" in page
     assert "discriminating" in page and "converged in" in page
 
@@ -63,7 +63,7 @@ def test_a_system_built_from_its_sequence(workdir):
 
 
 def test_metric_table_has_every_metric_for_every_fold(workdir):
-    metrics = read_table(workdir / "results/evaluate/ala2/backbone/cgschnet/metrics.parquet")
+    metrics = read_table(workdir / "results/evaluate/ala2/backbone_cb/cgschnet/metrics.parquet")
     assert list(metrics.columns) == list(keys.METRIC_COLUMNS)
     for fold in ("fold0", "fold1"):
         names = set(metrics[metrics[keys.FOLD] == fold][keys.METRIC])
@@ -98,22 +98,22 @@ def test_metric_table_has_every_metric_for_every_fold(workdir):
 def test_every_artifact_records_its_provenance(workdir):
     artifacts = [
         "results/reference/ala2/traj_0.h5",
-        "results/mapping/ala2/backbone.parquet",
-        "results/cg/ala2/backbone.h5",
-        "results/train/ala2/backbone/cgschnet/fold0/model.pt",
-        "results/train/ala2/backbone/cgschnet/fold0/losses.parquet",
-        "results/simulate/ala2/backbone/cgschnet/fold1/traj.h5",
-        "results/backmap/ala2/backbone/cgschnet/fold1/traj.h5",
-        "results/evaluate/ala2/backbone/cgschnet/metrics.parquet",
-        "results/evaluate/ala2/backbone/cgschnet/fes.png",
+        "results/mapping/ala2/backbone_cb.parquet",
+        "results/cg/ala2/backbone_cb.h5",
+        "results/train/ala2/backbone_cb/cgschnet/fold0/model.pt",
+        "results/train/ala2/backbone_cb/cgschnet/fold0/losses.parquet",
+        "results/simulate/ala2/backbone_cb/cgschnet/fold1/traj.h5",
+        "results/backmap/ala2/backbone_cb/cgschnet/fold1/traj.h5",
+        "results/evaluate/ala2/backbone_cb/cgschnet/metrics.parquet",
+        "results/evaluate/ala2/backbone_cb/cgschnet/fes.png",
         "results/report/index.html",
     ]
     for artifact in artifacts:
         record = read_provenance(workdir / artifact)
         assert record["cgpipe_version"] and "torch" in record["versions"], artifact
-    cg_record = read_provenance(workdir / "results/cg/ala2/backbone.h5")
+    cg_record = read_provenance(workdir / "results/cg/ala2/backbone_cb.h5")
     assert set(cg_record["inputs"]) == {
-        "results/mapping/ala2/backbone.parquet",
+        "results/mapping/ala2/backbone_cb.parquet",
         "results/reference/ala2/traj_0.h5",
         "results/reference/ala2/traj_1.h5",
     }
