@@ -17,8 +17,10 @@ from typing import Any
 
 from cgpipe.constraints import check_constraints
 from cgpipe.data import fitting_frames
+from cgpipe.epochs import folder_checkpoint
 from cgpipe.errors import InputError
-from cgpipe.io import Provenance, read_trajectory, write_table
+from cgpipe.io import Provenance, read_trajectory, sha256sum, write_table
+from cgpipe.io.blocks import Blocks, fingerprint
 from cgpipe.mapping.artifact import read_mapping, write_mapping
 from cgpipe.mapping.base import MAPPINGS, Mapping, MappingMethod
 from cgpipe.mapping.fixed import assign_atoms
@@ -125,6 +127,12 @@ def run(
             inputs.append(method.path)
     if method.fitted and seed is None:
         raise ValueError(f"fitted mapping {name!r} needs a seed")
+    blocks = None
+    if method.fitted:  # a fit in epochs saves each and a killed job goes on from there
+        facts = {"mapping": name, "section": section, "fold": fold, "seed": seed}
+        facts |= {"n_folds": cfg["train"]["n_folds"], "inputs": [sha256sum(p) for p in inputs]}
+        blocks = Blocks(os.fspath(output) + ".checkpoint", fingerprint(**facts))
+        method.checkpoint = folder_checkpoint(blocks)
     mapping = method.build(topology, training, seed=0 if seed is None else seed)
     if mapping.name != name or mapping.n_atoms != topology.n_atoms:
         raise ValueError(
@@ -144,4 +152,6 @@ def run(
         write_table(fit_table_path(output), method.fit_table, provenance)
     write_mapping(output, mapping, provenance)
     write_resolved_config(output, cfg)
+    if blocks is not None:
+        blocks.remove()
     return mapping

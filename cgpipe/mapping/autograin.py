@@ -72,17 +72,16 @@ from __future__ import annotations
 
 import logging
 import math
-import sys
 from typing import Any
 
 import mdtraj as md
 import numpy as np
 import pandas as pd
 import torch
-from tqdm import tqdm
 
 from cgpipe import keys
 from cgpipe.data import evenly
+from cgpipe.epochs import EpochScores, run_epochs
 from cgpipe.errors import InputError
 from cgpipe.io import TrajectoryData
 from cgpipe.mapping.base import MAPPINGS, Mapping, MappingMethod
@@ -338,11 +337,9 @@ class Autograin(MappingMethod):
             f_valid = torch.as_tensor(training.forces[validation])
         optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate)
         schedule = temperatures(self.temperature_start, self.temperature_end, self.epochs)
-        records = []
         n_fit = len(x_fit)
-        for epoch in tqdm(
-            range(self.epochs), desc="autograin", file=sys.stderr, mininterval=5, disable=None
-        ):
+
+        def epoch_step(epoch: int) -> EpochScores:
             temperature = float(schedule[epoch])
             order = torch.randperm(n_fit)
             sums = np.zeros(2)
@@ -359,7 +356,7 @@ class Autograin(MappingMethod):
                 loss.backward()
                 optimizer.step()
                 sums += len(batch) * np.array([reconstruction.item(), force.item()])
-            reconstruction, force = sums / n_fit
+            reconstruction, force = (float(v) for v in sums / n_fit)
             moves = project_connected(model.logits, topology, heavy)
             valid = (math.nan, math.nan)
             if len(x_valid):
@@ -368,19 +365,30 @@ class Autograin(MappingMethod):
                         model.assignment(temperature, noisy=False), x_valid, f_valid
                     )
                 valid = tuple(float(v) for v in scored)
-            records.append(
-                {
-                    keys.EPOCH: epoch,
-                    TEMPERATURE: temperature,
-                    RECONSTRUCTION: reconstruction,
-                    FORCE: force,
-                    keys.LOSS: reconstruction
-                    + (self.force_weight * force if self.force_weight > 0 else 0.0),
-                    VALIDATION_RECONSTRUCTION: valid[0],
-                    VALIDATION_FORCE: valid[1],
-                    CONNECTIVITY_MOVES: moves,
-                }
-            )
+            total = reconstruction + (self.force_weight * force if self.force_weight > 0 else 0.0)
+            record = {
+                keys.EPOCH: epoch,
+                TEMPERATURE: temperature,
+                RECONSTRUCTION: reconstruction,
+                FORCE: force,
+                keys.LOSS: total,
+                VALIDATION_RECONSTRUCTION: valid[0],
+                VALIDATION_FORCE: valid[1],
+                CONNECTIVITY_MOVES: moves,
+            }
+            return EpochScores([record], total)
+
+        # The temperature anneals over the epochs: the last epoch's map is the one kept.
+        outcome = run_epochs(
+            self.epochs,
+            epoch_step,
+            model=model,
+            stateful={"optimizer": optimizer},
+            select=False,
+            desc="autograin",
+            checkpoint=self.checkpoint,
+        )
+        records = outcome.records
         last = records[-1]
         log.info(
             "autograin: %d beads, %d epochs on %d frames; final reconstruction %.4g nm^2 "

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cgpipe import keys
+from cgpipe.epochs import EpochCheckpoint
 from cgpipe.errors import InputError
 from cgpipe.io import TrajectoryData
 from cgpipe.registry import Registry
@@ -126,11 +127,16 @@ class MappingMethod:
         After :meth:`build`, a fitted method's record of the fit, one row per step (the
         elbow curve of k-means, the losses per epoch of Autograin); the stage writes it
         beside the artifact. ``None`` for a fixed map.
+    checkpoint
+        Set by the stage before :meth:`build`: where a fit run in epochs
+        (:func:`cgpipe.epochs.run_epochs`) saves its state and resumes from; ``None``:
+        nowhere.
     """
 
     name: ClassVar[str]
     fitted: ClassVar[bool] = False
     fit_table: pd.DataFrame | None = None
+    checkpoint: EpochCheckpoint | None = None
 
     def __init__(self, **section: object) -> None:
         if section:

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
+from cgpipe.epochs import EpochCheckpoint
 from cgpipe.models import EnergyModel
 from cgpipe.registry import Registry
 
@@ -101,6 +102,8 @@ class FitResult:
     validation_loss
         Mean squared force error on the validation frames after the selected epoch,
         (kJ/mol/nm)^2; NaN without validation frames.
+    resumed_at_epoch
+        The epoch a killed fit went on from (its checkpoint's); ``None``: not resumed.
     """
 
     records: list[dict[str, Any]]
@@ -108,6 +111,7 @@ class FitResult:
     stopped_at_epoch: int
     train_loss: float
     validation_loss: float
+    resumed_at_epoch: int | None = None
 
 
 class Trainer:
@@ -132,6 +136,7 @@ class Trainer:
         *,
         generator: torch.Generator,
         device: torch.device,
+        checkpoint: EpochCheckpoint | None = None,
     ) -> FitResult:
         """Train ``model`` (already on ``device``) in place; leave it in its selected state.
 
@@ -145,6 +150,9 @@ class Trainer:
             The CPU generator for every random draw of the training (batch order, ...).
         device
             Where the model lives and the work runs.
+        checkpoint
+            Where to save the fit's state after every epoch and resume it from
+            (:func:`cgpipe.epochs.run_epochs`); ``None``: no checkpoints.
 
         Returns
         -------

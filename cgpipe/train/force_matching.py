@@ -9,31 +9,26 @@ of the fold's training set that are not fitted on) is recorded; the model keeps 
 parameters of the epoch with the lowest validation loss (model selection), and training
 stops once ``patience`` epochs in a row have not lowered it (early stopping; the cosine
 schedule is then cut short, not rescaled). Without validation frames every epoch runs and
-the last is kept. A model with nothing to train (the prior alone) is scored once.
+the last is kept. A model with nothing to train (the prior alone) is scored once. The
+epochs run in :func:`cgpipe.epochs.run_epochs`, which checkpoints after each.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import sys
 from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from cgpipe import keys
 from cgpipe.data import evenly
+from cgpipe.epochs import EpochCheckpoint, EpochScores, run_epochs
 from cgpipe.errors import InputError
 from cgpipe.keys import SPLIT_TRAIN, SPLIT_VALIDATION
 from cgpipe.models import EnergyModel, force_rmse
-from cgpipe.train.base import (
-    TRAINERS,
-    FitResult,
-    Trainer,
-    TrainingData,
-)
+from cgpipe.train.base import TRAINERS, FitResult, Trainer, TrainingData
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +84,7 @@ class ForceMatching(Trainer):
         *,
         generator: torch.Generator,
         device: torch.device,
+        checkpoint: EpochCheckpoint | None = None,
     ) -> FitResult:
         trainable = [p for p in model.parameters() if p.requires_grad]
         if training.forces is None and trainable:
@@ -126,14 +122,8 @@ class ForceMatching(Trainer):
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=self.epochs * steps_per_epoch, eta_min=0.01 * self.learning_rate
         )
-        records: list[dict[str, Any]] = []
-        train_losses: list[float] = []
-        best_epoch, best_loss, best_state = -1, math.inf, None
-        epoch = 0
-        for epoch in tqdm(
-            range(self.epochs), desc=f"fold {training.fold}", file=sys.stderr, mininterval=5
-        ):
-            model.train()
+
+        def epoch_step(epoch: int) -> EpochScores:
             order = torch.randperm(n_train, generator=generator).to(device)
             total = torch.zeros((), device=device)  # summed on the device: no sync per step
             for start in range(0, n_train, self.batch_size):
@@ -146,38 +136,43 @@ class ForceMatching(Trainer):
                 scheduler.step()
                 total += loss.detach() * len(batch)
             model.eval()
-            train_losses.append(float(total) / n_train)
-            records.append(_record(epoch, SPLIT_TRAIN, train_losses[-1]))
-            if not validating:
-                continue
+            train_mse = float(total) / n_train
+            records = [_record(epoch, SPLIT_TRAIN, train_mse)]
             mse = validation_mse()
-            records.append(_record(epoch, SPLIT_VALIDATION, mse))
-            log.info(
-                "fold %d epoch %d: train rmse %.2f, validation rmse %.2f kJ/mol/nm",
-                training.fold,
-                epoch,
-                math.sqrt(train_losses[-1]),
-                math.sqrt(mse),
-            )
-            if mse < best_loss:  # NaN never improves
-                best_epoch, best_loss = epoch, mse
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif epoch - max(best_epoch, 0) >= self.patience:
+            if validating:
+                records.append(_record(epoch, SPLIT_VALIDATION, mse))
                 log.info(
-                    "fold %d: stopped after epoch %d, %d epochs past the best (%d)",
+                    "fold %d epoch %d: train rmse %.2f, validation rmse %.2f kJ/mol/nm",
                     training.fold,
                     epoch,
-                    self.patience,
-                    best_epoch,
+                    math.sqrt(train_mse),
+                    math.sqrt(mse),
                 )
-                break
-        if best_state is None:  # no validation, or it never was finite: the last epoch
-            return FitResult(
-                records,
-                epoch,
-                epoch,
-                train_losses[-1],
-                best_loss if math.isfinite(best_loss) else math.nan,
+            return EpochScores(records, train_mse, mse)
+
+        outcome = run_epochs(
+            self.epochs,
+            epoch_step,
+            model=model,
+            stateful={"optimizer": optimizer, "scheduler": scheduler},
+            generator=generator,
+            patience=self.patience if validating else None,
+            desc=f"fold {training.fold}",
+            checkpoint=checkpoint,
+        )
+        if outcome.stopped_at_epoch < self.epochs - 1:
+            log.info(
+                "fold %d: stopped after epoch %d, %d epochs past the best (%d)",
+                training.fold,
+                outcome.stopped_at_epoch,
+                self.patience,
+                outcome.selected_epoch,
             )
-        model.load_state_dict(best_state)
-        return FitResult(records, best_epoch, epoch, train_losses[best_epoch], best_loss)
+        return FitResult(
+            outcome.records,
+            outcome.selected_epoch,
+            outcome.stopped_at_epoch,
+            outcome.train_loss,
+            outcome.selection_loss,
+            resumed_at_epoch=outcome.resumed_at_epoch,
+        )

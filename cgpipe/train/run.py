@@ -11,11 +11,17 @@ The fold's frames play three parts (:func:`split_validation`):
 With ``train.seeds`` > 1 the model is trained that many times from different seeds
 (replicates); the one with the lowest validation loss is saved, and every replicate's
 validation and held-out RMSE are written, so the spread over seeds is reported.
+
+The fit is saved after every epoch in ``<model file>.checkpoint/`` (the replicates done
+so far and the running one's loop state, :mod:`cgpipe.epochs`): a killed job, rerun
+with the same inputs, configuration, seed and device, goes on from its last epoch; the
+folder is removed once the model is written.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import io
 import logging
 import math
 import os
@@ -30,8 +36,10 @@ import torch
 from cgpipe import keys
 from cgpipe.data import FoldData, check_beads, evenly
 from cgpipe.device import select_device
+from cgpipe.epochs import EpochCheckpoint
 from cgpipe.errors import InputError
-from cgpipe.io import Provenance, write_table
+from cgpipe.io import Provenance, sha256sum, write_table
+from cgpipe.io.blocks import Blocks, fingerprint
 from cgpipe.keys import REPLICATE, SPLIT_HELDOUT
 from cgpipe.mapping import read_mapping
 from cgpipe.models import MODELS, EnergyModel, fit_prior, force_rmse, save_model
@@ -250,6 +258,23 @@ def run(
     if heldout_forces is not None:
         heldout_forces = torch.as_tensor(heldout_forces, dtype=torch.float32, device=device)
 
+    output_dir = Path(output_dir)
+    blocks = Blocks(
+        output_dir / (MODEL_FILE + ".checkpoint"),
+        fingerprint(
+            cg=sha256sum(cg_path),
+            mapping=sha256sum(mapping_path),
+            model=model,
+            fold=fold,
+            seed=seed,
+            temperature=cfg["temperature"],
+            train=train_cfg,
+            section=model_section,
+            trainer=trainer_section,
+            device=str(device),
+        ),
+    )
+    progress = _load_progress(blocks)
     records: list[dict[str, Any]] = []
     replicates: list[dict[str, Any]] = []
     selected: tuple[float, int, EnergyModel] | None = None
@@ -260,7 +285,10 @@ def run(
         energy_model = model_class.from_config(
             model_section, bead_types=mapping.bead_types.tolist(), prior=prior
         ).to(device)
-        result = trainer.fit(energy_model, training, generator=generator, device=device)
+        checkpoint = _replicate_checkpoint(blocks, progress, replicate)
+        result = trainer.fit(
+            energy_model, training, generator=generator, device=device, checkpoint=checkpoint
+        )
         energy_model.eval()
         heldout_rmse = (
             force_rmse(energy_model, heldout_positions, heldout_forces)
@@ -304,7 +332,6 @@ def run(
     assert selected is not None  # train.seeds >= 1
     _, kept, energy_model = selected
 
-    output_dir = Path(output_dir)
     labels = data.trajectory_index
     provenance = Provenance(
         stage="train",
@@ -332,6 +359,7 @@ def run(
             "selected_epoch": replicates[kept]["selected_epoch"],
             "stopped_at_epoch": replicates[kept]["stopped_at_epoch"],
             "replicates": replicates,
+            "restarts": progress["restarts"],
         },
     )
     save_model(output_dir / MODEL_FILE, energy_model, provenance, temperature=cfg["temperature"])
@@ -344,4 +372,42 @@ def run(
         units={keys.LOSS: "(kJ/mol/nm)^2", keys.RMSE: "kJ/mol/nm"},
     )
     write_resolved_config(output_dir, cfg)
+    blocks.remove()
     return energy_model
+
+
+def _load_progress(blocks: Blocks) -> dict[str, Any]:
+    """The saved fit: ``loops`` (each replicate's last loop state, bytes, by replicate)
+    and ``restarts`` (how many times it was resumed, this time included)."""
+    saved = blocks.load()
+    if saved is None:
+        blocks.reset()
+        return {"loops": {}, "restarts": 0}
+    loops = torch.load(io.BytesIO(saved["state"]), weights_only=True)
+    log.info("%s: resuming (replicates %s saved)", blocks.folder, sorted(loops))
+    return {
+        "loops": {int(k): v.numpy().tobytes() for k, v in loops.items()},
+        "restarts": int(saved["restarts"]) + 1,
+    }
+
+
+def _replicate_checkpoint(
+    blocks: Blocks, progress: dict[str, Any], replicate: int
+) -> EpochCheckpoint:
+    """The loop checkpoint of ``replicate``: its saved state, if any (a finished
+    replicate's last state runs no epoch), and a save that keeps the others'."""
+
+    def load() -> bytes | None:
+        return progress["loops"].get(replicate)
+
+    def save(state: bytes) -> None:
+        progress["loops"][replicate] = state
+        loops = {
+            str(k): torch.frombuffer(bytearray(v), dtype=torch.uint8)
+            for k, v in progress["loops"].items()
+        }
+        buffer = io.BytesIO()
+        torch.save(loops, buffer)
+        blocks.save_state(buffer.getvalue(), n_blocks=0, restarts=progress["restarts"])
+
+    return EpochCheckpoint(load, save)
