@@ -2,9 +2,9 @@
 
 A model maps CG positions [n_frames, n_beads, 3] (nm) to energies [n_frames] (kJ/mol);
 forces (kJ/mol/nm) are -dE/dz by autograd, so they are conservative by construction.
-Every model is built on the fold's fitted physical :class:`~cgpipe.models.prior.Prior`
-(CGnet, Wang et al. 2019) and keeps it as ``model.prior`` (the simulate stage checks
-bond lengths against it, the evaluate stage scores it alone).
+A model is built on the fold's fitted physical :class:`~cgpipe.models.prior.Prior`
+(CGnet, Wang et al. 2019) and keeps it as ``model.prior`` (the evaluate stage scores it
+alone), or has none (the diffusion model: ``model.prior`` is ``None``).
 
 A model is a class in a module of this package that subclasses :class:`EnergyModel`
 and registers itself in :data:`MODELS`; its constructor takes ``bead_types``, ``prior``

@@ -129,10 +129,14 @@ class SchNet(nn.Module):
             self.filter_table = None  # a table is of the parameters it was built from
         return super().train(mode)
 
-    def forward(self, types: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, types: torch.Tensor, positions: torch.Tensor, condition: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Energies [n_frames] (kJ/mol) of positions [n_frames, n_beads, 3] (nm).
 
-        ``types`` is [n_beads] (shared by all frames) of integer bead types.
+        ``types`` is [n_beads] (shared by all frames) of integer bead types; ``condition``
+        [n_frames, hidden_channels], if given, is added to every bead's embedding of its
+        frame (a diffusion model's noise level).
         """
         n_frames, n_beads, _ = positions.shape
         neighbours = self.neighbours(positions)
@@ -150,6 +154,8 @@ class SchNet(nn.Module):
             edge_attr = self.distance_expansion(distances)
             filters = [i.conv.nn(edge_attr) * weight for i in self.interactions]
         h = self.embedding(types).repeat(n_frames, 1)
+        if condition is not None:
+            h = h + condition.repeat_interleave(n_beads, dim=0)
         for interaction, w in zip(self.interactions, filters, strict=True):
             h = h + _interact(interaction, h, neighbours, w)
         return self.head(h).view(n_frames, n_beads).sum(dim=1)

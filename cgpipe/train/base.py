@@ -128,6 +128,18 @@ class Trainer:
     """
 
     name: ClassVar[str] = ""
+    loss_unit: ClassVar[str] = "(kJ/mol/nm)^2"
+    """The unit of the loss it records (the loss table's ``loss`` column)."""
+    rmse_unit: ClassVar[str] = "kJ/mol/nm"
+    """The unit of the loss's square root (the ``rmse`` column)."""
+
+    def score(
+        self, model: EnergyModel, positions: torch.Tensor, forces: torch.Tensor | None
+    ) -> float:
+        """The trainer's loss of ``model`` on frames it never saw (the fold's held-out
+        frames): positions [n_frames, n_beads, 3] (nm) and forces (kJ/mol/nm, or
+        ``None``) on the model's device; NaN where it cannot be scored."""
+        raise NotImplementedError(f"{type(self).__qualname__} does not define score()")
 
     def fit(
         self,

@@ -77,6 +77,14 @@ class ForceMatching(Trainer):
         self.validation_frames = int(validation_frames)
         self.patience = int(patience)
 
+    def score(
+        self, model: EnergyModel, positions: torch.Tensor, forces: torch.Tensor | None
+    ) -> float:
+        """Mean squared force error (kJ/mol/nm)^2; NaN without forces or frames."""
+        if forces is None or len(positions) == 0:
+            return math.nan
+        return force_rmse(model, positions, forces) ** 2
+
     def fit(
         self,
         model: EnergyModel,

@@ -42,7 +42,7 @@ from cgpipe.io import Provenance, sha256sum, write_table
 from cgpipe.io.blocks import Blocks, fingerprint
 from cgpipe.keys import REPLICATE, SPLIT_HELDOUT
 from cgpipe.mapping import read_mapping
-from cgpipe.models import MODELS, EnergyModel, fit_prior, force_rmse, save_model
+from cgpipe.models import MODELS, EnergyModel, fit_prior, save_model
 from cgpipe.paths import LOSSES_FILE, MODEL_FILE
 from cgpipe.seeds import replicate_seed
 from cgpipe.stages import write_resolved_config
@@ -183,7 +183,9 @@ def run(
     output_dir
         Folder for the checkpoint (:data:`~cgpipe.paths.MODEL_FILE`, the selected
         replicate), the losses (:data:`~cgpipe.paths.LOSSES_FILE`: replicate, epoch,
-        split, loss in (kJ/mol/nm)^2, rmse in kJ/mol/nm; splits ``train`` and
+        split, loss and rmse in the trainer's units (force matching: (kJ/mol/nm)^2 and
+        kJ/mol/nm; denoising: dimensionless), each trainer scoring the held-out frames
+        by its own loss; splits ``train`` and
         ``validation`` per epoch, and one ``heldout`` row per replicate at its selected
         epoch) and the resolved configuration.
     model
@@ -290,18 +292,15 @@ def run(
             energy_model, training, generator=generator, device=device, checkpoint=checkpoint
         )
         energy_model.eval()
-        heldout_rmse = (
-            force_rmse(energy_model, heldout_positions, heldout_forces)
-            if heldout_forces is not None and len(heldout_frames)
-            else math.nan
-        )
+        heldout_loss = trainer.score(energy_model, heldout_positions, heldout_forces)
+        heldout_rmse = math.sqrt(heldout_loss) if math.isfinite(heldout_loss) else math.nan
         records += [{REPLICATE: replicate, **record} for record in result.records]
         records.append(
             {
                 REPLICATE: replicate,
                 keys.EPOCH: result.selected_epoch,
                 keys.SPLIT: SPLIT_HELDOUT,
-                keys.LOSS: heldout_rmse**2,
+                keys.LOSS: heldout_loss,
                 keys.RMSE: heldout_rmse,
             }
         )
@@ -317,7 +316,7 @@ def run(
         )
         log.info(
             "fold %d replicate %d (seed %d): epoch %d kept, validation rmse %.2f, "
-            "held-out rmse %.2f kJ/mol/nm",
+            "held-out rmse %.2f " + trainer.rmse_unit,
             fold,
             replicate,
             this_seed,
@@ -325,7 +324,7 @@ def run(
             math.sqrt(result.validation_loss),
             heldout_rmse,
         )
-        rank = _selection_loss(result, training.validating)
+        rank = _selection_loss(result, len(training.validation_positions) > 0)
         if selected is None or rank < selected[0]:
             selected = (rank, replicate, energy_model.cpu())
         del energy_model
@@ -369,7 +368,7 @@ def run(
             records, columns=[REPLICATE, keys.EPOCH, keys.SPLIT, keys.LOSS, keys.RMSE]
         ),
         provenance,
-        units={keys.LOSS: "(kJ/mol/nm)^2", keys.RMSE: "kJ/mol/nm"},
+        units={keys.LOSS: trainer.loss_unit, keys.RMSE: trainer.rmse_unit},
     )
     write_resolved_config(output_dir, cfg)
     blocks.remove()

@@ -1,0 +1,197 @@
+"""A denoising-diffusion model that is two things at once ("two for one", Arts et al.,
+JCTC 2023): an i.i.d. sampler of the CG equilibrium distribution (reverse diffusion) and,
+through its score at a small noise level, a CG force field that Langevin dynamics can
+integrate (force = kT x score). It learns from positions alone: no forces are needed.
+
+Noise process (variance preserving, discrete, ``steps`` = T steps, the cosine schedule of
+Nichol & Dhariwal 2021): frames are centred and divided by ``scale`` (nm, the RMS of the
+training frames' centred coordinates, set by the trainer), y_0 = (x - centre) / scale, and
+
+    y_t = sqrt(abar_t) y_0 + sigma_t eps,    sigma_t = sqrt(1 - abar_t),   t = 1 … T,
+
+with eps standard normal in the subspace of zero centre (the energy is translation
+invariant, so the centre carries nothing). The network is an energy: a SchNet over the
+bead positions y * scale (nm) whose bead embeddings are shifted by an embedding of t,
+E_net(y, t), invariant under rotation, translation and permutation of like beads. The
+noise it predicts is its gradient, eps_hat = grad_y E_net(y, t), so the score of y_t's
+density is -eps_hat / sigma_t and the model is conservative at every noise level.
+
+As a force field the model is the energy of the data at the step ``force_noise``
+(t_f; the anchors take 8 of 1000 for alanine dipeptide):
+
+    U(x) = kT E_net(sqrt(abar_f) y, t_f) / sigma_f,    y = x / scale,
+
+in kJ/mol, because p_0(y) is proportional to p_t(sqrt(abar_t) y) to the extent that the
+noise at t_f is negligible; its forces are -dU/dx by autograd, as for every model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from cgpipe.models.base import MODELS, EnergyModel
+from cgpipe.models.prior import Prior
+from cgpipe.models.schnet import SchNet, ShiftedSoftplus
+from cgpipe.units import thermal_energy
+
+TIME_FEATURES = 16
+"""Sinusoidal features of the step t / T that the noise embedding is computed from."""
+
+
+def cosine_schedule(steps: int, offset: float = 0.008) -> torch.Tensor:
+    """[steps + 1] abar_t for t = 0 … steps (abar_0 = 1) of the cosine schedule, each
+    step's beta_t = 1 - abar_t / abar_{t-1} clipped to at most 0.999 (float64)."""
+    t = torch.arange(steps + 1, dtype=torch.float64) / steps
+    f = torch.cos((t + offset) / (1 + offset) * math.pi / 2) ** 2
+    betas = (1 - f[1:] / f[:-1]).clamp(max=0.999)
+    return torch.cat([torch.ones(1, dtype=torch.float64), torch.cumprod(1 - betas, dim=0)])
+
+
+def centred_noise(shape: Sequence[int], generator: torch.Generator | None, like: torch.Tensor):
+    """Standard normal noise [n_frames, n_beads, 3] with zero centre in every frame (each
+    frame's noise in the subspace of zero centre is isotropic with unit variance)."""
+    eps = torch.randn(tuple(shape), generator=generator, dtype=like.dtype)
+    eps = eps.to(like.device)
+    return eps - eps.mean(dim=1, keepdim=True)
+
+
+@MODELS.register("diffusion")
+class DiffusionModel(EnergyModel):
+    """Denoising-diffusion energy model (force field and i.i.d. sampler).
+
+    Parameters
+    ----------
+    bead_types
+        [n_beads] integer bead types.
+    prior
+        Unused: ``None`` (the model needs no prior; the simulation's health checks use the
+        reference's bonded statistics).
+    temperature
+        K: the temperature of the training frames, whose kT turns the score into forces.
+    hidden_channels, num_filters, num_interactions, num_gaussians, cutoff
+        The SchNet body (cutoff in nm: noisy frames spread, so it should span the
+        molecule).
+    steps
+        T, the number of diffusion steps.
+    force_noise
+        The step t_f whose score is the force field (1 … ``steps``).
+    """
+
+    samples: ClassVar[tuple[str, ...]] = ("dynamics", "iid")
+
+    def __init__(
+        self,
+        bead_types: Sequence[int],
+        prior: Mapping[str, Any] | None = None,
+        *,
+        temperature: float,
+        hidden_channels: int,
+        num_filters: int,
+        num_interactions: int,
+        num_gaussians: int,
+        cutoff: float,
+        steps: int,
+        force_noise: int,
+    ) -> None:
+        super().__init__(bead_types, None)
+        if not 1 <= int(force_noise) <= int(steps):
+            raise ValueError(f"force_noise must be a step in 1 … {steps}, got {force_noise}")
+        options = {
+            "hidden_channels": int(hidden_channels),
+            "num_filters": int(num_filters),
+            "num_interactions": int(num_interactions),
+            "num_gaussians": int(num_gaussians),
+            "cutoff": float(cutoff),
+        }
+        self.record_hparams(
+            temperature=float(temperature),
+            steps=int(steps),
+            force_noise=int(force_noise),
+            **options,
+        )
+        self.steps, self.force_noise = int(steps), int(force_noise)
+        self.kT = thermal_energy(float(temperature))  # kJ/mol
+        self.network = SchNet(num_types=max(self.hparams["bead_types"]) + 1, **options)
+        width = options["hidden_channels"]
+        self.noise_embedding = nn.Sequential(
+            nn.Linear(2 * TIME_FEATURES, width), ShiftedSoftplus(), nn.Linear(width, width)
+        )
+        self.register_buffer("abar", cosine_schedule(self.steps).float())
+        self.register_buffer("scale", torch.ones(()))  # nm; set from the training frames
+
+    @classmethod
+    def from_config(
+        cls, section: Mapping[str, Any], *, bead_types: Sequence[int], prior: Prior
+    ) -> EnergyModel:
+        """The fold's prior is not used; its temperature is the training frames'."""
+        options = {key: value for key, value in section.items() if key != "trainer"}
+        return cls(bead_types=bead_types, temperature=prior.temperature, **options)
+
+    # --- the noise-conditioned network ----------------------------------------------------
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """sigma_t = sqrt(1 - abar_t) of integer steps ``t``."""
+        return (1 - self.abar[t]).clamp(min=0).sqrt()
+
+    def noise_energy(self, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """E_net(y, t) [n_frames] of scaled positions y [n_frames, n_beads, 3] at steps
+        ``t`` [n_frames] (dimensionless; its y-gradient is the predicted noise)."""
+        frequencies = torch.pi * 2.0 ** torch.arange(TIME_FEATURES, device=y.device)
+        phase = (t.to(y.dtype) / self.steps).unsqueeze(1) * frequencies.to(y.dtype)
+        condition = self.noise_embedding(torch.cat([phase.sin(), phase.cos()], dim=1))
+        return self.network(self.bead_types, y * self.scale, condition)
+
+    def predicted_noise(
+        self, y: torch.Tensor, t: torch.Tensor, create_graph: bool = False
+    ) -> torch.Tensor:
+        """eps_hat = grad_y E_net(y, t) [n_frames, n_beads, 3]."""
+        with torch.enable_grad():
+            if not y.requires_grad:
+                y = y.detach().requires_grad_(True)
+            energy = self.noise_energy(y, t)
+            (gradient,) = torch.autograd.grad(energy.sum(), y, create_graph=create_graph)
+        return gradient
+
+    # --- the force field --------------------------------------------------------------------
+    def energy(self, positions: torch.Tensor) -> torch.Tensor:
+        t = torch.full((positions.shape[0],), self.force_noise, device=positions.device)
+        shrink = self.abar[self.force_noise].sqrt()
+        y = positions / self.scale * shrink
+        return self.kT * self.noise_energy(y, t) / self.sigma(t)
+
+    # --- the i.i.d. sampler -------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(
+        self, n_frames: int, *, generator: torch.Generator, batch_size: int = 1024
+    ) -> torch.Tensor:
+        """[n_frames, n_beads, 3] i.i.d. configurations (nm, centred) by ancestral
+        sampling of the reverse process (Ho et al. 2020) from y_T ~ N(0, 1): at each step
+
+            y_{t-1} = (y_t - beta_t / sigma_t eps_hat) / sqrt(alpha_t) + sqrt(beta~_t) z,
+
+        beta~_t = beta_t sigma_{t-1}^2 / sigma_t^2, z centred standard normal, none at the
+        last step. Draws come from ``generator`` (CPU)."""
+        device = self.abar.device
+        abar = self.abar.double()
+        out = []
+        for start in range(0, n_frames, batch_size):
+            n = min(batch_size, n_frames - start)
+            like = torch.empty((), dtype=torch.float32, device=device)
+            y = centred_noise((n, self.n_beads, 3), generator, like)
+            for step in range(self.steps, 0, -1):
+                t = torch.full((n,), step, device=device)
+                alpha = float(abar[step] / abar[step - 1])
+                beta = 1 - alpha
+                sigma = math.sqrt(1 - float(abar[step]))
+                eps = self.predicted_noise(y, t)
+                y = (y - beta / sigma * eps) / math.sqrt(alpha)
+                y = y - y.mean(dim=1, keepdim=True)  # rounding must not move the centre
+                if step > 1:
+                    variance = beta * (1 - float(abar[step - 1])) / (1 - float(abar[step]))
+                    y = y + math.sqrt(variance) * centred_noise(y.shape, generator, y)
+            out.append(y * self.scale)
+        return torch.cat(out)
