@@ -22,12 +22,12 @@ def test_every_artifact_exists_and_opens(workdir):
         trajectory = md.load(str(workdir / f"results/reference/ala2/traj_{i}.h5"))
         assert trajectory.n_atoms == 22 and trajectory.n_frames == 100
     cg = md.load(str(workdir / "results/cg/ala2/backbone_cb.h5"))
-    assert cg.n_atoms == 5 and cg.n_frames == 200
+    assert cg.n_atoms == 6 and cg.n_frames == 200
     for fold in (0, 1):
         simulation = md.load(
             str(workdir / f"results/simulate/ala2/backbone_cb/cgschnet/fold{fold}/traj.h5")
         )
-        assert simulation.n_atoms == 5 and simulation.n_frames > 0
+        assert simulation.n_atoms == 6 and simulation.n_frames > 0
         backmapped = md.load(
             str(workdir / f"results/backmap/ala2/backbone_cb/cgschnet/fold{fold}/traj.h5")
         )
@@ -37,9 +37,9 @@ def test_every_artifact_exists_and_opens(workdir):
         )
         assert len(health) == 4
     page = (workdir / "results/report/index.html").read_text()
-    # One FES figure per system, map and model (7 maps x 3 models), and one fit plot per
+    # One FES figure per system, map and model (5 maps x 3 models), and one fit plot per
     # fitted map (the k-means elbow, Autograin's losses).
-    assert page.count("data:image/png;base64,") == 21 + 2
+    assert page.count("data:image/png;base64,") == 15 + 2
     assert "ala2: mappings compared on held-out frames" in page
     assert "ala2 · backbone_cb · prior" in page and "ala5 · calpha · cgschnet" in page
     assert "ala2 · backbone_cb: models compared" in page and "State populations" in page
