@@ -57,6 +57,7 @@ benchmark: setup
 	python benchmarks/reference_throughput.py
 	python benchmarks/dry_run.py
 	python benchmarks/simulation_throughput.py
+	python benchmarks/training_throughput.py --make-env
 
 clean:
 	rm -rf results logs .snakemake $(wildcard benchmarks/*/)

@@ -315,14 +315,15 @@ def run(
             }
         )
         log.info(
-            "fold %d replicate %d (seed %d): epoch %d kept, validation rmse %.2f, "
-            "held-out rmse %.2f " + trainer.rmse_unit,
+            "fold %d replicate %d (seed %d): epoch %d kept, validation rmse %.4g, "
+            "held-out rmse %.4g (%s)",
             fold,
             replicate,
             this_seed,
             result.selected_epoch,
             math.sqrt(result.validation_loss),
             heldout_rmse,
+            "dimensionless" if trainer.rmse_unit == "1" else trainer.rmse_unit,
         )
         rank = _selection_loss(result, len(training.validation_positions) > 0)
         if selected is None or rank < selected[0]:
