@@ -53,6 +53,9 @@ from cgpipe.units import thermal_energy
 
 TIME_FEATURES = 16
 """Sinusoidal features of the step t / T that the noise embedding is computed from."""
+CLIP = 5.0
+"""The reverse process clips its estimate of the clean frame to +-CLIP (units of the
+training frames' RMS coordinate): no bead of a molecule lies 5 RMS from its centre."""
 QUADRUPLE_FEATURES = 8
 """Width of the learned embedding of each signed dihedral's quadruple."""
 
@@ -219,15 +222,24 @@ class DiffusionModel(EnergyModel):
     # --- the i.i.d. sampler -------------------------------------------------------------------
     @torch.no_grad()
     def sample(
-        self, n_frames: int, *, generator: torch.Generator, batch_size: int = 1024
+        self,
+        n_frames: int,
+        *,
+        generator: torch.Generator,
+        batch_size: int = 1024,
+        clip: float = CLIP,
     ) -> torch.Tensor:
         """[n_frames, n_beads, 3] i.i.d. configurations (nm, centred) by ancestral
-        sampling of the reverse process (Ho et al. 2020) from y_T ~ N(0, 1): at each step
-
-            y_{t-1} = (y_t - beta_t / sigma_t eps_hat) / sqrt(alpha_t) + sqrt(beta~_t) z,
-
-        beta~_t = beta_t sigma_{t-1}^2 / sigma_t^2, z centred standard normal, none at the
-        last step. Draws come from ``generator`` (CPU)."""
+        sampling of the reverse process (Ho et al. 2020) from y_T ~ N(0, 1). At each step
+        the clean frame is estimated, y0_hat = (y_t - sigma_t eps_hat) / sqrt(abar_t),
+        clipped to [-clip, clip] (scaled units), and y_{t-1} drawn from the posterior
+        q(y_{t-1} | y_t, y0_hat): mean (sqrt(abar_{t-1}) beta_t y0_hat + sqrt(alpha_t)
+        sigma_{t-1}^2 y_t) / sigma_t^2, variance beta_t sigma_{t-1}^2 / sigma_t^2, no
+        noise at the last step; z centred. Unclipped, this is y_{t-1} = (y_t - beta_t /
+        sigma_t eps_hat) / sqrt(alpha_t) + noise; the clip keeps the first steps, where
+        1 / sqrt(alpha_t) is up to 30 and an error of eps_hat is amplified as much, from
+        throwing beads out (the default ala2 model's unclipped samples had bonds of
+        hundreds of nm). Draws come from ``generator`` (CPU)."""
         device = self.abar.device
         abar = self.abar.double()
         out = []
@@ -237,14 +249,16 @@ class DiffusionModel(EnergyModel):
             y = centred_noise((n, self.n_beads, 3), generator, like)
             for step in range(self.steps, 0, -1):
                 t = torch.full((n,), step, device=device)
-                alpha = float(abar[step] / abar[step - 1])
-                beta = 1 - alpha
-                sigma = math.sqrt(1 - float(abar[step]))
+                a_t, a_prev = float(abar[step]), float(abar[step - 1])
+                alpha, beta = a_t / a_prev, 1 - a_t / a_prev
                 eps = self.predicted_noise(y, t)
-                y = (y - beta / sigma * eps) / math.sqrt(alpha)
-                y = y - y.mean(dim=1, keepdim=True)  # rounding must not move the centre
+                y0 = ((y - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp(-clip, clip)
+                y = (math.sqrt(a_prev) * beta * y0 + math.sqrt(alpha) * (1 - a_prev) * y) / (
+                    1 - a_t
+                )
                 if step > 1:
-                    variance = beta * (1 - float(abar[step - 1])) / (1 - float(abar[step]))
+                    variance = beta * (1 - a_prev) / (1 - a_t)
                     y = y + math.sqrt(variance) * centred_noise(y.shape, generator, y)
+                y = y - y.mean(dim=1, keepdim=True)  # rounding must not move the centre
             out.append(y * self.scale)
         return torch.cat(out)
