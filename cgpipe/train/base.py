@@ -14,14 +14,21 @@ held-out trajectories never reach it, they are scored afterwards by
 from __future__ import annotations
 
 import dataclasses
+import logging
+import math
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
-from cgpipe.epochs import EpochCheckpoint
+from cgpipe import keys
+from cgpipe.epochs import EpochCheckpoint, EpochScores, run_epochs
+from cgpipe.keys import SPLIT_TRAIN, SPLIT_VALIDATION
 from cgpipe.models import EnergyModel
 from cgpipe.registry import Registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,6 +184,136 @@ class Trainer:
             The data cannot train this model (positions-only data for force matching).
         """
         raise NotImplementedError(f"{type(self).__qualname__} does not define fit()")
+
+
+def loss_record(epoch: int, split: str, loss: float) -> dict[str, Any]:
+    """A row of the loss table: epoch, split, loss and its square root."""
+    return {keys.EPOCH: epoch, keys.SPLIT: split, keys.LOSS: loss, keys.RMSE: math.sqrt(loss)}
+
+
+class EpochTrainer(Trainer):
+    """A trainer of epochs of AdamW steps on shuffled batches, the learning rate
+    cosine-annealed to 1 % of its start over ``epochs``, with model selection on the
+    validation frames and early stopping (:func:`cgpipe.epochs.run_epochs`, which also
+    checkpoints every epoch). A subclass gives the loss of a batch and the scoring of the
+    validation frames.
+
+    Parameters
+    ----------
+    epochs
+        At most this many passes over the training frames.
+    batch_size
+        Frames per optimisation step.
+    learning_rate
+        Initial AdamW learning rate; annealed to 1 % of it over ``epochs``.
+    weight_decay
+        AdamW weight decay.
+    validation_frames
+        At most this many validation frames, spread evenly, are scored after every epoch.
+    patience
+        Stop after this many epochs in a row without a lower validation loss (strictly
+        lower; ``patience >= epochs`` never stops early).
+    """
+
+    def __init__(
+        self,
+        *,
+        epochs: int,
+        batch_size: int,
+        learning_rate: float,
+        weight_decay: float,
+        validation_frames: int,
+        patience: int,
+    ) -> None:
+        if min(epochs, batch_size, validation_frames, patience) < 1:
+            raise ValueError("epochs, batch_size, validation_frames and patience must be positive")
+        self.epochs = int(epochs)
+        self.batch_size = int(batch_size)
+        self.learning_rate = float(learning_rate)
+        self.weight_decay = float(weight_decay)
+        self.validation_frames = int(validation_frames)
+        self.patience = int(patience)
+
+    def run_epochs(
+        self,
+        model: EnergyModel,
+        n_train: int,
+        batch_loss: Callable[[torch.Tensor], torch.Tensor],
+        validation_loss: Callable[[], float] | None,
+        *,
+        training: TrainingData,
+        generator: torch.Generator,
+        device: torch.device,
+        checkpoint: EpochCheckpoint | None,
+    ) -> FitResult:
+        """Train ``model``'s trainable parameters on ``n_train`` frames: each epoch draws
+        their order from ``generator``, steps on ``batch_loss(frame indices)`` batch by
+        batch, then scores ``validation_loss()`` in evaluation mode (``None``: no
+        validation frames)."""
+        optimizer = torch.optim.AdamW(
+            [p for p in model.parameters() if p.requires_grad],
+            lr=self.learning_rate,
+            weight_decay=self.weight_decay,
+        )
+        steps_per_epoch = math.ceil(n_train / self.batch_size)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=self.epochs * steps_per_epoch, eta_min=0.01 * self.learning_rate
+        )
+
+        def epoch_step(epoch: int) -> EpochScores:
+            order = torch.randperm(n_train, generator=generator).to(device)
+            total = torch.zeros((), device=device)  # summed on the device: no sync per step
+            for start in range(0, n_train, self.batch_size):
+                batch = order[start : start + self.batch_size]
+                loss = batch_loss(batch)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                scheduler.step()
+                total += loss.detach() * len(batch)
+            model.eval()
+            train_loss = float(total) / n_train
+            records = [loss_record(epoch, SPLIT_TRAIN, train_loss)]
+            if validation_loss is None:
+                return EpochScores(records, train_loss)
+            selection = validation_loss()
+            records.append(loss_record(epoch, SPLIT_VALIDATION, selection))
+            log.info(
+                "fold %d epoch %d: train loss %.4g, validation loss %.4g %s",
+                training.fold,
+                epoch,
+                train_loss,
+                selection,
+                self.loss_unit,
+            )
+            return EpochScores(records, train_loss, selection)
+
+        outcome = run_epochs(
+            self.epochs,
+            epoch_step,
+            model=model,
+            stateful={"optimizer": optimizer, "scheduler": scheduler},
+            generator=generator,
+            patience=self.patience if validation_loss is not None else None,
+            desc=f"fold {training.fold}",
+            checkpoint=checkpoint,
+        )
+        if outcome.stopped_at_epoch < self.epochs - 1:
+            log.info(
+                "fold %d: stopped after epoch %d, %d epochs past the best (%d)",
+                training.fold,
+                outcome.stopped_at_epoch,
+                self.patience,
+                outcome.selected_epoch,
+            )
+        return FitResult(
+            outcome.records,
+            outcome.selected_epoch,
+            outcome.stopped_at_epoch,
+            outcome.train_loss,
+            outcome.selection_loss,
+            resumed_at_epoch=outcome.resumed_at_epoch,
+        )
 
 
 TRAINERS: Registry[type[Trainer]] = Registry("trainer", "cgpipe.train")

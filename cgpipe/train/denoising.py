@@ -28,13 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from cgpipe import keys
 from cgpipe.data import evenly
-from cgpipe.epochs import EpochCheckpoint, EpochScores, run_epochs
+from cgpipe.epochs import EpochCheckpoint
 from cgpipe.errors import InputError
-from cgpipe.keys import SPLIT_TRAIN, SPLIT_VALIDATION
 from cgpipe.models import EnergyModel
-from cgpipe.train.base import TRAINERS, FitResult, Trainer, TrainingData
+from cgpipe.train.base import TRAINERS, EpochTrainer, FitResult, TrainingData
 
 log = logging.getLogger(__name__)
 
@@ -42,19 +40,15 @@ SCORE_SEED = 20231012
 """Seed of the fixed draws (t, eps) that validation and held-out frames are scored with."""
 
 
-def _record(epoch: int, split: str, loss: float) -> dict[str, Any]:
-    return {keys.EPOCH: epoch, keys.SPLIT: split, keys.LOSS: loss, keys.RMSE: math.sqrt(loss)}
-
-
 @TRAINERS.register("denoising")
-class Denoising(Trainer):
+class Denoising(EpochTrainer):
     """Denoising score matching with AdamW, cosine annealing, model selection and early
     stopping.
 
     Parameters
     ----------
     epochs, batch_size, learning_rate, weight_decay, validation_frames, patience
-        As for force matching.
+        As for force matching (:class:`~cgpipe.train.base.EpochTrainer`).
     low_noise_steps
         Diffusion steps below this weigh ``low_noise_weight`` times the others.
     low_noise_weight
@@ -64,28 +58,10 @@ class Denoising(Trainer):
     loss_unit = "1"
     rmse_unit = "1"
 
-    def __init__(
-        self,
-        *,
-        epochs: int,
-        batch_size: int,
-        learning_rate: float,
-        weight_decay: float,
-        validation_frames: int,
-        patience: int,
-        low_noise_steps: int,
-        low_noise_weight: float,
-    ) -> None:
-        if min(epochs, batch_size, validation_frames, patience) < 1:
-            raise ValueError("epochs, batch_size, validation_frames and patience must be positive")
+    def __init__(self, *, low_noise_steps: int, low_noise_weight: float, **options: Any) -> None:
+        super().__init__(**options)
         if low_noise_steps < 0 or low_noise_weight <= 0:
             raise ValueError("low_noise_steps must be >= 0 and low_noise_weight positive")
-        self.epochs = int(epochs)
-        self.batch_size = int(batch_size)
-        self.learning_rate = float(learning_rate)
-        self.weight_decay = float(weight_decay)
-        self.validation_frames = int(validation_frames)
-        self.patience = int(patience)
         self.low_noise_steps = int(low_noise_steps)
         self.low_noise_weight = float(low_noise_weight)
 
@@ -170,58 +146,19 @@ class Denoising(Trainer):
         validating = len(scored) > 0
         x_valid = centred(training.validation_positions[scored])
         log.info("fold %d: %d validation frames scored", training.fold, len(scored))
-        n_train = len(y_train)
-        optimizer = torch.optim.AdamW(
-            model.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
-        )
-        steps_per_epoch = math.ceil(n_train / self.batch_size)
-        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
-            optimizer, T_max=self.epochs * steps_per_epoch, eta_min=0.01 * self.learning_rate
-        )
 
-        def epoch_step(epoch: int) -> EpochScores:
-            order = torch.randperm(n_train, generator=generator).to(device)
-            total = torch.zeros((), device=device)
-            for start in range(0, n_train, self.batch_size):
-                batch = order[start : start + self.batch_size]
-                t = torch.randint(1, model.steps + 1, (len(batch),), generator=generator)
-                eps = centred_noise((len(batch), model.n_beads, 3), generator, y_train)
-                loss = self.loss(model, y_train[batch], t.to(device), eps, create_graph=True)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                total += loss.detach() * len(batch)
-            model.eval()
-            train_loss = float(total) / n_train
-            records = [_record(epoch, SPLIT_TRAIN, train_loss)]
-            validation = self.score(model, x_valid, None) if validating else math.nan
-            if validating:
-                records.append(_record(epoch, SPLIT_VALIDATION, validation))
-                log.info(
-                    "fold %d epoch %d: denoising loss %.4f, validation %.4f",
-                    training.fold,
-                    epoch,
-                    train_loss,
-                    validation,
-                )
-            return EpochScores(records, train_loss, validation)
+        def batch_loss(batch: torch.Tensor) -> torch.Tensor:
+            t = torch.randint(1, model.steps + 1, (len(batch),), generator=generator)
+            eps = centred_noise((len(batch), model.n_beads, 3), generator, y_train)
+            return self.loss(model, y_train[batch], t.to(device), eps, create_graph=True)
 
-        outcome = run_epochs(
-            self.epochs,
-            epoch_step,
-            model=model,
-            stateful={"optimizer": optimizer, "scheduler": scheduler},
+        return self.run_epochs(
+            model,
+            len(y_train),
+            batch_loss,
+            (lambda: self.score(model, x_valid, None)) if validating else None,
+            training=training,
             generator=generator,
-            patience=self.patience if validating else None,
-            desc=f"fold {training.fold}",
+            device=device,
             checkpoint=checkpoint,
-        )
-        return FitResult(
-            outcome.records,
-            outcome.selected_epoch,
-            outcome.stopped_at_epoch,
-            outcome.train_loss,
-            outcome.selection_loss,
-            resumed_at_epoch=outcome.resumed_at_epoch,
         )
