@@ -154,6 +154,9 @@ class DiffusionModel(EnergyModel):
             nn.Linear(width, 1),
         )
         self.register_buffer("abar", cosine_schedule(self.steps).float())
+        # Made once, not in every force call of a simulation (not saved: derived).
+        frequencies = torch.pi * 2.0 ** torch.arange(TIME_FEATURES, dtype=torch.float32)
+        self.register_buffer("frequencies", frequencies, persistent=False)
         self.register_buffer("scale", torch.ones(()))  # nm; set from the training frames
 
     @classmethod
@@ -182,8 +185,7 @@ class DiffusionModel(EnergyModel):
     def noise_energy(self, y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """E_net(y, t) [n_frames] of scaled positions y [n_frames, n_beads, 3] at steps
         ``t`` [n_frames] (dimensionless; its y-gradient is the predicted noise)."""
-        frequencies = torch.pi * 2.0 ** torch.arange(TIME_FEATURES, device=y.device)
-        phase = (t.to(y.dtype) / self.steps).unsqueeze(1) * frequencies.to(y.dtype)
+        phase = (t.to(y.dtype) / self.steps).unsqueeze(1) * self.frequencies.to(y.dtype)
         condition = self.noise_embedding(torch.cat([phase.sin(), phase.cos()], dim=1))
         energy = self.network(self.bead_types, y * self.scale, condition)
         if len(self.quadruples):
