@@ -70,6 +70,11 @@ class EnergyModel(nn.Module):
     ----------
     name
         The registered name (set by :meth:`Registry.register`).
+    samples
+        How the model samples (class attribute): ``("dynamics",)``, its force field
+        integrated by the simulate stage, for most; a model that also draws independent
+        configurations (:meth:`sample`) adds ``"iid"``. Its schema section says the same in
+        ``x-samples``, which the workflow reads.
     prior_overrides
         Keys of ``train.prior`` this model's prior is fitted with instead (class
         attribute; empty for most; the negative control drops the dihedral term).
@@ -82,6 +87,7 @@ class EnergyModel(nn.Module):
     """
 
     name: ClassVar[str] = ""
+    samples: ClassVar[tuple[str, ...]] = ("dynamics",)
     prior_overrides: ClassVar[Mapping[str, Any]] = {}
     prior: Prior | None
 
@@ -160,6 +166,15 @@ class EnergyModel(nn.Module):
     def forces(self, positions: torch.Tensor) -> torch.Tensor:
         """Forces [n_frames, n_beads, 3] (kJ/mol/nm) = -dE/dz of positions (nm)."""
         return self.energy_and_forces(positions)[1]
+
+    def sample(
+        self, n_frames: int, *, generator: torch.Generator, batch_size: int = 1024
+    ) -> torch.Tensor:
+        """[n_frames, n_beads, 3] independent configurations (nm) of the model's
+        equilibrium distribution, for a model whose :attr:`samples` includes ``"iid"``."""
+        raise InputError(
+            f"model {self.name!r} samples by {', '.join(self.samples)} only, not i.i.d."
+        )
 
     def prior_model(self) -> EnergyModel | None:
         """The model's prior alone, as a model on the same device (``None`` without one)."""

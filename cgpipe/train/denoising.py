@@ -15,6 +15,15 @@ compared on the same problem; model selection, early stopping, the schedule (Ada
 learning rate cosine-annealed to 1 %) and the checkpoints are those of force matching
 (:func:`cgpipe.epochs.run_epochs`). Held-out frames are scored the same way.
 
+With the model's ``fokker_planck_weight`` w > 0, each step adds w times the Fokker-Planck
+penalty (:meth:`Denoising.fokker_planck_penalty`): the first :data:`FOKKER_PLANCK_FRAMES`
+frames of the batch noised to one continuous time tau drawn uniformly over the low-noise
+steps (1 … ``low_noise_steps``, where the force field is read), and the variance over them
+of the residual r(y, tau) / beta(tau) per degree of freedom (r is a function of tau alone
+for a consistent family of densities; beta makes it of order one at every tau). The
+penalty's exact Laplacian costs one Hessian-vector product per coordinate, differentiated
+once more: a step of ala2's 6-bead map costs several plain steps.
+
 Rotations are not augmented: the energy is a function of distances, so a rotated frame
 gives the same loss for the same noise rotated, which is as likely.
 """
@@ -36,6 +45,8 @@ from cgpipe.train.base import TRAINERS, EpochTrainer, FitResult, TrainingData
 
 log = logging.getLogger(__name__)
 
+FOKKER_PLANCK_FRAMES = 16
+"""Frames of each batch whose Fokker-Planck residual is penalised."""
 SCORE_SEED = 20231012
 """Seed of the fixed draws (t, eps) that validation and held-out frames are scored with."""
 
@@ -92,6 +103,23 @@ class Denoising(EpochTrainer):
         weight = torch.where(t < self.low_noise_steps, self.low_noise_weight, 1.0)
         return (weight * per_frame).sum() / weight.sum()
 
+    def fokker_planck_penalty(
+        self, model: EnergyModel, y0: torch.Tensor, generator: torch.Generator
+    ) -> torch.Tensor:
+        """The variance over ``y0``'s frames (scaled, centred) noised to one tau of the
+        Fokker-Planck residual / beta(tau), per degree of freedom (a scalar)."""
+        from cgpipe.models.diffusion import centred_noise, continuous_schedule
+
+        highest = min(max(self.low_noise_steps, 1), model.steps)
+        step = 1 + int(torch.randint(highest, (1,), generator=generator))
+        tau = step / model.steps
+        abar, beta = continuous_schedule(torch.tensor(tau, dtype=torch.float64))
+        eps = centred_noise(y0.shape, generator, y0)
+        y = math.sqrt(float(abar)) * y0 + math.sqrt(1 - float(abar)) * eps
+        residual = model.fokker_planck_residual(y, tau) / float(beta)
+        dof = 3 * (y0.shape[1] - 1)
+        return (residual - residual.mean()).pow(2).mean() / max(dof, 1)
+
     def fixed_draws(
         self, model: EnergyModel, n_frames: int, like: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -147,10 +175,16 @@ class Denoising(EpochTrainer):
         x_valid = centred(training.validation_positions[scored])
         log.info("fold %d: %d validation frames scored", training.fold, len(scored))
 
+        weight = model.fokker_planck_weight
+
         def batch_loss(batch: torch.Tensor) -> torch.Tensor:
             t = torch.randint(1, model.steps + 1, (len(batch),), generator=generator)
             eps = centred_noise((len(batch), model.n_beads, 3), generator, y_train)
-            return self.loss(model, y_train[batch], t.to(device), eps, create_graph=True)
+            loss = self.loss(model, y_train[batch], t.to(device), eps, create_graph=True)
+            if weight > 0:
+                frames = y_train[batch[:FOKKER_PLANCK_FRAMES]]
+                loss = loss + weight * self.fokker_planck_penalty(model, frames, generator)
+            return loss
 
         return self.run_epochs(
             model,

@@ -14,7 +14,12 @@ import torch
 
 from cgpipe.io import Provenance
 from cgpipe.models import MODELS, load_model, save_model
-from cgpipe.models.diffusion import DiffusionModel, centred_noise, cosine_schedule
+from cgpipe.models.diffusion import (
+    DiffusionModel,
+    centred_noise,
+    continuous_schedule,
+    cosine_schedule,
+)
 from cgpipe.train import TRAINERS, TrainingData
 from cgpipe.units import thermal_energy
 
@@ -173,3 +178,89 @@ def test_signed_dihedrals_tell_a_configuration_from_its_mirror_image():
     torch.testing.assert_close(model(x @ q.T + 0.5), model(x))
     torch.testing.assert_close(blind(mirror), blind(x))
     assert (model(mirror) - model(x)).abs().min() > 1e-6
+
+
+def _gaussian_family(model: DiffusionModel, variance_at: callable):
+    """E(y, t) = sigma |y_c|^2 / (2 s(tau)), tau = t / T, in continuous time: log q =
+    -|y_c|^2 / (2 s(tau)), a centred Gaussian of variance s(tau) per coordinate."""
+
+    def noise_energy(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        tau = t / model.steps
+        abar, _ = continuous_schedule(tau)
+        centred = y - y.mean(dim=1, keepdim=True)
+        return (1 - abar).sqrt() * (centred**2).sum(dim=(1, 2)) / (2 * variance_at(abar))
+
+    return noise_energy
+
+
+def test_the_fokker_planck_residual_is_constant_for_the_forward_process_densities():
+    # Gaussian data of variance v: the forward process's densities are Gaussians of
+    # variance s = abar v + 1 - abar; their Fokker-Planck residual (without d beta / 2) is
+    # -beta / 2 lap log q = beta D / (2 s), D = 3 (n - 1) the dimension of zero centre, the
+    # same for every y (analytic). A family whose variance does not follow the process
+    # (v at every tau) has a residual that grows with |y|^2.
+    model = _model(steps=1000).double()
+    v = 0.3
+    y = torch.randn(64, N_BEADS, 3, generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    y = y - y.mean(dim=1, keepdim=True)
+    for tau in (0.004, 0.05, 0.5):
+        model.noise_energy = _gaussian_family(model, lambda abar: abar * v + 1 - abar)
+        residual = model.fokker_planck_residual(y, tau)
+        abar, beta = continuous_schedule(torch.tensor(tau, dtype=torch.float64))
+        s = abar * v + 1 - abar
+        expected = beta * 3 * (N_BEADS - 1) / (2 * s)
+        torch.testing.assert_close(residual, expected.expand(64), rtol=1e-8, atol=1e-8)
+        model.noise_energy = _gaussian_family(model, lambda abar: torch.full_like(abar, v))
+        wrong = model.fokker_planck_residual(y, tau)
+        assert float(wrong.detach().std() / beta) > 1.0
+
+
+def test_the_continuous_schedule_is_the_discrete_one_at_the_steps():
+    steps = 1000
+    discrete = cosine_schedule(steps)
+    tau = torch.arange(1, steps, dtype=torch.float64) / steps
+    abar, beta = continuous_schedule(tau)
+    torch.testing.assert_close(abar[:900], discrete[1:901], rtol=1e-9, atol=1e-12)
+    # beta = -d ln abar / dtau: the discrete steps' log ratio per unit tau.
+    finite = -(discrete[2:901].log() - discrete[0:899].log()) / (2 / steps)
+    torch.testing.assert_close(beta[:899], finite, rtol=1e-3, atol=1e-6)
+
+
+def test_the_regulariser_lowers_the_residual_spread_it_penalises():
+    # Training with the Fokker-Planck weight lowers the penalty on fresh frames against
+    # the same training without it (same seed, data and steps).
+    data = TrainingData(_gaussian_training(256, 2), None, _gaussian_training(32, 3), None, fold=0)
+    trainer = TRAINERS.get("denoising")(
+        epochs=6,
+        batch_size=32,
+        learning_rate=3e-3,
+        weight_decay=0.0,
+        validation_frames=32,
+        patience=100,
+        low_noise_steps=20,
+        low_noise_weight=1.0,
+    )
+    penalties = {}
+    fresh = torch.as_tensor(_gaussian_training(16, seed=9), dtype=torch.float32)
+    for weight in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = DiffusionModel(
+            [0, 1, 1, 0],
+            temperature=300.0,
+            steps=100,
+            force_noise=2,
+            fokker_planck_weight=weight,
+            **{**SMALL, "num_interactions": 1},
+        )
+        trainer.fit(
+            model, data, generator=torch.Generator().manual_seed(1), device=torch.device("cpu")
+        )
+        y0 = (fresh - fresh.mean(dim=1, keepdim=True)) / model.scale
+        draws = [
+            float(
+                trainer.fokker_planck_penalty(model, y0, torch.Generator().manual_seed(k)).detach()
+            )
+            for k in range(8)
+        ]
+        penalties[weight] = float(np.mean(draws))
+    assert penalties[1.0] < 0.5 * penalties[0.0], penalties
