@@ -20,6 +20,7 @@ files are not the ones recorded is a finding, exit status 1, each file named on 
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import json
 import logging
 import sys
@@ -265,20 +266,39 @@ def train(
     run(cg, mapping_path, output_dir, model=model, fold=fold, cfg=cfg, seed=seed, threads=threads)
 
 
-@app.command()
-def simulate(
-    model_path: Annotated[Path, typer.Option("--model-file", help="Model checkpoint.")],
-    cg: CgOption,
-    mapping_path: MappingOption,
-    fold: FoldOption,
-    output_dir: OutputDirOption,
-    config: ConfigOption = "{}",
-    threads: ThreadsOption = 1,
-) -> None:
-    """Run batched replicas of a trained model from held-out frames."""
-    from cgpipe.simulate import run
+def _model_job_command(stage: str, summary: str) -> None:
+    """Register ``cgpipe <stage>``, a job that runs one fold's trained model (simulate,
+    sample): one signature, one seed rule, the stage's ``run``."""
 
-    cfg = load_config(config)
+    def command(
+        model_path: Annotated[Path, typer.Option("--model-file", help="Model checkpoint.")],
+        cg: CgOption,
+        mapping_path: MappingOption,
+        fold: FoldOption,
+        output_dir: OutputDirOption,
+        config: ConfigOption = "{}",
+        threads: ThreadsOption = 1,
+    ) -> None:
+        run = importlib.import_module(f"cgpipe.{stage}").run
+        cfg = load_config(config)
+        seed = _model_job_seed(stage, model_path, cg, fold, cfg)
+        run(
+            model_path, cg, mapping_path, output_dir, fold=fold, cfg=cfg, seed=seed, threads=threads
+        )
+
+    command.__doc__ = summary
+    app.command(name=stage)(command)
+
+
+_model_job_command("simulate", "Run batched replicas of a trained model from held-out frames.")
+_model_job_command(
+    "sample", "Draw i.i.d. configurations of a trained model that samples without dynamics."
+)
+
+
+def _model_job_seed(stage: str, model_path: Path, cg: Path, fold: int, cfg: dict) -> int:
+    """The seed of a job that uses fold ``fold``'s trained model, after checking that the
+    model's path names the same system, mapping and fold as the CG reference's."""
     system, mapping = _cg_job(cg, fold)
     trained = paths.identify(model_path, paths.MODEL)
     if (trained["system"], trained["mapping"], int(trained["fold"])) != (system, mapping, fold):
@@ -286,10 +306,9 @@ def simulate(
             f"{model_path}: a model of {trained['system']}/{trained['mapping']} fold "
             f"{trained['fold']}, given with the CG reference {cg} for fold {fold}"
         )
-    seed = stage_seed(
-        cfg["seed"], "simulate", system, mapping=mapping, model=trained["model"], fold=fold
+    return stage_seed(
+        cfg["seed"], stage, system, mapping=mapping, model=trained["model"], fold=fold
     )
-    run(model_path, cg, mapping_path, output_dir, fold=fold, cfg=cfg, seed=seed, threads=threads)
 
 
 @app.command()
@@ -325,12 +344,18 @@ def evaluate(
     backmap_dir: Annotated[list[Path], typer.Option(help="Per fold: backmapping folder.")],
     output_dir: OutputDirOption,
     config: ConfigOption = "{}",
+    sample_dir: Annotated[
+        list[Path] | None,
+        typer.Option(help="Per fold: i.i.d. sample folder, for a model that samples i.i.d."),
+    ] = None,
 ) -> None:
     """Score every fold of one model against the reference with the configured metrics."""
     from cgpipe.evaluate import run
 
     if not len(train_dir) == len(simulate_dir) == len(backmap_dir):
         raise typer.BadParameter("give one --train-dir, --simulate-dir and --backmap-dir per fold")
+    if sample_dir and len(sample_dir) != len(train_dir):
+        raise typer.BadParameter("give one --sample-dir per fold, or none")
     folds = [
         {
             "model": t / paths.MODEL_FILE,
@@ -340,6 +365,8 @@ def evaluate(
         }
         for t, s, b in zip(train_dir, simulate_dir, backmap_dir, strict=True)
     ]
+    for fold, folder in zip(folds, sample_dir or [], strict=False):
+        fold["samples"] = folder / paths.TRAJECTORY_FILE
     cfg = load_config(config)
     run(cg, folds, output_dir, system=system, mapping=mapping_name, model=model, cfg=cfg)
 

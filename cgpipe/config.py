@@ -155,6 +155,15 @@ def needs_forces(config: Mapping[str, Any], model: str) -> bool:
     )
 
 
+def model_samples(model: str) -> tuple[str, ...]:
+    """How ``model`` samples: ``dynamics`` (its force field is simulated), ``iid``
+    (independent draws, e.g. by reverse diffusion), or both. Its schema section says so in
+    ``x-samples`` (default: dynamics only), as its class does in ``samples``, so that the
+    workflow learns it without importing the models."""
+    section = _load_schema(CONFIG_SCHEMA)["properties"]["models"]["properties"][model]
+    return tuple(section.get("x-samples", ["dynamics"]))
+
+
 def _typed(row: dict[str, str], schema: Mapping[str, Any], where: str) -> dict[str, Any]:
     """Cells are text in a TSV; numbers become numbers where the schema wants them."""
     typed: dict[str, Any] = {}
@@ -270,6 +279,8 @@ def system_config(config: Mapping[str, Any], row: Mapping[str, Any]) -> dict[str
             reference[key] = value
     if _given(row, "temperature"):
         resolved["temperature"] = float(row["temperature"])
+    if _given(row, "models"):
+        resolved.setdefault("train", {})["models"] = system_models(row)
     source = row.get("source", "openmm")
     if source == "mdshare":
         facts = MDSHARE_DATASETS[row["dataset"]]
@@ -332,6 +343,14 @@ def system_mappings(row: Mapping[str, Any]) -> list[str]:
     return [m.strip() for m in str(row["mappings"]).split(",") if m.strip()]
 
 
+def system_models(row: Mapping[str, Any]) -> list[str]:
+    """The model names of a systems-sheet row's ``models`` column (its override of
+    ``train.models``; empty when the row has none)."""
+    if not _given(row, "models"):
+        return []
+    return [m.strip() for m in str(row["models"]).split(",") if m.strip()]
+
+
 # What each stage's jobs read of a system's configuration, besides `seed` and
 # `temperature`: whole stage sections, and for method kinds only the chosen method's
 # section. A job sees nothing else, so that editing one method's section reruns that
@@ -345,6 +364,7 @@ _STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "forces": ("forces",),
     "train": ("train",),
     "simulate": ("simulate", "train.n_folds", "observables"),
+    "sample": ("sample", "train.n_folds"),
     "backmap": ("backmap", "train.n_folds"),
     "evaluate": ("evaluate", "train.n_folds", "observables"),
 }

@@ -88,6 +88,10 @@ STABLE_FRACTION = "stable_fraction"
 SURVIVAL_PREFIX = "survival_"  # + "{percent}pct": replicas still running then
 EXCHANGE_PREFIX = "exchange_acceptance_"  # + "{low}K_{high}K": parallel tempering
 BACKMAP_CG_RMSD = "backmap_cg_rmsd"
+# A model that samples i.i.d. too (the diffusion model): its draws' rows of the metrics of
+# the sampled ensemble, prefixed; and the simulation's JS over the draws' JS per projection.
+IID_PREFIX = "iid_"
+SAMPLING_GAP_PREFIX = "sampling_gap_"  # + projection name (phi_psi, rg_end_to_end, tica)
 
 # --- simulation health table ----------------------------------------------------------------
 REPLICA = "replica"

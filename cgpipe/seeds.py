@@ -27,6 +27,7 @@ SEED_FIELDS: dict[str, tuple[str, ...]] = {
     "random map": ("mapping", "fold", "index"),  # index: the random map's number
     "train": ("mapping", "model", "fold"),
     "simulate": ("mapping", "model", "fold"),
+    "sample": ("mapping", "model", "fold"),  # i.i.d. draws of a model that samples them
     "evaluate": ("mapping", "model"),
 }
 

@@ -11,7 +11,13 @@ needs from an :class:`EvaluationContext`. Built in:
 - ``force_error``: force RMSE (kJ/mol/nm per component) of the model and of its prior
   alone on the held-out trajectories;
 - ``stability``: replicas that never failed, over all replicas;
-- ``backmap_rmsd``: mean CG-space RMSD (nm) between backmapped and CG frames.
+- ``backmap_rmsd``: mean CG-space RMSD (nm) between backmapped and CG frames;
+- ``sampling_gap``: for a model that also samples i.i.d., the JS of its simulation over
+  that of its draws.
+
+A model that samples i.i.d. as well (the diffusion model) is scored twice by the metrics of
+the sampled ensemble (``Metric.samplings``): its simulation, and its draws in rows
+prefixed ``iid_``.
 
 Each metric's captions travel with the table (Parquet schema metadata), so the report
 names no metric.

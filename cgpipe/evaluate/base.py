@@ -53,7 +53,11 @@ FOLD_FILES: dict[str, str | None] = {
     "model": "model",
     "health": "health",
     "backmap": "backmap",
+    "samples": "samples",
 }
+SAMPLINGS = ("dynamics", "iid")
+"""How a model's frames were drawn: by dynamics (replicas in time, after burn-in), or
+i.i.d. (independent draws, e.g. by reverse diffusion; each draw its own trajectory)."""
 
 
 class EvaluationContext:
@@ -91,6 +95,11 @@ class EvaluationContext:
     only
         The one fold scored, for a map fitted per fold: its reference is that fold's CG
         data, which the other folds do not share (None: every fold, one shared reference).
+    sampling
+        Which of the model's samples :meth:`simulation` holds (:data:`SAMPLINGS`):
+        ``dynamics``, the simulation's production (``traj``, after burn-in, with the
+        health table's replicas and starts), or ``iid``, every i.i.d. draw (``samples``;
+        no burn-in, each draw resampled on its own, no start set and so no echo).
     """
 
     def __init__(
@@ -106,7 +115,11 @@ class EvaluationContext:
         burn_in: float = 0.0,
         tica_lag: float = 1.0,
         only: int | None = None,
+        sampling: str = "dynamics",
     ) -> None:
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
+        self.sampling = sampling
         if only is not None and not 0 <= only < n_folds:
             raise InputError(f"fold {only} is outside 0..{n_folds - 1}")
         self.only = only
@@ -126,7 +139,7 @@ class EvaluationContext:
         self._reference_path = reference_path
         self._cache: dict[tuple[str, int], Any] = {}
         self._reference_values: np.ndarray | None = None
-        self._read: list[tuple[int, str]] = []  # (fold, need) of every fold file read
+        self._read: list[tuple[int, str]] = []  # (fold, file key) of every fold file read
         self._serving: tuple[str, frozenset[str]] | None = None
 
     # --- the reference ------------------------------------------------------------------
@@ -167,8 +180,19 @@ class EvaluationContext:
     def simulation(self, fold: int) -> TrajectoryData:
         """The production part of ``fold``'s CG simulation: every replica's frames after
         the first :attr:`burn_in` of the run (by time; the run's length is the latest
-        frame's time); labelled by replica; may have no frames."""
+        frame's time); labelled by replica; may have no frames. For ``sampling="iid"``:
+        every i.i.d. draw of the fold, labelled by draw."""
+        if self.sampling == "iid":
+            return self._load("simulation", fold, read_trajectory, key="samples")
         return self._load("simulation", fold, self._production)
+
+    def draws(self, fold: int) -> TrajectoryData:
+        """``fold``'s i.i.d. draws (each its own trajectory of one frame)."""
+        return self._load("samples", fold, read_trajectory)
+
+    def has(self, key: str, fold: int) -> bool:
+        """Whether ``fold`` was given a file under ``key`` (e.g. ``samples``)."""
+        return key in self._paths[fold]
 
     def _production(self, path: Path) -> TrajectoryData:
         full = read_trajectory(path)
@@ -184,6 +208,8 @@ class EvaluationContext:
 
         def build() -> CGSample:
             simulation = self.simulation(fold)
+            if self.sampling == "iid":
+                return CGSample.independent(simulation.trajectory_index)
             health = self.health(fold).sort_values(keys.REPLICA)
             replicas = health[keys.REPLICA].to_numpy(dtype=np.int64)
             save_times = _save_times(simulation)
@@ -328,9 +354,9 @@ class EvaluationContext:
     @property
     def inputs(self) -> list[str]:
         """The files read so far: the reference, then each fold's in fold order."""
-        order = list(FOLD_FILES)
-        read = sorted(self._read, key=lambda item: (item[0], order.index(item[1])))
-        files = [os.fspath(self._paths[fold][FOLD_FILES[need]]) for fold, need in read]
+        order = [key for key in FOLD_FILES.values() if key is not None]
+        read = sorted(set(self._read), key=lambda item: (item[0], order.index(item[1])))
+        files = [os.fspath(self._paths[fold][key]) for fold, key in read]
         if self._reference_path is not None:
             files.insert(0, os.fspath(self._reference_path))
         return files
@@ -354,16 +380,16 @@ class EvaluationContext:
             self._cache[what, fold] = compute()
         return self._cache[what, fold]
 
-    def _load(self, need: str, fold: int, reader: Any) -> Any:
+    def _load(self, need: str, fold: int, reader: Any, key: str | None = None) -> Any:
         self._check(need)
         if not 0 <= fold < self.n_folds:
             raise IndexError(f"fold {fold} is outside 0..{self.n_folds - 1}")
+        key = FOLD_FILES[need] if key is None else key
         if (need, fold) not in self._cache:
-            key = FOLD_FILES[need]
             if key not in self._paths[fold]:
                 raise InputError(f"fold {fold}: no {key!r} file given (needed for {need})")
             self._cache[need, fold] = reader(self._paths[fold][key])
-            self._read.append((fold, need))
+            self._read.append((fold, key))
         return self._cache[need, fold]
 
 
@@ -395,7 +421,8 @@ class CGSample:
         [n_replicas] production frames each replica did not save because it failed
         (0 for a replica that ran to the end).
     start_frames, start_groups
-        [n_replicas] the reference frame each replica started from, and its start state.
+        [n_replicas] the reference frame each replica started from, and its start state;
+        ``start_frames`` is None for i.i.d. draws, which start from nothing.
     length
         Production frames of a replica that ran to the end.
     """
@@ -403,9 +430,23 @@ class CGSample:
     replicas: np.ndarray
     frame_replicas: np.ndarray
     escaped: np.ndarray
-    start_frames: np.ndarray
+    start_frames: np.ndarray | None
     start_groups: np.ndarray
     length: int
+
+    @classmethod
+    def independent(cls, draws: np.ndarray) -> CGSample:
+        """I.i.d. draws [n] (labels): each its own replica of one frame, none lost, no
+        start, one group."""
+        draws = np.asarray(draws, dtype=np.int64)
+        return cls(
+            replicas=draws,
+            frame_replicas=draws,
+            escaped=np.zeros(len(draws), dtype=np.int64),
+            start_frames=None,
+            start_groups=np.full(len(draws), "iid"),
+            length=1,
+        )
 
     @property
     def labels(self) -> np.ndarray:
@@ -423,10 +464,19 @@ class CGSample:
         lost = np.full((int(self.escaped.sum()), saved.shape[1]), np.nan)
         return np.concatenate([saved, lost])
 
-    def echo_frames(self) -> np.ndarray:
+    def echo_frames(self) -> np.ndarray | None:
         """[n_replicas * length] reference frames of the echo baseline: every replica on
-        its start frame for the whole production (a model that never moves never fails)."""
+        its start frame for the whole production (a model that never moves never fails);
+        None for i.i.d. draws, which have no start to echo."""
+        if self.start_frames is None:
+            return None
         return np.repeat(self.start_frames, self.length)
+
+    def echo(self, values: np.ndarray) -> np.ndarray | None:
+        """The echo baseline's rows of ``values`` (one row per reference frame), or None
+        for i.i.d. draws."""
+        frames = self.echo_frames()
+        return None if frames is None else values[frames]
 
     def resampling(self, *, escaped: bool = True) -> Resampling:
         """The bootstrap by design of the scored frames (``escaped``: the saved frames
@@ -434,7 +484,9 @@ class CGSample:
         alone): replicas within start groups, by start frame where starts repeat."""
         labels = self.labels if escaped else self.frame_replicas
         index = np.searchsorted(self.replicas, labels)
-        return design_resampling(labels, self.start_groups[index], self.start_frames[index])
+        # I.i.d. draws: each its own cluster (the ordinary bootstrap, n - 1 of n drawn).
+        starts = labels if self.start_frames is None else self.start_frames[index]
+        return design_resampling(labels, self.start_groups[index], starts)
 
 
 class Metric:
@@ -449,7 +501,13 @@ class Metric:
     needs
         What :meth:`rows` reads from the context: any of ``"reference"`` (the CG
         reference, its projection and held-out frames), ``"simulation"``, ``"model"``,
-        ``"health"``, ``"backmap"`` (per-fold artifacts).
+        ``"health"``, ``"backmap"``, ``"samples"`` (per-fold artifacts).
+    samplings
+        The samplings (:data:`SAMPLINGS`) the metric scores: a metric of the sampled
+        ensemble alone (divergences, populations) scores i.i.d. draws as well, where the
+        model has them, in a context whose :meth:`~EvaluationContext.simulation` holds
+        them (the stage prefixes those rows ``iid_``); burn-in, relaxation, stability and
+        the start-set check are of dynamics only.
     captions
         Every metric name its rows may carry -> one sentence saying what it is, with its
         units (shown in the report).
@@ -460,6 +518,7 @@ class Metric:
 
     name: ClassVar[str]
     needs: ClassVar[frozenset[str]] = frozenset()
+    samplings: ClassVar[frozenset[str]] = frozenset({"dynamics"})
     captions: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

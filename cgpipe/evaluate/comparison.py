@@ -282,9 +282,12 @@ def _summary(value: float, draws: np.ndarray) -> Estimate:
     return Estimate(value, low, high)
 
 
-def scored_rows(fold: str, metrics: tuple[str, ...], scored: list[Scored]) -> list[MetricRow]:
+def scored_rows(
+    fold: str, metrics: tuple[str, ...], scored: list[Scored], *, echo: bool = True
+) -> list[MetricRow]:
     """Each score's row (with its interval), its floor's, its resolution's, and its
-    echo, replay and in-sample rows."""
+    echo (unless ``echo`` is false: i.i.d. draws have no start to echo), replay and
+    in-sample rows."""
     rows = []
     for metric, result in zip(metrics, scored, strict=True):
         rows += [
@@ -297,7 +300,7 @@ def scored_rows(fold: str, metrics: tuple[str, ...], scored: list[Scored]) -> li
                 result.floor.high,
             ),
             MetricRow(fold, metric + keys.FLOOR_RESOLUTION_SUFFIX, result.resolution),
-            MetricRow(fold, metric + keys.ECHO_SUFFIX, result.echo),
+            *([MetricRow(fold, metric + keys.ECHO_SUFFIX, result.echo)] if echo else []),
             MetricRow(fold, metric + keys.REPLAY_SUFFIX, result.replay),
             MetricRow(fold, metric + keys.INSAMPLE_SUFFIX, result.insample),
         ]

@@ -55,6 +55,7 @@ class Distributions(Metric):
     """
 
     needs = frozenset({"reference", "simulation", "health"})
+    samplings = frozenset({"dynamics", "iid"})
     captions = _captions()
 
     def __init__(self, *, bins: int, pseudo_mass: float, resamples: int) -> None:
@@ -68,6 +69,7 @@ class Distributions(Metric):
         families = [name for name in _FAMILIES if reference[name].shape[1]]
         binned = {name: self._binning(name, reference[name]) for name in families}
         rows: list[MetricRow] = []
+        echoed = context.sampling == "dynamics"  # i.i.d. draws have no start to echo
         pooled: dict[str, list[Scored]] = {name: [] for name in families}
         for fold in context.folds:
             simulation: TrajectoryData = context.simulation(fold)
@@ -89,16 +91,20 @@ class Distributions(Metric):
                     ),
                     sample.values(saved),
                     resampling,
-                    reference[name][sample.echo_frames()],
+                    sample.echo(reference[name]),
                     context.rng(f"distributions/{name}/{context.label(fold)}"),
                     self.resamples,
                     observable=smooth[heldout],
                 )
-                rows += scored_rows(context.label(fold), (_FAMILIES[name][0],), scored[:1])
+                rows += scored_rows(
+                    context.label(fold), (_FAMILIES[name][0],), scored[:1], echo=echoed
+                )
                 pooled[name].append(scored[0])
         for name in families:
             if len(pooled[name]) > 1:
-                rows += scored_rows(keys.ALL_FOLDS, (_FAMILIES[name][0],), [pool(pooled[name])])
+                rows += scored_rows(
+                    keys.ALL_FOLDS, (_FAMILIES[name][0],), [pool(pooled[name])], echo=echoed
+                )
         return rows
 
     def _binning(self, name: str, values: np.ndarray) -> Binned:

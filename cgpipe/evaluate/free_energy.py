@@ -68,6 +68,7 @@ class FreeEnergy(Metric):
     """
 
     needs = frozenset({"reference", "simulation", "health"})
+    samplings = frozenset({"dynamics", "iid"})
     captions = _captions()
 
     def __init__(self, *, pseudo_mass: float, floor_resamples: int) -> None:
@@ -76,6 +77,7 @@ class FreeEnergy(Metric):
 
     def rows(self, context: EvaluationContext) -> list[MetricRow]:
         rows: list[MetricRow] = []
+        echoed = context.sampling == "dynamics"  # i.i.d. draws have no start to echo
         pooled: dict[str, list[tuple[tuple[str, ...], list[Scored]]]] = {}
         for fold in context.folds:
             sample = context.sample(fold)
@@ -83,13 +85,13 @@ class FreeEnergy(Metric):
             for projection in context.projections(fold):
                 saved = context.simulation_projected(fold, projection)
                 scored = self._compare(context, projection, fold, sample.values(saved), resampling)
-                rows += scored_rows(context.label(fold), projection.metrics, scored)
+                rows += scored_rows(context.label(fold), projection.metrics, scored, echo=echoed)
                 pooled.setdefault(projection.name, []).append((projection.metrics, scored))
         for results in pooled.values():
             if len(results) > 1:
                 metrics = results[0][0]
                 together = [pool([r[1][k] for r in results]) for k in range(len(metrics))]
-                rows += scored_rows(keys.ALL_FOLDS, metrics, together)
+                rows += scored_rows(keys.ALL_FOLDS, metrics, together, echo=echoed)
         return rows
 
     def _compare(
@@ -115,7 +117,7 @@ class FreeEnergy(Metric):
             reference,
             values,
             resampling,
-            everything[context.sample(fold).echo_frames()],
+            context.sample(fold).echo(everything),
             context.rng(f"{projection.name}/{context.label(fold)}"),
             self.floor_resamples,
             observable=projection.smooth(reference.heldout),

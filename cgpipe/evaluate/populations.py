@@ -34,6 +34,7 @@ class Populations(Metric):
     """
 
     needs = frozenset({"reference", "simulation", "health"})
+    samplings = frozenset({"dynamics", "iid"})
     captions = {keys.POPULATION_PREFIX + "<state>": "Population (0-1) of a state."}
 
     def __init__(self, *, resamples: int) -> None:
@@ -94,8 +95,10 @@ class Populations(Metric):
                     )
                 )
 
-        add(keys.ALL_FOLDS, keys.REFERENCE_SUFFIX, reference, labels, "populations/reference")
-        for trajectory in np.unique(labels):
+        dynamics = context.sampling == "dynamics"  # i.i.d. draws: no start set, no echo
+        if dynamics:  # the reference's rows once, in the dynamics context's table
+            add(keys.ALL_FOLDS, keys.REFERENCE_SUFFIX, reference, labels, "populations/reference")
+        for trajectory in np.unique(labels) if dynamics else ():
             frames = labels == trajectory
             add(
                 keys.ALL_FOLDS,
@@ -115,14 +118,16 @@ class Populations(Metric):
             add(
                 label, "", simulated, simulation.trajectory_index, f"populations/{label}", by_design
             )
+            pooled_states.append(simulated)
+            pooled_groups.append(simulation.trajectory_index + fold * 1_000_000)
+            if not dynamics:
+                continue
             echo = reference[context.start_frames(fold)]
             fractions = np.bincount(echo, minlength=n) / len(echo)
             rows += [
                 MetricRow(label, keys.POPULATION_PREFIX + name + keys.ECHO_SUFFIX, float(f))
                 for name, f in zip(names, fractions, strict=True)
             ]
-            pooled_states.append(simulated)
-            pooled_groups.append(simulation.trajectory_index + fold * 1_000_000)
             pooled_echo.append(echo)
         if len(pooled_states) > 1:
             add(
@@ -132,6 +137,7 @@ class Populations(Metric):
                 np.concatenate(pooled_groups),
                 "populations/pooled",
             )
+        if len(pooled_echo) > 1:
             echo = np.concatenate(pooled_echo)
             fractions = np.bincount(echo, minlength=n) / len(echo)
             rows += [

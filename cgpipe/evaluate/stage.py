@@ -41,8 +41,11 @@ def run(
         pooled rows (fold ``all``): its folds live in different CG spaces.
     folds
         ``folds[k]`` names fold k's ``model`` (checkpoint), ``traj`` (CG simulation),
-        ``health`` and ``backmap`` (tables) files; only those that the metrics named in
-        ``evaluate.metrics`` read, and ``traj`` (plotted), need to exist.
+        ``health`` and ``backmap`` (tables) files, and ``samples`` (i.i.d. draws) for a
+        model that has them; only those that the metrics named in ``evaluate.metrics``
+        read, and ``traj`` (plotted), need to exist. Where every fold has ``samples``, the
+        metrics of the sampled ensemble (:attr:`Metric.samplings`) score the draws too,
+        in rows whose metric is prefixed :data:`cgpipe.keys.IID_PREFIX`.
     output_dir
         The model's evaluation folder: ``metrics.parquet`` (columns
         :data:`cgpipe.keys.METRIC_COLUMNS`; the captions of its metric names as JSON in
@@ -70,9 +73,13 @@ def run(
         raise InputError(
             f"give one CG reference, or one per fold (train.n_folds={n_folds}); got {len(cg_paths)}"
         )
+    samplings = ["dynamics"]
+    if folds and all("samples" in fold for fold in folds):
+        samplings.append("iid")
+    references = [read_trajectory(cg_path) for cg_path in cg_paths]
     contexts = [
         EvaluationContext(
-            read_trajectory(cg_path),
+            reference,
             folds,
             n_folds=n_folds,
             kT=kT,
@@ -82,21 +89,28 @@ def run(
             burn_in=section["burn_in"],
             tica_lag=cfg["observables"]["tica_lag"],
             only=fold if per_fold else None,
+            sampling=sampling,
         )
-        for fold, cg_path in enumerate(cg_paths)
+        for sampling in samplings
+        for fold, (cg_path, reference) in enumerate(zip(cg_paths, references, strict=True))
     ]
 
     rows: list[MetricRow] = []
     captions: dict[str, str] = {}
     for context in contexts:
+        prefix = keys.IID_PREFIX if context.sampling == "iid" else ""
         for metric in metrics:
+            if context.sampling not in metric.samplings:
+                continue
             with context.serving(metric):
                 produced = [MetricRow(*row) for row in metric.rows(context)]
             _check_rows(metric, produced, context)
             if per_fold:  # a one-fold context's pooled rows are that fold's again
                 produced = [row for row in produced if row.fold != keys.ALL_FOLDS]
-            rows += produced
-            captions.update({row.metric: metric.caption(row.metric) for row in produced})
+            rows += [row._replace(metric=prefix + row.metric) for row in produced]
+            captions.update(
+                {prefix + row.metric: _caption(metric, row.metric, prefix) for row in produced}
+            )
     table = pd.DataFrame(rows, columns=[keys.FOLD, keys.METRIC, keys.VALUE, keys.LOW, keys.HIGH])
     for column in (keys.VALUE, keys.LOW, keys.HIGH):
         table[column] = table[column].astype(float)
@@ -113,10 +127,11 @@ def run(
         for fold in each.folds:
             if not each.simulation(fold).n_frames:
                 continue
-            if per_fold and fold:
+            if per_fold and fold and each.sampling == "dynamics":
                 label = f"reference, {each.label(fold)}'s map"
                 panels.append((label, each.projection.compute(each.reference)))
-            panels.append((f"{model} {each.label(fold)}", each.simulation_values(fold)))
+            drawn = " i.i.d." if each.sampling == "iid" else ""
+            panels.append((f"{model} {each.label(fold)}{drawn}", each.simulation_values(fold)))
 
     output_dir = Path(output_dir)
     provenance = Provenance(
@@ -148,6 +163,16 @@ def run(
     )
     write_resolved_config(output_dir, cfg)
     return table
+
+
+def _caption(metric: Metric, name: str, prefix: str) -> str | None:
+    """The caption of a row's metric name; of an i.i.d. draws' row, said so."""
+    caption = metric.caption(name)
+    if prefix and caption is not None:
+        return (
+            "Of the model's i.i.d. draws (no dynamics, each draw resampled on its own): " + caption
+        )
+    return caption
 
 
 def _check_rows(metric: Metric, rows: list[MetricRow], context: EvaluationContext) -> None:

@@ -210,6 +210,40 @@ def _group_sections(
             f"({html.escape(str(negative_control))}) lies within the floor in some fold.</p>"
         )
 
+    # I.i.d. draws beside the simulation, for the models that have them.
+    iid_rows = []
+    for model, table in tables.items():
+        folds = sorted(set(table[keys.FOLD]) - {keys.ALL_FOLDS}) + [keys.ALL_FOLDS]
+        for metric in (n for n in names if n.startswith("js_")):
+            drawn = keys.IID_PREFIX + metric
+            if not (table[keys.METRIC] == drawn).any():
+                continue
+            gap = keys.SAMPLING_GAP_PREFIX + metric.removeprefix("js_")
+            for fold in folds:
+                iid_rows.append(
+                    {
+                        "model": model,
+                        "score": metric,
+                        "fold": fold,
+                        "simulation": _cell(table, metric, fold),
+                        "i.i.d. draws": _cell(table, drawn, fold),
+                        "simulation / i.i.d.": _cell(table, gap, fold),
+                        "floor (i.i.d. count)": _cell(table, drawn + keys.FLOOR_SUFFIX, fold),
+                        "replay (i.i.d. count)": _cell(table, drawn + keys.REPLAY_SUFFIX, fold),
+                    }
+                )
+    if iid_rows:
+        parts.append(
+            "<h3>I.i.d. draws and simulation</h3>"
+            + pd.DataFrame(iid_rows).to_html(index=False, escape=True)
+            + '<p class="note">A model that samples both ways (the diffusion model: reverse '
+            "diffusion, and Langevin dynamics of its score at a small noise level), scored on "
+            "the same held-out trajectories and histogram, value [95 % interval]; "
+            "<i>simulation / i.i.d.</i>: the ratio of the two JS (1: the force field samples "
+            "what the sampler draws), bootstrap of both. Floor and replay at the draws' frame "
+            "count.</p>"
+        )
+
     # Populations.
     population_rows = []
     reference = first[first[keys.METRIC].str.endswith(keys.REFERENCE_SUFFIX)]

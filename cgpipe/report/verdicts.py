@@ -26,9 +26,12 @@ from cgpipe.evaluate.statistics import MAX_FLOOR_RESOLUTION
 
 
 def scores(metrics: pd.DataFrame) -> list[str]:
-    """The score metrics of a table (those with a floor), in the table's order."""
+    """The score metrics of a table's simulation (those with a floor; not the i.i.d.
+    draws' rows), in the table's order."""
     names = list(dict.fromkeys(metrics[keys.METRIC]))
-    return [n for n in names if n + keys.FLOOR_SUFFIX in names]
+    return [
+        n for n in names if n + keys.FLOOR_SUFFIX in names and not n.startswith(keys.IID_PREFIX)
+    ]
 
 
 def _by_fold(metrics: pd.DataFrame, metric: str, column: str = keys.VALUE) -> pd.Series:

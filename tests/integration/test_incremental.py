@@ -16,7 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from cgpipe.config import load_config, load_systems, mapping_fitted, system_mappings
+from cgpipe.config import (
+    load_config,
+    load_systems,
+    mapping_fitted,
+    model_samples,
+    system_mappings,
+)
 from tests.integration.conftest import Job, job, planned_jobs, run_snakemake
 
 pytestmark = pytest.mark.integration
@@ -28,7 +34,8 @@ FINAL: set[Job] = {("report", ()), ("all", ())}
 class Plan:
     """The jobs of the path grammar for one configuration: which rules make a system's
     reference, a mapping's map and CG data (fixed: once; fitted: per fold), and a model's
-    training, simulation, backmapping and evaluation."""
+    training, simulation, backmapping, i.i.d. draws (a model that samples them) and
+    evaluation."""
 
     def __init__(self, config: dict):
         self.config = config
@@ -36,9 +43,12 @@ class Plan:
         self.models = config["train"]["models"]
 
     def model(self, system: str, mapping: str, model: str) -> set[Job]:
+        rules = ["train", "simulate", "backmap"]
+        if "iid" in model_samples(model):
+            rules.append("sample")
         jobs = {
             job(rule, system=system, mapping=mapping, model=model, fold=fold)
-            for rule in ("train", "simulate", "backmap")
+            for rule in rules
             for fold in self.folds
         }
         return jobs | {job("evaluate", system=system, mapping=mapping, model=model)}

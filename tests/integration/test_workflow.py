@@ -37,9 +37,9 @@ def test_every_artifact_exists_and_opens(workdir):
         )
         assert len(health) == 4
     page = (workdir / "results/report/index.html").read_text()
-    # One FES figure per system, map and model (5 maps x 3 models), and one fit plot per
+    # One FES figure per system, map and model (5 maps x 4 models), and one fit plot per
     # fitted map (the k-means elbow, Autograin's losses).
-    assert page.count("data:image/png;base64,") == 15 + 2
+    assert page.count("data:image/png;base64,") == 20 + 2
     assert "ala2: mappings compared on held-out frames" in page
     assert "ala2 · backbone_cb · prior" in page and "ala5 · calpha · cgschnet" in page
     assert "ala2 · backbone_cb: models compared" in page and "State populations" in page
@@ -93,6 +93,44 @@ def test_metric_table_has_every_metric_for_every_fold(workdir):
     assert np.isfinite(divergences[keys.VALUE]).all()
     js = metrics[metrics[keys.METRIC] == keys.JS_PHI_PSI][keys.VALUE]
     assert ((js >= 0) & (js <= np.log(2))).all()
+
+
+def test_the_diffusion_model_samples_both_ways_and_both_are_scored(workdir):
+    """Trained on positions only, the diffusion model draws i.i.d. configurations by reverse
+    diffusion (one trajectory per draw) and is simulated through its score; evaluate scores
+    both against the same held-out frames, and the gap between them is a metric."""
+    run = "ala2/backbone_cb/diffusion"
+    for fold in (0, 1):
+        draws = read_trajectory(workdir / f"results/sample/{run}/fold{fold}/traj.h5")
+        assert draws.coordinates.shape == (64, 6, 3)
+        assert np.isfinite(draws.coordinates).all()
+        assert len(set(draws.trajectory_index)) == 64  # each draw independent
+        record = draws.provenance
+        assert record["stage"] == "sample"
+        assert f"results/train/{run}/fold{fold}/model.pt" in record["inputs"]
+        assert md.load(str(workdir / f"results/simulate/{run}/fold{fold}/traj.h5")).n_frames
+    metrics = read_table(workdir / f"results/evaluate/{run}/metrics.parquet")
+    names = set(metrics[keys.METRIC])
+    iid = keys.IID_PREFIX + keys.JS_PHI_PSI
+    gap = keys.SAMPLING_GAP_PREFIX + "phi_psi"
+    assert {iid, iid + keys.FLOOR_SUFFIX, iid + keys.REPLAY_SUFFIX, gap, keys.JS_PHI_PSI} <= names
+    # No echo of the draws (they have no start), no convergence or stability rows.
+    assert not any(n.startswith(keys.IID_PREFIX) and keys.ECHO_SUFFIX in n for n in names)
+    assert not {keys.IID_PREFIX + keys.CONVERGED, keys.IID_PREFIX + keys.STABLE_FRACTION} & names
+    rows = metrics[metrics[keys.METRIC] == gap]
+    assert set(rows[keys.FOLD]) == {"fold0", "fold1", keys.ALL_FOLDS}
+    for _, row in rows.iterrows():
+        simulated = metrics[
+            (metrics[keys.METRIC] == keys.JS_PHI_PSI) & (metrics[keys.FOLD] == row[keys.FOLD])
+        ][keys.VALUE]
+        drawn = metrics[(metrics[keys.METRIC] == iid) & (metrics[keys.FOLD] == row[keys.FOLD])]
+        # The gap is the ratio of the two scores the table reports.
+        np.testing.assert_allclose(
+            row[keys.VALUE], float(simulated.iloc[0]) / float(drawn[keys.VALUE].iloc[0]), rtol=1e-6
+        )
+        assert row[keys.LOW] <= row[keys.HIGH]
+    page = (workdir / "results/report/index.html").read_text()
+    assert "I.i.d. draws and simulation" in page
 
 
 def test_every_artifact_records_its_provenance(workdir):

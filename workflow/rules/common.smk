@@ -12,6 +12,7 @@ from cgpipe.config import (
     load_config,
     load_systems,
     mapping_fitted,
+    model_samples,
     system_config,
     system_mappings,
 )
@@ -31,7 +32,11 @@ SYSTEM_CONFIG = {name: system_config(config, row) for name, row in SYSTEMS.iterr
 GENERATED = [name for name, row in SYSTEMS.iterrows() if row["source"] == "openmm"]
 DOWNLOADED = [name for name, row in SYSTEMS.iterrows() if row["source"] != "openmm"]
 FOLDS = list(range(config["train"]["n_folds"]))
-MODELS = config["train"]["models"]
+# Each system's models: train.models, or the systems sheet's `models` column.
+SYSTEM_MODELS = {name: cfg["train"]["models"] for name, cfg in SYSTEM_CONFIG.items()}
+MODELS = list(dict.fromkeys(m for models in SYSTEM_MODELS.values() for m in models))
+# The models that also draw i.i.d. configurations (a sample job per fold).
+SAMPLES_IID = [model for model in MODELS if "iid" in model_samples(model)]
 
 for _name, _cfg in SYSTEM_CONFIG.items():
     if config["train"]["n_folds"] > _cfg["reference"]["n_trajectories"]:
@@ -177,6 +182,8 @@ def get_evaluate_inputs(wildcards):
         "health": paths.HEALTH,
         "backmap": paths.BACKMAP_TABLE,
     }
+    if wildcards.model in SAMPLES_IID:
+        folds["samples"] = paths.SAMPLES
     inputs = {
         name: expand(pattern, fold=FOLDS, **wildcards)
         for name, pattern in folds.items()
@@ -191,7 +198,8 @@ def options(name, files):
 
 
 def get_evaluate_fold_args(wildcards):
-    """--train-dir/--simulate-dir/--backmap-dir of every fold, in fold order."""
+    """--train-dir/--simulate-dir/--backmap-dir (and --sample-dir of a model that samples
+    i.i.d.) of every fold, in fold order."""
     args = []
     for fold in FOLDS:
         args += [
@@ -199,6 +207,10 @@ def get_evaluate_fold_args(wildcards):
             f"--simulate-dir {paths.fill(paths.SIMULATE_DIR, fold=fold, **wildcards)}",
             f"--backmap-dir {paths.fill(paths.BACKMAP_DIR, fold=fold, **wildcards)}",
         ]
+        if wildcards.model in SAMPLES_IID:
+            args.append(
+                f"--sample-dir {paths.fill(paths.SAMPLE_DIR, fold=fold, **wildcards)}"
+            )
     return " ".join(args)
 
 
@@ -207,7 +219,7 @@ def _evaluated(template):
         paths.fill(template, system=system, mapping=mapping, model=model)
         for system, row in SYSTEMS.iterrows()
         for mapping in system_mappings(row)
-        for model in MODELS
+        for model in SYSTEM_MODELS[system]
     ]
 
 
