@@ -25,7 +25,7 @@ import json
 import logging
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Annotated
 
@@ -266,7 +266,7 @@ def train(
     run(cg, mapping_path, output_dir, model=model, fold=fold, cfg=cfg, seed=seed, threads=threads)
 
 
-def _model_job_command(stage: str, summary: str) -> None:
+def _model_job_command(stage: str, summary: str) -> Callable[..., None]:
     """Register ``cgpipe <stage>``, a job that runs one fold's trained model (simulate,
     sample): one signature, one seed rule, the stage's ``run``."""
 
@@ -287,11 +287,14 @@ def _model_job_command(stage: str, summary: str) -> None:
         )
 
     command.__doc__ = summary
-    app.command(name=stage)(command)
+    command.__name__ = command.__qualname__ = stage
+    return app.command(name=stage)(command)
 
 
-_model_job_command("simulate", "Run batched replicas of a trained model from held-out frames.")
-_model_job_command(
+simulate = _model_job_command(
+    "simulate", "Run batched replicas of a trained model from held-out frames."
+)
+sample = _model_job_command(
     "sample", "Draw i.i.d. configurations of a trained model that samples without dynamics."
 )
 
