@@ -19,8 +19,13 @@ With the model's ``fokker_planck_weight`` w > 0, each step adds w times the Fokk
 penalty (:meth:`Denoising.fokker_planck_penalty`): the first :data:`FOKKER_PLANCK_FRAMES`
 frames of the batch noised to one continuous time tau drawn uniformly over the low-noise
 steps (1 … ``low_noise_steps``, where the force field is read), and the variance over them
-of the residual r(y, tau) / beta(tau) per degree of freedom (r is a function of tau alone
-for a consistent family of densities; beta makes it of order one at every tau). The
+of r(y, tau) sigma^2(tau) / beta(tau) per degree of freedom (r is a function of tau alone
+for a consistent family of densities). The factor keeps the penalty of order one at every
+tau: the residual's terms are of order beta / v per degree of freedom, v the density's
+variance along it, which for a molecule's stiff bonds is as small as sigma^2 at low noise
+(divided by beta alone, the default ala2 model's penalty at 1e-3 was 10^4 times its
+denoising loss and it learned nothing: validation loss 0.99, that of predicting no
+noise). The
 penalty's exact Laplacian costs one Hessian-vector product per coordinate, differentiated
 once more: a step of ala2's 6-bead map costs several plain steps.
 
@@ -107,7 +112,8 @@ class Denoising(EpochTrainer):
         self, model: EnergyModel, y0: torch.Tensor, generator: torch.Generator
     ) -> torch.Tensor:
         """The variance over ``y0``'s frames (scaled, centred) noised to one tau of the
-        Fokker-Planck residual / beta(tau), per degree of freedom (a scalar)."""
+        Fokker-Planck residual times sigma^2(tau) / beta(tau), per degree of freedom (a
+        scalar)."""
         from cgpipe.models.diffusion import centred_noise, continuous_schedule
 
         highest = min(max(self.low_noise_steps, 1), model.steps)
@@ -116,7 +122,7 @@ class Denoising(EpochTrainer):
         abar, beta = continuous_schedule(torch.tensor(tau, dtype=torch.float64))
         eps = centred_noise(y0.shape, generator, y0)
         y = math.sqrt(float(abar)) * y0 + math.sqrt(1 - float(abar)) * eps
-        residual = model.fokker_planck_residual(y, tau) / float(beta)
+        residual = model.fokker_planck_residual(y, tau) * float((1 - abar) / beta)
         dof = 3 * (y0.shape[1] - 1)
         return (residual - residual.mean()).pow(2).mean() / max(dof, 1)
 

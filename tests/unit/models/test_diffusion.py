@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from cgpipe.config import load_config
 from cgpipe.io import Provenance
 from cgpipe.models import MODELS, load_model, save_model
 from cgpipe.models.diffusion import (
@@ -227,8 +228,11 @@ def test_the_continuous_schedule_is_the_discrete_one_at_the_steps():
 
 
 def test_the_regulariser_lowers_the_residual_spread_it_penalises():
-    # Training with the Fokker-Planck weight lowers the penalty on fresh frames against
-    # the same training without it (same seed, data and steps).
+    # Training with diffusion_fp's default Fokker-Planck weight lowers the penalty on fresh
+    # frames against the same training without it (same seed, data and steps), at little
+    # cost to the denoising it is added to (measured: penalty 87 -> 6.7, validation loss
+    # 0.62 -> 0.65; a weight of 1 leaves it at 1.0, that of predicting no noise).
+    weight_default = load_config(None)["models"]["diffusion_fp"]["fokker_planck_weight"]
     data = TrainingData(_gaussian_training(256, 2), None, _gaussian_training(32, 3), None, fold=0)
     trainer = TRAINERS.get("denoising")(
         epochs=6,
@@ -240,9 +244,9 @@ def test_the_regulariser_lowers_the_residual_spread_it_penalises():
         low_noise_steps=20,
         low_noise_weight=1.0,
     )
-    penalties = {}
+    penalties, losses = {}, {}
     fresh = torch.as_tensor(_gaussian_training(16, seed=9), dtype=torch.float32)
-    for weight in (0.0, 1.0):
+    for weight in (0.0, weight_default):
         torch.manual_seed(0)
         model = DiffusionModel(
             [0, 1, 1, 0],
@@ -252,9 +256,10 @@ def test_the_regulariser_lowers_the_residual_spread_it_penalises():
             fokker_planck_weight=weight,
             **{**SMALL, "num_interactions": 1},
         )
-        trainer.fit(
+        fit = trainer.fit(
             model, data, generator=torch.Generator().manual_seed(1), device=torch.device("cpu")
         )
+        losses[weight] = fit.validation_loss
         y0 = (fresh - fresh.mean(dim=1, keepdim=True)) / model.scale
         draws = [
             float(
@@ -263,4 +268,5 @@ def test_the_regulariser_lowers_the_residual_spread_it_penalises():
             for k in range(8)
         ]
         penalties[weight] = float(np.mean(draws))
-    assert penalties[1.0] < 0.5 * penalties[0.0], penalties
+    assert penalties[weight_default] < 0.25 * penalties[0.0], penalties
+    assert losses[weight_default] < 1.1 * losses[0.0], losses
