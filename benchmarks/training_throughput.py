@@ -108,7 +108,7 @@ def denoising_step(model: EnergyModel, x: torch.Tensor, section: dict):
 
     trainer = TRAINERS.get("denoising")(**section)
     centred = x - x.mean(dim=1, keepdim=True)
-    model.scale.fill_(float(centred.pow(2).mean().sqrt()))
+    model.fit_statistics(centred)
     y = centred / model.scale
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)

@@ -27,7 +27,7 @@ variance along it, which for a molecule's stiff bonds is as small as sigma^2 at 
 denoising loss and it learned nothing: validation loss 0.99, that of predicting no
 noise). The
 penalty's exact Laplacian costs one Hessian-vector product per coordinate, differentiated
-once more: a step of ala2's 6-bead map costs several plain steps.
+once more: a step of ala2's 6-bead map costs about three plain steps.
 
 Rotations are not augmented: the energy is a function of distances, so a rotated frame
 gives the same loss for the same noise rotated, which is as likely.
@@ -50,8 +50,10 @@ from cgpipe.train.base import TRAINERS, EpochTrainer, FitResult, TrainingData
 
 log = logging.getLogger(__name__)
 
-FOKKER_PLANCK_FRAMES = 16
-"""Frames of each batch whose Fokker-Planck residual is penalised."""
+FOKKER_PLANCK_FRAMES = 8
+"""Frames of each batch whose Fokker-Planck residual is penalised (its exact Laplacian
+costs a batched backward pass per coordinate: at 8 frames of ala2's 6 beads a step costs
+about three plain ones; at 16, with a loop over coordinates, it cost eight)."""
 SCORE_SEED = 20231012
 """Seed of the fixed draws (t, eps) that validation and held-out frames are scored with."""
 
@@ -173,8 +175,7 @@ class Denoising(EpochTrainer):
             return x - x.mean(dim=1, keepdim=True)
 
         x_train = centred(training.positions)
-        # The scale: the RMS of the centred training coordinates (nm).
-        model.scale.fill_(float(x_train.pow(2).mean().sqrt()))
+        model.fit_statistics(x_train)  # the scale, and the bonded terms' statistics
         y_train = x_train / model.scale
         scored = evenly(np.arange(len(training.validation_positions)), self.validation_frames)
         validating = len(scored) > 0
