@@ -168,10 +168,16 @@ class EnergyModel(nn.Module):
         return self.energy_and_forces(positions)[1]
 
     def sample(
-        self, n_frames: int, *, generator: torch.Generator, batch_size: int = 1024
+        self,
+        n_frames: int,
+        *,
+        generator: torch.Generator,
+        batch_size: int = 1024,
+        steps: int | None = None,
     ) -> torch.Tensor:
         """[n_frames, n_beads, 3] independent configurations (nm) of the model's
-        equilibrium distribution, for a model whose :attr:`samples` includes ``"iid"``."""
+        equilibrium distribution, for a model whose :attr:`samples` includes ``"iid"``;
+        ``steps``: the sampler's steps where it takes any (``None``: its own)."""
         raise InputError(
             f"model {self.name!r} samples by {', '.join(self.samples)} only, not i.i.d."
         )

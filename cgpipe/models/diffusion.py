@@ -420,16 +420,20 @@ class DiffusionModel(EnergyModel):
         *,
         generator: torch.Generator,
         batch_size: int = 1024,
+        steps: int | None = None,
         clip: float = CLIP,
     ) -> torch.Tensor:
         """[n_frames, n_beads, 3] i.i.d. configurations (nm, centred) by ancestral
-        sampling of the reverse process (Ho et al. 2020) from y_T ~ N(0, 1). At each step
+        sampling of the reverse process (Ho et al. 2020) from y_T ~ N(0, 1), over all T
+        steps or, with ``steps`` = k < T, over k of them evenly spaced from T to 1 (the
+        "respaced" process of Nichol & Dhariwal 2021: the same formulas between
+        consecutive chosen steps t > s, whose alpha = abar_t / abar_s). At each step
         the clean frame is estimated, y0_hat = (y_t - sigma_t eps_hat) / sqrt(abar_t),
-        clipped to [-clip, clip] (scaled units), and y_{t-1} drawn from the posterior
-        q(y_{t-1} | y_t, y0_hat): mean (sqrt(abar_{t-1}) beta_t y0_hat + sqrt(alpha_t)
-        sigma_{t-1}^2 y_t) / sigma_t^2, variance beta_t sigma_{t-1}^2 / sigma_t^2, no
-        noise at the last step; z centred. Unclipped, this is y_{t-1} = (y_t - beta_t /
-        sigma_t eps_hat) / sqrt(alpha_t) + noise; the clip keeps the first steps, where
+        clipped to [-clip, clip] (scaled units), and y_s drawn from the posterior
+        q(y_s | y_t, y0_hat): mean (sqrt(abar_s) beta y0_hat + sqrt(alpha) sigma_s^2 y_t)
+        / sigma_t^2, variance beta sigma_s^2 / sigma_t^2 with beta = 1 - alpha, no noise
+        at the last step; z centred. Unclipped, this is y_s = (y_t - beta / sigma_t
+        eps_hat) / sqrt(alpha) + noise; the clip keeps the first steps, where
         1 / sqrt(alpha_t) is up to 30 and an error of eps_hat is amplified as much, from
         throwing beads out (the default ala2 model's unclipped samples had bonds of
         hundreds of nm). After every step a frame whose signed dihedrals vote for the mirror
@@ -437,14 +441,18 @@ class DiffusionModel(EnergyModel):
         ``generator`` (CPU)."""
         device = self.abar.device
         abar = self.abar.double()
+        if steps is not None and not 1 <= steps:
+            raise ValueError(f"steps must be at least 1, got {steps}")
+        count = self.steps if steps is None else min(int(steps), self.steps)
+        chosen = torch.linspace(self.steps, 1, count).round().long().unique().flip(0).tolist()
         out, reflected = [], 0
         for start in range(0, n_frames, batch_size):
             n = min(batch_size, n_frames - start)
             like = torch.empty((), dtype=torch.float32, device=device)
             y = centred_noise((n, self.n_beads, 3), generator, like)
-            for step in range(self.steps, 0, -1):
+            for step, previous in zip(chosen, [*chosen[1:], 0], strict=True):
                 t = torch.full((n,), step, device=device)
-                a_t, a_prev = float(abar[step]), float(abar[step - 1])
+                a_t, a_prev = float(abar[step]), float(abar[previous])
                 alpha, beta = a_t / a_prev, 1 - a_t / a_prev
                 eps = self.predicted_noise(y, t)
                 y0 = ((y - math.sqrt(1 - a_t) * eps) / math.sqrt(a_t)).clamp(-clip, clip)

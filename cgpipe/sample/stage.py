@@ -87,7 +87,9 @@ def run(
     generator = torch.Generator().manual_seed(seed)
     n_samples = params["n_samples"]
     started = time.perf_counter()
-    positions = model.sample(n_samples, generator=generator, batch_size=params["batch_size"])
+    positions = model.sample(
+        n_samples, generator=generator, batch_size=params["batch_size"], steps=params["steps"]
+    )
     seconds = time.perf_counter() - started
     positions = positions.detach().cpu().numpy()
     bad = np.flatnonzero(~np.isfinite(positions).all(axis=(1, 2)))
