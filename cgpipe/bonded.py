@@ -53,6 +53,20 @@ def dihedral_quadruples(bonds: np.ndarray) -> np.ndarray:
     return np.array(sorted(quadruples), dtype=np.int64).reshape(-1, 4)
 
 
+def consecutive_dihedrals(quadruples: np.ndarray) -> np.ndarray:
+    """[n_pairs, 2] indices (a < b) into ``quadruples`` of the dihedrals that share three
+    beads, such as a residue's phi and psi: the pairs whose joint distribution a sum of
+    one-dihedral terms cannot hold (CHARMM corrects it with CMAP)."""
+    beads = [set(q) for q in np.asarray(quadruples).reshape(-1, 4).tolist()]
+    pairs = [
+        (a, b)
+        for a in range(len(beads))
+        for b in range(a + 1, len(beads))
+        if len(beads[a] & beads[b]) == 3
+    ]
+    return np.array(pairs, dtype=np.int64).reshape(-1, 2)
+
+
 def improper_quadruples(bonds: np.ndarray) -> np.ndarray:
     """[n_impropers, 4] (a, b, c, j) for every bead j bonded to exactly three beads
     a < b < c: the signed dihedral of the four says on which side of its neighbours'

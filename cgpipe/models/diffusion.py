@@ -195,6 +195,9 @@ class DiffusionModel(EnergyModel):
     quadruples
         [n, 4] bead indices of the signed dihedrals the energy sees (the prior's bonded
         dihedrals and impropers, from :meth:`from_config`); none: reflection invariant.
+    dihedral_pairs
+        [n, 2] indices into ``quadruples`` of the consecutive dihedrals (phi and psi) whose
+        joint distribution the energy sees through a term of both (as CHARMM's CMAP).
     bonds, angles
         [n, 2] and [n, 3] bead indices of the bonds and angles the energy sees by their
         standardised values (the prior's, from :meth:`from_config`; their means and
@@ -220,6 +223,7 @@ class DiffusionModel(EnergyModel):
         steps: int,
         force_noise: int,
         quadruples: Sequence[Sequence[int]] = (),
+        dihedral_pairs: Sequence[Sequence[int]] = (),
         bonds: Sequence[Sequence[int]] = (),
         angles: Sequence[Sequence[int]] = (),
         fokker_planck_weight: float = 0.0,
@@ -237,6 +241,7 @@ class DiffusionModel(EnergyModel):
             "cutoff": float(cutoff),
         }
         quadruples = [[int(b) for b in q] for q in quadruples]
+        dihedral_pairs = [[int(q) for q in pair] for pair in dihedral_pairs]
         bonds = [[int(b) for b in pair] for pair in bonds]
         angles = [[int(b) for b in triple] for triple in angles]
         self.record_hparams(
@@ -244,6 +249,7 @@ class DiffusionModel(EnergyModel):
             steps=int(steps),
             force_noise=int(force_noise),
             quadruples=quadruples,
+            dihedral_pairs=dihedral_pairs,
             bonds=bonds,
             angles=angles,
             fokker_planck_weight=float(fokker_planck_weight),
@@ -259,11 +265,13 @@ class DiffusionModel(EnergyModel):
         )
         for name, terms, size in (
             ("quadruples", quadruples, 4),
+            ("dihedral_pairs", dihedral_pairs, 2),
             ("bonds", bonds, 2),
             ("angles", angles, 3),
         ):
             self.register_buffer(name, torch.tensor(terms, dtype=torch.long).reshape(-1, size))
         self.dihedral_energy = TermEnergy(len(quadruples), 2, width)
+        self.pair_energy = TermEnergy(len(dihedral_pairs), 4, width)
         self.bond_energy = TermEnergy(len(bonds), 1, width)
         self.angle_energy = TermEnergy(len(angles), 1, width)
         # From the training frames (:meth:`fit_statistics`): each bond's mean length and
@@ -285,15 +293,22 @@ class DiffusionModel(EnergyModel):
     ) -> EnergyModel:
         """The fold's prior is not used as an energy; its temperature is the training
         frames', and its bonds give the signed dihedrals the energy sees."""
-        from cgpipe.bonded import angle_triples, dihedral_quadruples, improper_quadruples
+        from cgpipe.bonded import (
+            angle_triples,
+            consecutive_dihedrals,
+            dihedral_quadruples,
+            improper_quadruples,
+        )
 
         options = {key: value for key, value in section.items() if key != "trainer"}
         bonds = prior.bonds.cpu().numpy()
-        quadruples = np.concatenate([dihedral_quadruples(bonds), improper_quadruples(bonds)])
+        dihedrals = dihedral_quadruples(bonds)
+        quadruples = np.concatenate([dihedrals, improper_quadruples(bonds)])
         return cls(
             bead_types=bead_types,
             temperature=prior.temperature,
             quadruples=quadruples.tolist(),
+            dihedral_pairs=consecutive_dihedrals(dihedrals).tolist(),
             bonds=bonds.tolist(),
             angles=angle_triples(bonds).tolist(),
             **options,
@@ -350,6 +365,9 @@ class DiffusionModel(EnergyModel):
             angles = dihedral_angles(y, self.quadruples)  # [n_frames, n_quadruples]
             features = torch.stack([angles.sin(), angles.cos()], dim=-1)
             energy = energy + self.dihedral_energy(features, condition)
+            if len(self.dihedral_pairs):
+                pairs = features[:, self.dihedral_pairs].flatten(start_dim=2)
+                energy = energy + self.pair_energy(pairs, condition)
         if len(self.bonds) or len(self.angles):
             # The continuous schedule, differentiable in t (the Fokker-Planck residual's
             # d/dtau); at integer steps it is the discrete one.

@@ -93,7 +93,7 @@ def test_a_positions_only_system_trains_samples_and_simulates_diffusion(
     assert model.name == "diffusion" and "iid" in model.samples
 
     drawn = tmp_path / "sample"
-    cfg = {**test_config, "sample": {"n_samples": 16, "batch_size": 16}}
+    cfg = {**test_config, "sample": {**test_config["sample"], "n_samples": 16, "batch_size": 16}}
     sample(folder / MODEL_FILE, cg_path, mapping_path, drawn, fold=0, cfg=cfg, seed=2)
     draws = read_trajectory(drawn / TRAJECTORY_FILE)
     assert draws.coordinates.shape == (16, model.n_beads, 3)

@@ -104,17 +104,20 @@ def _gaussian_training(n_frames: int, seed: int) -> np.ndarray:
     return rng.normal(scale=math.sqrt(VARIANCE), size=(n_frames, N_BEADS, 3))
 
 
+def _trainer(epochs: int, **options):
+    """A denoising trainer of ``epochs`` that never stops early."""
+    defaults = {
+        "batch_size": 64,
+        "weight_decay": 0.0,
+        "validation_frames": 200,
+        "low_noise_steps": 0,
+        "low_noise_weight": 1.0,
+    }
+    return TRAINERS.get("denoising")(epochs=epochs, patience=epochs, **{**defaults, **options})
+
+
 def test_denoising_training_approaches_the_exact_denoisers_loss():
-    trainer = TRAINERS.get("denoising")(
-        epochs=12,
-        batch_size=64,
-        learning_rate=0.01,
-        weight_decay=0.0,
-        validation_frames=400,
-        patience=12,
-        low_noise_steps=0,
-        low_noise_weight=1.0,
-    )
+    trainer = _trainer(epochs=12, learning_rate=0.01, validation_frames=400)
     model = _model(steps=100)
     data = TrainingData(_gaussian_training(600, 0), None, _gaussian_training(200, 1), None, fold=0)
     result = trainer.fit(model, data, generator=torch.Generator().manual_seed(4), device="cpu")
@@ -328,16 +331,7 @@ def test_the_bond_term_resolves_a_bond_far_narrower_than_the_radial_basis():
         x = np.concatenate([np.zeros((n, 1, 3)), np.cumsum(steps * lengths, axis=1)], axis=1)
         return x - x.mean(axis=1, keepdims=True)
 
-    trainer = TRAINERS.get("denoising")(
-        epochs=15,
-        batch_size=64,
-        learning_rate=0.005,
-        weight_decay=0.0,
-        validation_frames=200,
-        patience=15,
-        low_noise_steps=10,
-        low_noise_weight=10.0,
-    )
+    trainer = _trainer(epochs=15, learning_rate=0.005, low_noise_steps=10, low_noise_weight=10.0)
     data = TrainingData(chains(1500), None, chains(200), None, fold=0)
     spreads = {}
     for bonded in (True, False):
@@ -363,6 +357,7 @@ def test_draws_take_the_hand_of_the_training_frames():
         steps=50,
         force_noise=2,
         quadruples=[[1, 2, 3, 4], [0, 2, 3, 1]],
+        dihedral_pairs=[[0, 1]],  # a joint term of both (they share three beads)
         **SMALL,
     )
     rng = np.random.default_rng(11)
@@ -371,5 +366,10 @@ def test_draws_take_the_hand_of_the_training_frames():
     model.fit_statistics(x)
     assert model.handedness.tolist() == [0.0, 1.0]
     assert not model.mirrored(x).any() and model.mirrored(-x).all()
+    q, _ = torch.linalg.qr(torch.randn(3, 3, generator=torch.Generator().manual_seed(13)))
+    q = q * torch.sign(torch.linalg.det(q))  # a rotation
+    steps = torch.full((len(x),), 10)
+    torch.testing.assert_close(model.noise_energy(x @ q.T, steps), model.noise_energy(x, steps))
+    assert not torch.allclose(model.noise_energy(-x, steps), model.noise_energy(x, steps))
     draws = model.sample(300, generator=torch.Generator().manual_seed(12))
     assert torch.all(dihedral_angles(draws, model.quadruples)[:, 1] > 0)

@@ -91,3 +91,16 @@ def test_one_dihedral_per_bond_and_an_improper_at_each_branch():
     assert dihedral_quadruples(bonds).tolist() == [[0, 1, 2, 4], [1, 2, 4, 5]]
     assert improper_quadruples(bonds).tolist() == [[1, 3, 4, 2]]
     assert improper_quadruples(np.array([[0, 1], [1, 2]])).shape == (0, 4)
+
+
+def test_consecutive_dihedrals_are_the_pairs_that_share_three_beads():
+    from cgpipe.bonded import consecutive_dihedrals, dihedral_quadruples
+
+    # alanine dipeptide's backbone_cb: phi (0, 1, 2, 4) and psi (1, 2, 4, 5).
+    phi_psi = dihedral_quadruples(np.array([[0, 1], [1, 2], [2, 3], [2, 4], [4, 5]]))
+    assert consecutive_dihedrals(phi_psi).tolist() == [[0, 1]]
+    # A chain of six beads: three dihedrals, two consecutive pairs; the first and the
+    # last share only two beads.
+    chain = dihedral_quadruples(np.array([[0, 1], [1, 2], [2, 3], [3, 4], [4, 5]]))
+    assert consecutive_dihedrals(chain).tolist() == [[0, 1], [1, 2]]
+    assert consecutive_dihedrals(chain[:1]).shape == (0, 2)

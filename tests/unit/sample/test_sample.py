@@ -38,7 +38,7 @@ def diffusion_path(tmp_path, ala2_backbone, test_config):
 def _cfg(test_config, n_samples=12, batch_size=5):
     return {
         **test_config,
-        "sample": {"n_samples": n_samples, "batch_size": batch_size, "steps": None},
+        "sample": {**test_config["sample"], "n_samples": n_samples, "batch_size": batch_size},
     }
 
 
