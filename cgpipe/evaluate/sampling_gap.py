@@ -60,8 +60,10 @@ class SamplingGap(Metric):
         rows: list[MetricRow] = []
         pooled: dict[str, list[tuple[float, np.ndarray, float, np.ndarray]]] = {}
         for fold in context.folds:
-            if not context.has("samples", fold) or not context.simulation(fold).n_frames:
+            if not context.has("samples", fold):
                 continue
+            # A fold whose every replica failed is scored with its escaped mass, as
+            # free_energy scores it, not skipped.
             draws = context.draws(fold)
             simulated = context.sample(fold)
             independent = CGSample.independent(draws.trajectory_index)

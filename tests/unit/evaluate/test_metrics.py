@@ -245,7 +245,17 @@ def test_failed_replicas_leave_their_lost_frames_as_escaped_mass(cfg, tmp_path):
             }
         )
         write_table(tmp_path / f"fold{fold}/health.parquet", health, Provenance("simulate"))
-        folds.append({"traj": traj, "health": tmp_path / f"fold{fold}/health.parquet"})
+        draws = TrajectoryData(  # 12 i.i.d. draws, one trajectory each
+            cg_topology(), chain_frames(rng, 12, 0.08), np.zeros(12), trajectory_index=np.arange(12)
+        )
+        write_trajectory(tmp_path / f"fold{fold}/draws.h5", draws, Provenance("sample"))
+        folds.append(
+            {
+                "traj": traj,
+                "health": tmp_path / f"fold{fold}/health.parquet",
+                "samples": tmp_path / f"fold{fold}/draws.h5",
+            }
+        )
     context = make_context(cfg, folds, burn_in=0.25)
     sample = context.sample(0)
     assert sample.length == 3
@@ -259,3 +269,10 @@ def test_failed_replicas_leave_their_lost_frames_as_escaped_mass(cfg, tmp_path):
     # Every frame of fold 1 escaped: its histogram is all in the escaped bin.
     assert rows[("fold1", js_name)].value > rows[("fold0", js_name)].value
     assert rows[("fold1", js_name)].value > 0.5 * np.log(2)
+    # The gap between simulation and draws scores the failed fold the same way, escaped
+    # mass and all, instead of skipping it.
+    gap = METRICS.get("sampling_gap")(pseudo_mass=0.01, resamples=20)
+    gaps = {(r.fold, r.metric): MetricRow(*r) for r in metric_rows(gap, context)}
+    name = keys.SAMPLING_GAP_PREFIX + context.projection.name
+    assert {("fold0", name), ("fold1", name), (keys.ALL_FOLDS, name)} <= set(gaps)
+    assert gaps[("fold1", name)].value > gaps[("fold0", name)].value
