@@ -29,6 +29,9 @@ each component of the bond vector), an angle as z = (theta - theta_0) / sqrt(s^2
 noise turns each arm of length r_i by about sqrt(2) sigma / (sqrt(abar) r_i)). So z is of
 order one at every noise level, and the exact score of a harmonic bond is a function of it
 that a small network represents. Lengths and angles are invariant under every isometry.
+Consecutive dihedrals (a residue's phi and psi, which share three beads) get a joint term
+of both, as CHARMM's CMAP corrects a sum of one-dihedral terms: alanine dipeptide's
+phi/psi free energy is not separable.
 
 Chirality: an energy of distances alone is also invariant under reflection, so its
 reverse diffusion, started from isotropic noise, draws every configuration and its mirror
