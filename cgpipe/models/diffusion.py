@@ -86,6 +86,7 @@ import torch
 from torch import nn
 
 from cgpipe.models.base import MODELS, EnergyModel
+from cgpipe.models.neighbours import pair_distances
 from cgpipe.models.prior import Prior
 from cgpipe.models.priors.geometry import bond_angles, dihedral_angles
 from cgpipe.models.schnet import SchNet, ShiftedSoftplus
@@ -325,12 +326,8 @@ class DiffusionModel(EnergyModel):
         centred = positions - positions.mean(dim=1, keepdim=True)
         self.scale.fill_(float(centred.pow(2).mean().sqrt()))
         y = centred / self.scale
-
-        def length(i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
-            return torch.linalg.vector_norm(y[:, i] - y[:, j], dim=-1)
-
         for statistics, values in (
-            (self.bond_statistics, length(self.bonds[:, 0], self.bonds[:, 1])),
+            (self.bond_statistics, pair_distances(y, self.bonds)),
             (self.angle_statistics, bond_angles(y, self.angles)),
         ):
             if values.shape[1]:
@@ -338,8 +335,8 @@ class DiffusionModel(EnergyModel):
                 # a floor, so that a term rigid in the data does not divide by zero
                 statistics[:, 1] = values.std(dim=0).clamp(min=1e-3)
         if len(self.angles):
-            self.angle_statistics[:, 2] = length(self.angles[:, 0], self.angles[:, 1]).mean(0)
-            self.angle_statistics[:, 3] = length(self.angles[:, 2], self.angles[:, 1]).mean(0)
+            self.angle_statistics[:, 2] = pair_distances(y, self.angles[:, :2]).mean(dim=0)
+            self.angle_statistics[:, 3] = pair_distances(y, self.angles[:, 1:]).mean(dim=0)
         if len(self.quadruples):
             positive = (dihedral_angles(y, self.quadruples) > 0).float().mean(dim=0)
             self.handedness.copy_((positive >= HANDED).float() - (positive <= 1 - HANDED).float())
@@ -379,8 +376,9 @@ class DiffusionModel(EnergyModel):
             variance = 1 - abar  # sigma^2
         if len(self.bonds):
             mean, spread = self.bond_statistics.T.to(y.dtype)
-            r = torch.linalg.vector_norm(y[:, self.bonds[:, 0]] - y[:, self.bonds[:, 1]], dim=-1)
-            z = (r - abar.sqrt() * mean) / (abar * spread**2 + 2 * variance).sqrt()
+            z = (pair_distances(y, self.bonds) - abar.sqrt() * mean) / (
+                abar * spread**2 + 2 * variance
+            ).sqrt()
             energy = energy + self.bond_energy(z.unsqueeze(-1), condition)
         if len(self.angles):
             mean, spread, first, second = self.angle_statistics.T.to(y.dtype)
