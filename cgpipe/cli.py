@@ -34,7 +34,7 @@ import typer
 from cgpipe import paths
 from cgpipe.config import load_config
 from cgpipe.errors import InputError
-from cgpipe.seeds import stage_seed
+from cgpipe.seeds import derive_seed, stage_seed
 from cgpipe.stages import write_resolved_config
 
 app = typer.Typer(
@@ -314,19 +314,62 @@ def _model_job_seed(stage: str, model_path: Path, cg: Path, fold: int, cfg: dict
     )
 
 
+@app.command("backmap-fit")
+def backmap_fit(
+    references: ReferencesArgument,
+    mapping_path: MappingOption,
+    fold: FoldOption,
+    method: Annotated[str, typer.Option(help="Backmapper name (a registered backmapper).")],
+    output_dir: OutputDirOption,
+    config: ConfigOption = "{}",
+    threads: ThreadsOption = 1,
+    structure: Annotated[
+        Path | None, typer.Option(help="The reference's prepared structure (energies).")
+    ] = None,
+) -> None:
+    """Fit a backmapper on the fold's training trajectories and score it on the held-out."""
+    from cgpipe.backmap import fit
+
+    cfg = load_config(config)
+    job = paths.identify(mapping_path, paths.MAPPING_FOLD, paths.MAPPING)
+    seed = stage_seed(cfg["seed"], "backmap-fit", job["system"], mapping=job["mapping"], fold=fold)
+    fit(
+        references,
+        mapping_path,
+        output_dir,
+        fold=fold,
+        method=method,
+        cfg=cfg,
+        seed=derive_seed(seed, method),
+        threads=threads,
+        structure=structure,
+    )
+
+
 @app.command()
 def backmap(
     references: ReferencesArgument,
     simulation: Annotated[Path, typer.Option(help="CG trajectory to backmap.")],
-    mapping_path: MappingOption,
+    backmapper: Annotated[Path, typer.Option(help="The fold's fitted backmapper.")],
     fold: FoldOption,
     output_dir: OutputDirOption,
     config: ConfigOption = "{}",
+    structure: Annotated[
+        Path | None, typer.Option(help="The reference's prepared structure (energies).")
+    ] = None,
 ) -> None:
-    """Map a CG trajectory back to all atoms (fitted on the fold's training trajectories)."""
+    """Map a CG trajectory back to all atoms with the backmapper fitted for its fold."""
     from cgpipe.backmap import run
 
-    run(simulation, references, mapping_path, output_dir, fold=fold, cfg=load_config(config))
+    run(
+        simulation,
+        backmapper,
+        references,
+        output_dir,
+        fold=fold,
+        cfg=load_config(config),
+        structure=structure,
+    )
 
 
 @app.command()
@@ -344,7 +387,10 @@ def evaluate(
     model: Annotated[str, typer.Option(help="Model name.")],
     train_dir: Annotated[list[Path], typer.Option(help="Per fold, in order: training folder.")],
     simulate_dir: Annotated[list[Path], typer.Option(help="Per fold: simulation folder.")],
-    backmap_dir: Annotated[list[Path], typer.Option(help="Per fold: backmapping folder.")],
+    backmap_dir: Annotated[
+        list[Path],
+        typer.Option(help="Per fold: the folder of the model's backmappings (one per backmapper)."),
+    ],
     output_dir: OutputDirOption,
     config: ConfigOption = "{}",
     sample_dir: Annotated[
@@ -364,7 +410,7 @@ def evaluate(
             "model": t / paths.MODEL_FILE,
             "traj": s / paths.TRAJECTORY_FILE,
             "health": s / paths.HEALTH_FILE,
-            "backmap": b / paths.BACKMAP_TABLE_FILE,
+            "backmap": b,
         }
         for t, s, b in zip(train_dir, simulate_dir, backmap_dir, strict=True)
     ]
@@ -391,6 +437,10 @@ def report(
     fit: Annotated[
         list[Path] | None, typer.Option(help="Fit tables of maps fitted per fold.")
     ] = None,
+    backmap_scores: Annotated[
+        list[Path] | None,
+        typer.Option(help="Held-out scores of each fitted backmapper (every fold)."),
+    ] = None,
 ) -> None:
     """Write the self-contained HTML report."""
     from cgpipe.report import run
@@ -403,7 +453,24 @@ def report(
         baseline=baseline,
         mapping_scores=mapping_scores or [],
         fits=fit or [],
+        backmap_scores=backmap_scores or [],
     )
+
+
+@app.command()
+def export(
+    trajectory: Annotated[Path, typer.Argument(help="A cgpipe trajectory (.h5).")],
+    output: Annotated[Path, typer.Argument(help="PDB (.pdb) or DCD (.dcd) to write.")],
+    sample: Annotated[
+        int | None,
+        typer.Option(help="Only this sample of each frame (a backmapped trajectory's)."),
+    ] = None,
+) -> None:
+    """Write a trajectory as PDB (every frame a model) or DCD (with its topology beside it,
+    as <output>.pdb); Å at that edge, as those formats want."""
+    from cgpipe.io.export import export_trajectory
+
+    export_trajectory(trajectory, output, sample=sample)
 
 
 ArtifactArgument = Annotated[

@@ -365,12 +365,16 @@ _STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "train": ("train",),
     "simulate": ("simulate", "train.n_folds", "observables"),
     "sample": ("sample", "train.n_folds"),
-    "backmap": ("backmap", "train.n_folds"),
-    "evaluate": ("evaluate", "train.n_folds", "observables"),
+    "backmap": ("backmap", "train.n_folds", "reference"),
+    "evaluate": ("evaluate", "train.n_folds", "observables", "backmap.methods"),
 }
-_JOB_SELECTION_KEYS = {"reference": ("n_trajectories",), "train": ("models",)}
+_JOB_SELECTION_KEYS = {
+    "reference": ("n_trajectories",),
+    "train": ("models",),
+    "backmap": ("methods",),
+}
 # Section keys that name the chosen method of a kind, and where the methods' sections are.
-_CHOICE_KEYS = {"forces": "force_map", "simulate": "integrator", "backmap": "method"}
+_CHOICE_KEYS = {"forces": "force_map", "simulate": "integrator"}
 
 
 def job_config(
@@ -379,6 +383,7 @@ def job_config(
     *,
     mapping: str | None = None,
     model: str | None = None,
+    backmapper: str | None = None,
 ) -> dict[str, Any]:
     """The part of a system's configuration that a job of ``stage`` receives.
 
@@ -388,8 +393,8 @@ def job_config(
         The system's validated configuration (:func:`system_config`).
     stage
         A workflow stage (``reference``, ``mapping``, ``train``, ...).
-    mapping, model
-        The job's mapping and model, for the stages whose method they choose.
+    mapping, model, backmapper
+        The job's mapping, model and backmapper, for the stages whose method they choose.
     """
     chosen: dict[str, Any] = {"seed": config["seed"], "temperature": config["temperature"]}
     for entry in _STAGE_SECTIONS[stage]:
@@ -409,6 +414,9 @@ def job_config(
         if section == "evaluate":
             methods = {k for k, v in body.items() if isinstance(v, dict)}
             body = {k: v for k, v in body.items() if k not in methods or k in body["metrics"]}
+        if section == "backmap":  # only the job's backmapper's section
+            methods = {k for k, v in body.items() if isinstance(v, dict)}
+            body = {k: v for k, v in body.items() if k not in methods or k == backmapper}
         chosen[section] = body
     if stage == "mapping":
         sections = config["mapping"]

@@ -103,8 +103,11 @@ START_STATE = "start_state"  # the state (basin) of that frame, by name
 N_FRAMES = "n_frames"
 
 # --- backmapping table ----------------------------------------------------------------------
+SAMPLE = "sample"  # which of a CG frame's backmapped structures (0 … samples - 1)
 TEMPLATE = "template"  # reference frame used for a backmapped frame
-CG_RMSD = "cg_rmsd"  # nm, between the CG frame and the superimposed template's CG image
+CG_RMSD = "cg_rmsd"  # nm, between the CG frame and the backmapped structure's CG image
+PHI_CG, PSI_CG = "phi_cg", "psi_cg"  # rad, of the CG frame a structure was built from
+PHI_ATOMS, PSI_ATOMS = "phi_atoms", "psi_atoms"  # rad, of the backmapped atoms
 
 # --- training losses table ------------------------------------------------------------------
 EPOCH = "epoch"

@@ -5,8 +5,8 @@ command line takes its file names from them, so a path is never written twice.
 Templates use Snakemake's ``{wildcard}`` syntax; :func:`fill` fills them in Python.
 
 Wildcards: ``system`` (a row of the systems sheet), ``mapping`` (a registered mapping
-or a user's map), ``model`` (a registered model), ``fold`` (0 … n_folds - 1), ``i`` (a
-reference trajectory), ``filename`` (a downloaded file).
+or a user's map), ``model`` (a registered model), ``fold`` (0 … n_folds - 1), ``backmapper`` (a
+registered backmapper), ``i`` (a reference trajectory), ``filename`` (a downloaded file).
 
 Units everywhere: nm, ps, kJ/mol, kJ/mol/nm, K, amu.
 """
@@ -24,7 +24,10 @@ LOSSES_FILE = "losses.parquet"  # train: loss per epoch and split
 TRAJECTORY_FILE = "traj.h5"  # simulate (CG) and backmap (all-atom) trajectories
 HEALTH_FILE = "health.parquet"  # simulate: one row per replica
 EXCHANGES_FILE = "exchanges.parquet"  # simulate, parallel tempering: one row per rung pair
-BACKMAP_TABLE_FILE = "backmap.parquet"  # backmap: one row per backmapped frame
+BACKMAP_TABLE_FILE = "backmap.parquet"  # backmap: one row per backmapped structure
+BACKMAPPER_FILE = "backmapper.pt"  # backmap fit: the fitted backmapper
+BACKMAP_HELDOUT_FILE = "heldout.parquet"  # backmap fit: scores on held-out frames
+BACKMAP_LOSSES_FILE = "losses.parquet"  # backmap fit: loss per epoch (methods with epochs)
 METRICS_FILE = "metrics.parquet"  # evaluate: tidy metric rows
 FES_FILE = "fes.png"  # evaluate: free-energy surfaces
 RESOLVED_CONFIG_FILE = "config.yaml"  # every stage folder: the configuration the job ran with
@@ -42,7 +45,8 @@ CG_FOLD = "results/cg/{system}/{mapping}/fold{fold}.h5"  # of a map fitted per f
 TRAIN_DIR = "results/train/{system}/{mapping}/{model}/fold{fold}"
 SIMULATE_DIR = "results/simulate/{system}/{mapping}/{model}/fold{fold}"
 SAMPLE_DIR = "results/sample/{system}/{mapping}/{model}/fold{fold}"  # i.i.d. samplers
-BACKMAP_DIR = "results/backmap/{system}/{mapping}/{model}/fold{fold}"
+BACKMAPPER_DIR = "results/backmap/{system}/{mapping}/fold{fold}/{backmapper}"  # fitted once
+BACKMAP_DIR = "results/backmap/{system}/{mapping}/{model}/fold{fold}/{backmapper}"
 EVALUATE_DIR = "results/evaluate/{system}/{mapping}/{model}"
 REPORT = "results/report/index.html"
 
@@ -51,6 +55,8 @@ LOSSES = f"{TRAIN_DIR}/{LOSSES_FILE}"
 SIMULATION = f"{SIMULATE_DIR}/{TRAJECTORY_FILE}"
 HEALTH = f"{SIMULATE_DIR}/{HEALTH_FILE}"
 SAMPLES = f"{SAMPLE_DIR}/{TRAJECTORY_FILE}"
+BACKMAPPER = f"{BACKMAPPER_DIR}/{BACKMAPPER_FILE}"
+BACKMAP_HELDOUT = f"{BACKMAPPER_DIR}/{BACKMAP_HELDOUT_FILE}"
 BACKMAPPED = f"{BACKMAP_DIR}/{TRAJECTORY_FILE}"
 BACKMAP_TABLE = f"{BACKMAP_DIR}/{BACKMAP_TABLE_FILE}"
 METRICS = f"{EVALUATE_DIR}/{METRICS_FILE}"

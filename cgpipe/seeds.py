@@ -29,6 +29,7 @@ SEED_FIELDS: dict[str, tuple[str, ...]] = {
     "simulate": ("mapping", "model", "fold"),
     "sample": ("mapping", "model", "fold"),  # i.i.d. draws of a model that samples them
     "evaluate": ("mapping", "model"),
+    "backmap-fit": ("mapping", "fold"),  # then derived with the backmapper's name
 }
 
 

@@ -9,26 +9,45 @@ A new backmapper is one module of this package::
     @BACKMAPPERS.register("my_method")
     class MyMethod(Backmapper):
         def __init__(self, *, option): ...
-        def fit(self, training, mapping): ...
+        def fit(self, training, mapping, *, seed, device, checkpoint): ...
+        def state(self): ...
+        def restore(self, state, topology): ...
         def backmap(self, cg): ...
 
 plus its section ``backmap.my_method`` in the config schema, whose keys are the
 keyword-only options of its constructor.
+
+A fitted backmapper is saved as a checkpoint like a model's (:func:`save_backmapper`):
+its kind, its constructor's arguments, a format version and its state as plain tensors,
+read back without unpickling objects (:func:`load_backmapper`).
 """
 
 from __future__ import annotations
 
 import abc
-from typing import TYPE_CHECKING, ClassVar
+import json
+import os
+from typing import TYPE_CHECKING, Any, ClassVar
 
+import mdtraj as md
 import numpy as np
 import pandas as pd
 
+from cgpipe import keys
+from cgpipe.errors import InputError
+from cgpipe.io.atomic import atomic_output
+from cgpipe.io.checkpoint import read_checkpoint
 from cgpipe.registry import Registry
 
 if TYPE_CHECKING:
-    from cgpipe.io import TrajectoryData
+    import torch
+
+    from cgpipe.epochs import EpochCheckpoint
+    from cgpipe.io import Provenance, TrajectoryData
     from cgpipe.mapping import Mapping
+
+CHECKPOINT_FORMAT = 1
+"""Version of the backmapper checkpoint's layout; a reader refuses other versions."""
 
 
 class Backmapper(abc.ABC):
@@ -39,10 +58,23 @@ class Backmapper(abc.ABC):
     """
 
     name: ClassVar[str]
+    hparams: dict[str, Any]
+    """The constructor's keyword arguments (saved with the fitted state)."""
+    samples: int = 1
+    """Structures drawn per CG frame (1 for a deterministic method)."""
 
     @abc.abstractmethod
-    def fit(self, training: TrajectoryData, mapping: Mapping) -> None:
-        """Learn from all-atom frames.
+    def fit(
+        self,
+        training: TrajectoryData,
+        mapping: Mapping,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+        checkpoint: EpochCheckpoint | None = None,
+    ) -> None:
+        """Learn from all-atom frames (``seed`` seeds what it draws, ``device`` is where
+        it trains, and a fit that runs epochs resumes from ``checkpoint``).
 
         Parameters
         ----------
@@ -66,10 +98,86 @@ class Backmapper(abc.ABC):
         Returns
         -------
         positions, table
-            [n_frames, n_atoms, 3] all-atom positions (nm), and one row per frame with
-            at least ``replica`` and ``cg_rmsd`` (nm, between the CG frame and the
-            mapped all-atom frame), plus columns of the method's own.
+            [n_frames * samples, n_atoms, 3] all-atom positions (nm), a frame's samples
+            together, and one row per structure with at least ``replica``, ``sample``
+            (0 … samples - 1) and ``cg_rmsd`` (nm, between the CG frame and the mapped
+            all-atom structure), plus columns of the method's own.
         """
+
+    @abc.abstractmethod
+    def state(self) -> dict[str, torch.Tensor]:
+        """What was fitted, as named tensors (saved by :func:`save_backmapper`)."""
+
+    @abc.abstractmethod
+    def restore(self, state: dict[str, torch.Tensor], topology: md.Topology) -> None:
+        """Take back a :meth:`state` fitted on frames of ``topology``."""
 
 
 BACKMAPPERS: Registry[type[Backmapper]] = Registry("backmapper", "cgpipe.backmap")
+
+
+def coordinate_map_for(
+    training: TrajectoryData, mapping: Mapping, *, min_frames: int
+) -> np.ndarray:
+    """The mapping's Xi [n_beads, n_atoms] after checking that it maps the training
+    frames' atoms and that there are at least ``min_frames`` of them."""
+    xi = np.asarray(mapping.coordinate_map)
+    if xi.shape != (mapping.n_beads, training.topology.n_atoms):
+        raise InputError(
+            f"the mapping maps {xi.shape[1]} atoms, the training frames have "
+            f"{training.topology.n_atoms}"
+        )
+    if training.n_frames < min_frames:
+        raise InputError(
+            f"{training.n_frames} training frames to fit a backmapper on; it needs {min_frames}"
+        )
+    return xi
+
+
+def save_backmapper(
+    path: str | os.PathLike[str],
+    backmapper: Backmapper,
+    topology: md.Topology,
+    provenance: Provenance,
+) -> None:
+    """Write a fitted backmapper atomically: format, kind, arguments, state, provenance,
+    and the all-atom topology it was fitted on (mdtraj's JSON, so it needs no pickle)."""
+    import torch
+
+    topology_text = json.dumps(md.formats.HDF5TrajectoryFile.convert_topology_to_dict(topology))
+    checkpoint = {
+        "format_version": CHECKPOINT_FORMAT,
+        "kind": backmapper.name,
+        "hparams": json.dumps(backmapper.hparams),
+        "state_dict": {k: v.detach().cpu() for k, v in backmapper.state().items()},
+        "topology": topology_text,
+        keys.PROVENANCE: provenance.to_json(),
+    }
+    with atomic_output(path) as tmp:
+        torch.save(checkpoint, tmp)
+
+
+def load_backmapper(path: str | os.PathLike[str]) -> tuple[Backmapper, md.Topology]:
+    """A fitted backmapper and its all-atom topology, rebuilt from its checkpoint.
+
+    Raises
+    ------
+    InputError
+        Not a backmapper checkpoint, another format version, or an unknown kind.
+    """
+    from cgpipe.io.trajectory import topology_from_dict
+
+    checkpoint = read_checkpoint(path)
+    version = checkpoint.get("format_version")
+    if version != CHECKPOINT_FORMAT or "topology" not in checkpoint:
+        raise InputError(
+            f"{path}: backmapper checkpoint format {version}; this cgpipe reads "
+            f"{CHECKPOINT_FORMAT}: fit it again"
+        )
+    kind = checkpoint.get("kind")
+    if kind not in BACKMAPPERS:
+        raise InputError(f"{path}: unknown backmapper {kind!r}; known: {BACKMAPPERS.names()}")
+    backmapper = BACKMAPPERS.get(kind)(**json.loads(checkpoint["hparams"]))
+    topology = topology_from_dict(json.loads(checkpoint["topology"]))
+    backmapper.restore(checkpoint["state_dict"], topology)
+    return backmapper, topology

@@ -1,6 +1,10 @@
-"""Nearest template: for each CG frame, the all-atom training frame whose CG image is
-nearest in internal distances, superimposed on the CG frame by the Kabsch fit of its
-mapped positions.
+"""Nearest template: for each CG frame, the all-atom training frame whose CG image fits
+it best, superimposed on the CG frame by the Kabsch fit of its mapped positions.
+
+Internal distances cannot tell a CG frame from its mirror image, so the
+:data:`CANDIDATES` templates nearest in internal distances are each superimposed by a
+proper rotation, and the one of lowest RMSD is taken: a mirror image fits no better than
+its distances allow, and a chiral template of the right hand wins.
 
 Honest and simple: it can only give conformations the training trajectories visited.
 """
@@ -14,14 +18,22 @@ import pandas as pd
 from sklearn.neighbors import NearestNeighbors
 
 from cgpipe import keys
-from cgpipe.backmap.base import BACKMAPPERS, Backmapper
+from cgpipe.backmap.base import BACKMAPPERS, Backmapper, coordinate_map_for
 from cgpipe.data import evenly
 from cgpipe.errors import InputError
 from cgpipe.geometry import kabsch, rmsd, superpose
 from cgpipe.io import TrajectoryData
 
 if TYPE_CHECKING:
+    import mdtraj as md
+    import torch
+
+    from cgpipe.epochs import EpochCheckpoint
     from cgpipe.mapping import Mapping
+
+CANDIDATES = 16
+"""Templates nearest in internal distances among which the best proper superposition is
+chosen (the mirror check)."""
 
 
 def internal_distances(positions: np.ndarray) -> np.ndarray:
@@ -58,9 +70,16 @@ def backmap_nearest(
             np.empty(0),
         )
     template_cg = np.einsum("ba,fad->fbd", xi, templates)
-    search = NearestNeighbors(n_neighbors=1).fit(internal_distances(template_cg))
-    _, nearest = search.kneighbors(internal_distances(cg_positions))
-    nearest = nearest[:, 0]
+    k = min(CANDIDATES, len(templates))
+    search = NearestNeighbors(n_neighbors=k).fit(internal_distances(template_cg))
+    _, candidates = search.kneighbors(internal_distances(cg_positions))
+    # The mirror check: of the candidates, the best fit by a proper rotation.
+    n_frames = len(cg_positions)
+    target = np.repeat(cg_positions, k, axis=0)
+    mobile = template_cg[candidates.reshape(-1)]
+    fit = superpose(mobile, *kabsch(mobile, target))
+    best = rmsd(fit, target).reshape(n_frames, k).argmin(axis=1)
+    nearest = candidates[np.arange(n_frames), best]
     rotation, translation = kabsch(template_cg[nearest], cg_positions)
     positions = superpose(templates[nearest], rotation, translation)
     fitted = superpose(template_cg[nearest], rotation, translation)
@@ -84,18 +103,20 @@ class NearestTemplate(Backmapper):
         if max_templates < 1:
             raise InputError(f"backmap.nearest.max_templates={max_templates} must be at least 1")
         self.max_templates = max_templates
+        self.hparams = {"max_templates": max_templates}
         self.templates: np.ndarray | None = None
         self.coordinate_map: np.ndarray | None = None
 
-    def fit(self, training: TrajectoryData, mapping: Mapping) -> None:
-        xi = np.asarray(mapping.coordinate_map)
-        if xi.shape != (mapping.n_beads, training.topology.n_atoms):
-            raise InputError(
-                f"the mapping maps {xi.shape[1]} atoms, the training frames have "
-                f"{training.topology.n_atoms}"
-            )
-        if training.n_frames == 0:
-            raise InputError("no training frames to take backmapping templates from")
+    def fit(
+        self,
+        training: TrajectoryData,
+        mapping: Mapping,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+        checkpoint: EpochCheckpoint | None = None,
+    ) -> None:
+        xi = coordinate_map_for(training, mapping, min_frames=1)
         frames = evenly(np.arange(training.n_frames), self.max_templates)
         self.templates = training.coordinates[frames]
         self.coordinate_map = xi
@@ -107,6 +128,25 @@ class NearestTemplate(Backmapper):
             cg.coordinates, self.templates, self.coordinate_map
         )
         table = pd.DataFrame(
-            {keys.REPLICA: cg.trajectory_index, keys.TEMPLATE: template, keys.CG_RMSD: cg_rmsd}
+            {
+                keys.REPLICA: cg.trajectory_index,
+                keys.SAMPLE: np.zeros(cg.n_frames, dtype=np.int64),
+                keys.TEMPLATE: template,
+                keys.CG_RMSD: cg_rmsd,
+            }
         )
         return positions, table
+
+    def state(self) -> dict[str, torch.Tensor]:
+        import torch
+
+        if self.templates is None or self.coordinate_map is None:
+            raise RuntimeError("fit the backmapper before saving it")
+        return {
+            "templates": torch.as_tensor(self.templates),
+            "coordinate_map": torch.as_tensor(self.coordinate_map),
+        }
+
+    def restore(self, state: dict[str, torch.Tensor], topology: md.Topology) -> None:
+        self.templates = state["templates"].numpy()
+        self.coordinate_map = state["coordinate_map"].numpy()

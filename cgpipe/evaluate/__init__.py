@@ -11,7 +11,9 @@ needs from an :class:`EvaluationContext`. Built in:
 - ``force_error``: force RMSE (kJ/mol/nm per component) of the model and of its prior
   alone on the held-out trajectories;
 - ``stability``: replicas that never failed, over all replicas;
-- ``backmap_rmsd``: mean CG-space RMSD (nm) between backmapped and CG frames;
+- ``backmap``: per backmapper, the quality of the structures backmapped from the model's
+  CG frames (CG-space RMSD, bonds, angles, clashes, chirality, the phi/psi of atoms
+  against those of the beads), with intervals over replicas;
 - ``sampling_gap``: for a model that also samples i.i.d., the JS of its simulation over
   that of its draws.
 

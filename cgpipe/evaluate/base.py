@@ -43,6 +43,7 @@ from cgpipe.observables import (
     fit_tica,
     tica_projection,
 )
+from cgpipe.paths import BACKMAP_TABLE_FILE
 from cgpipe.registry import Registry
 
 # What a metric may read (its ``needs``) -> the key of that file in a fold's paths
@@ -75,8 +76,9 @@ class EvaluationContext:
         nm, forces in kJ/mol/nm where the data has them.
     folds
         ``folds[k]``: the paths of fold k's files, keyed ``model`` (checkpoint), ``traj``
-        (CG simulation), ``health`` (one row per replica) and ``backmap`` (one row per
-        backmapped frame). Only the files some metric reads need to exist.
+        (CG simulation), ``health`` (one row per replica) and ``backmap`` (the folder
+        holding a folder per backmapper, each with its table of one row per backmapped
+        structure). Only the files some metric reads need to exist.
     n_folds
         Cross-validation folds (``train.n_folds``); ``len(folds)`` must equal it.
     kT
@@ -95,6 +97,8 @@ class EvaluationContext:
     only
         The one fold scored, for a map fitted per fold: its reference is that fold's CG
         data, which the other folds do not share (None: every fold, one shared reference).
+    backmappers
+        The backmappers (``backmap.methods``) whose tables :meth:`backmap` reads.
     sampling
         Which of the model's samples :meth:`simulation` holds (:data:`SAMPLINGS`):
         ``dynamics``, the simulation's production (``traj``, after burn-in, with the
@@ -116,10 +120,12 @@ class EvaluationContext:
         tica_lag: float = 1.0,
         only: int | None = None,
         sampling: str = "dynamics",
+        backmappers: Sequence[str] = (),
     ) -> None:
         if sampling not in SAMPLINGS:
             raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
         self.sampling = sampling
+        self.backmappers = list(backmappers)
         if only is not None and not 0 <= only < n_folds:
             raise InputError(f"fold {only} is outside 0..{n_folds - 1}")
         self.only = only
@@ -337,9 +343,15 @@ class EvaluationContext:
         self._check("health")
         return self._paths[fold][FOLD_FILES["health"]]
 
-    def backmap(self, fold: int) -> pd.DataFrame:
-        """``fold``'s backmapping table (one row per backmapped frame)."""
-        return self._load("backmap", fold, read_table)
+    def backmap(self, fold: int) -> dict[str, pd.DataFrame]:
+        """``fold``'s backmapping tables (one row per backmapped structure), by backmapper."""
+
+        def read(folder: Path) -> dict[str, pd.DataFrame]:
+            return {
+                name: read_table(folder / name / BACKMAP_TABLE_FILE) for name in self.backmappers
+            }
+
+        return self._load("backmap", fold, read)
 
     # --- helpers --------------------------------------------------------------------------
     @property
@@ -356,7 +368,13 @@ class EvaluationContext:
         """The files read so far: the reference, then each fold's in fold order."""
         order = [key for key in FOLD_FILES.values() if key is not None]
         read = sorted(set(self._read), key=lambda item: (item[0], order.index(item[1])))
-        files = [os.fspath(self._paths[fold][key]) for fold, key in read]
+        files = []
+        for fold, key in read:
+            path = self._paths[fold][key]
+            if key == FOLD_FILES["backmap"]:  # a folder: the backmappers' tables in it
+                files += [os.fspath(path / name / BACKMAP_TABLE_FILE) for name in self.backmappers]
+            else:
+                files.append(os.fspath(path))
         if self._reference_path is not None:
             files.insert(0, os.fspath(self._reference_path))
         return files

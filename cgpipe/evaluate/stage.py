@@ -90,6 +90,7 @@ def run(
             tica_lag=cfg["observables"]["tica_lag"],
             only=fold if per_fold else None,
             sampling=sampling,
+            backmappers=cfg.get("backmap", {}).get("methods", ()),
         )
         for sampling in samplings
         for fold, (cg_path, reference) in enumerate(zip(cg_paths, references, strict=True))

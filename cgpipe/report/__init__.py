@@ -21,7 +21,7 @@ from cgpipe import keys, paths
 from cgpipe.errors import InputError
 from cgpipe.evaluate.statistics import MAX_FLOOR_RESOLUTION
 from cgpipe.io import Provenance, atomic_output, read_table, read_table_metadata
-from cgpipe.report import mappings
+from cgpipe.report import backmapping, mappings
 from cgpipe.report import verdicts as verdicts_of
 
 _STYLE = """
@@ -313,6 +313,7 @@ def run(
     baseline: str | None = None,
     mapping_scores: Sequence[str | os.PathLike[str]] = (),
     fits: Sequence[str | os.PathLike[str]] = (),
+    backmap_scores: Sequence[str | os.PathLike[str]] = (),
 ) -> None:
     """Write the report page from every model's metrics table and FES plot.
 
@@ -332,6 +333,10 @@ def run(
     fits
         The fit tables of maps fitted per fold (paths of the form
         :data:`cgpipe.paths.MAPPING_FIT`), drawn beside that table.
+    backmap_scores
+        Each fitted backmapper's scores on its fold's held-out frames (paths of the form
+        :data:`cgpipe.paths.BACKMAP_HELDOUT`): the backmappers of a system and mapping
+        are compared in one table.
     """
     metrics_paths = [os.fspath(p) for p in metrics_paths]
     fes_paths = [os.fspath(p) for p in fes_paths]
@@ -392,10 +397,22 @@ def run(
         )
         for system, by_mapping in scores.items()
     ]
+    backmap_scores = [os.fspath(p) for p in backmap_scores]
+    by_system: dict[tuple[str, str], list[pd.DataFrame]] = {}
+    for path in backmap_scores:
+        try:
+            where = paths.parse(paths.BACKMAP_HELDOUT, path)
+        except ValueError as error:
+            raise InputError(str(error)) from None
+        by_system.setdefault((where["system"], where["mapping"]), []).append(read_table(path))
+    backmap_sections = [
+        backmapping.section(system, mapping, pd.concat(tables, ignore_index=True))
+        for (system, mapping), tables in by_system.items()
+    ]
     provenance = Provenance(
         stage="report",
         config={"negative_control": negative_control, "baseline": baseline},
-        inputs=[*metrics_paths, *fes_paths, *mapping_scores, *fits],
+        inputs=[*metrics_paths, *fes_paths, *mapping_scores, *fits, *backmap_scores],
     )
     record = provenance.to_json().replace("</", "<\\/")
     page = (
@@ -410,6 +427,8 @@ def run(
         + "\n".join(mapping_sections)
         + "\n"
         + "\n".join(comparisons)
+        + "\n"
+        + "\n".join(backmap_sections)
         + "\n"
         + "\n".join(sections)
         + "\n</body></html>\n"

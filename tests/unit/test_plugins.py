@@ -38,7 +38,7 @@ KINDS = [
     (MODELS, ("models",), None),
     (TRAINERS, ("trainers",), None),
     (INTEGRATORS, ("simulate",), "integrator"),
-    (BACKMAPPERS, ("backmap",), "method"),
+    (BACKMAPPERS, ("backmap",), "methods"),
     (METRICS, ("evaluate",), None),
 ]
 
@@ -62,8 +62,9 @@ def test_every_registered_method_has_its_schema_section(registry, where, choice)
     config = load_config(REPO / "config/test.yaml")
     assert set(registry.names()) == set(_sections(config, where)), registry.kind
     schema = yaml.safe_load(CONFIG_SCHEMA.read_text())["properties"][where[0]]["properties"]
-    if choice is not None:
-        assert set(schema[choice]["enum"]) == set(registry.names())
+    if choice is not None:  # one method, or a list of them
+        enum = schema[choice].get("enum") or schema[choice]["items"]["enum"]
+        assert set(enum) == set(registry.names())
 
 
 def test_the_schema_says_which_maps_are_fitted_as_their_classes_do():
@@ -214,14 +215,26 @@ def test_toy_plugins_run_through_every_stage(plugins, ala2_reference, tmp_path):
         model_file = train_dir / paths.MODEL_FILE
         simulate.run(model_file, cg_path, mapping_path, simulate_dir, fold=fold, cfg=cfg, seed=4)
         simulation = simulate_dir / paths.TRAJECTORY_FILE
-        backmap.run(simulation, ala2_reference, mapping_path, backmap_dir, fold=fold, cfg=cfg)
-        assert read_trajectory(backmap_dir / paths.TRAJECTORY_FILE).topology.n_atoms == 22
+        fitted = tmp_path / f"fitted{fold}"
+        backmap.fit(
+            ala2_reference, mapping_path, fitted, fold=fold, method="nearest", cfg=cfg, seed=5
+        )
+        backmap.run(
+            simulation,
+            fitted / paths.BACKMAPPER_FILE,
+            ala2_reference,
+            backmap_dir / "nearest",
+            fold=fold,
+            cfg=cfg,
+        )
+        backmapped = read_trajectory(backmap_dir / "nearest" / paths.TRAJECTORY_FILE)
+        assert backmapped.topology.n_atoms == 22
         folds.append(
             {
                 "model": model_file,
                 "traj": simulation,
                 "health": simulate_dir / paths.HEALTH_FILE,
-                "backmap": backmap_dir / paths.BACKMAP_TABLE_FILE,
+                "backmap": backmap_dir,
             }
         )
 

@@ -56,6 +56,7 @@ wildcard_constraints:
     system=_one_of(list(SYSTEMS.index)),
     mapping="[A-Za-z0-9_-]+",
     model=_one_of(MODELS),
+    backmapper=_one_of(config["backmap"]["methods"]),
     fold=r"\d+",
     i=r"\d+",
 
@@ -69,6 +70,7 @@ def config_json(stage):
             stage,
             mapping=wildcards.get("mapping"),
             model=wildcards.get("model"),
+            backmapper=wildcards.get("backmapper"),
         )
         return json.dumps(chosen, sort_keys=True)
 
@@ -113,6 +115,18 @@ def get_downloads(wildcards):
         paths.fill(paths.DOWNLOAD, system=wildcards.system, filename=name)
         for name in names
     ]
+
+
+def get_structure(wildcards):
+    """The prepared structure of a system the reference stage built (none for downloads)."""
+    if wildcards.system in GENERATED:
+        return [paths.fill(paths.STRUCTURE, system=wildcards.system)]
+    return []
+
+
+def structure_option(wildcards, input):
+    """--structure of a job given the prepared structure, else nothing."""
+    return options("structure", input.structure)
 
 
 def get_reference_trajectories(wildcards):
@@ -180,7 +194,6 @@ def get_evaluate_inputs(wildcards):
         "model": paths.MODEL,
         "traj": paths.SIMULATION,
         "health": paths.HEALTH,
-        "backmap": paths.BACKMAP_TABLE,
     }
     if wildcards.model in SAMPLES_IID:
         folds["samples"] = paths.SAMPLES
@@ -188,6 +201,12 @@ def get_evaluate_inputs(wildcards):
         name: expand(pattern, fold=FOLDS, **wildcards)
         for name, pattern in folds.items()
     }
+    inputs["backmap"] = expand(
+        paths.BACKMAP_TABLE,
+        fold=FOLDS,
+        backmapper=config["backmap"]["methods"],
+        **wildcards,
+    )
     inputs["cg"] = get_evaluate_cgs(wildcards)
     return inputs
 
@@ -195,6 +214,9 @@ def get_evaluate_inputs(wildcards):
 def options(name, files):
     """``--name file`` for each file, quoted."""
     return " ".join(f"--{name} '{f}'" for f in files)
+
+
+BACKMAP_FOLD_DIR = str(Path(paths.BACKMAP_DIR).parent)  # a fold's backmappers' folders
 
 
 def get_evaluate_fold_args(wildcards):
@@ -205,7 +227,7 @@ def get_evaluate_fold_args(wildcards):
         args += [
             f"--train-dir {paths.fill(paths.TRAIN_DIR, fold=fold, **wildcards)}",
             f"--simulate-dir {paths.fill(paths.SIMULATE_DIR, fold=fold, **wildcards)}",
-            f"--backmap-dir {paths.fill(paths.BACKMAP_DIR, fold=fold, **wildcards)}",
+            f"--backmap-dir {paths.fill(BACKMAP_FOLD_DIR, fold=fold, **wildcards)}",
         ]
         if wildcards.model in SAMPLES_IID:
             args.append(
@@ -250,6 +272,23 @@ def get_all_fit_tables():
     ]
 
 
+def get_all_backmap_scores():
+    """The held-out scores of every backmapper fitted for every fold of every map."""
+    return [
+        paths.fill(
+            paths.BACKMAP_HELDOUT,
+            system=system,
+            mapping=mapping,
+            fold=fold,
+            backmapper=backmapper,
+        )
+        for system, row in SYSTEMS.iterrows()
+        for mapping in system_mappings(row)
+        for fold in FOLDS
+        for backmapper in config["backmap"]["methods"]
+    ]
+
+
 def get_final_output():
     return [paths.REPORT, *get_all_metrics(), *get_all_mapping_scores()]
 
@@ -262,6 +301,7 @@ def get_report_args():
     ]
     args.append(options("mapping-scores", get_all_mapping_scores()))
     args.append(options("fit", get_all_fit_tables()))
+    args.append(options("backmap-scores", get_all_backmap_scores()))
     for key in ("negative_control", "baseline"):
         model = config["report"][key]
         if model is not None and model in MODELS:

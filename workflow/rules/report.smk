@@ -4,6 +4,7 @@ rule report:
         fes=get_all_fes(),
         scores=get_all_mapping_scores(),
         fits=get_all_fit_tables(),
+        backmap_scores=get_all_backmap_scores(),
     output:
         report(
             paths.REPORT,

@@ -56,7 +56,7 @@ def make_context(cfg, folds, reference=None, **options) -> EvaluationContext:
         n_folds=2,
         kT=2.494,
         bins=cfg["evaluate"]["bins"],
-        **options,
+        **{"backmappers": ["nearest"], **options},
     )
 
 
@@ -68,7 +68,9 @@ def metric_rows(metric, context) -> list:
 
 @pytest.fixture
 def cfg() -> dict:
-    return load_config(Path(__file__).resolve().parents[3] / "config/test.yaml")
+    config = load_config(Path(__file__).resolve().parents[3] / "config/test.yaml")
+    config["backmap"]["methods"] = ["nearest"]  # the fixture's folds hold retrieval's tables
+    return config
 
 
 @pytest.fixture
@@ -98,14 +100,21 @@ def evaluation_inputs(tmp_path) -> tuple[Path, list[dict[str, Path]]]:
             }
         )
         write_table(simulate / paths.HEALTH_FILE, health, Provenance("test"))
-        table = pd.DataFrame({keys.CG_RMSD: [0.01, 0.03 + fold]})
-        write_table(backmap / paths.BACKMAP_TABLE_FILE, table, Provenance("test"))
+        table = pd.DataFrame(
+            {
+                keys.REPLICA: [0, 1],
+                keys.SAMPLE: [0, 0],
+                keys.CG_RMSD: [0.01, 0.03 + fold],
+                "bond_fraction": [1.0, 0.5],
+            }
+        )
+        write_table(backmap / "nearest" / paths.BACKMAP_TABLE_FILE, table, Provenance("test"))
         folds.append(
             {
                 "model": tmp_path / f"train/fold{fold}" / paths.MODEL_FILE,
                 "traj": simulate / paths.TRAJECTORY_FILE,
                 "health": simulate / paths.HEALTH_FILE,
-                "backmap": backmap / paths.BACKMAP_TABLE_FILE,
+                "backmap": backmap,
             }
         )
     return cg, folds

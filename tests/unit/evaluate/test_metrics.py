@@ -17,7 +17,7 @@ from .conftest import cg_topology, chain_frames, make_context, metric_rows, refe
 
 def test_every_registered_metric_builds_from_the_test_config(cfg):
     names = METRICS.names()
-    assert {"free_energy", "force_error", "stability", "backmap_rmsd"} <= set(names)
+    assert {"free_energy", "force_error", "stability", "backmap"} <= set(names)
     for name in names:
         metric = METRICS.get(name)(**cfg["evaluate"][name])
         assert isinstance(metric, Metric) and metric.name == name
@@ -118,17 +118,23 @@ def copy_of_reference(reference_path, folds):
     return [{**fold, "traj": copy, "health": health_path} for fold in folds]
 
 
-def test_stability_and_backmap_rmsd_read_their_tables(cfg, evaluation_inputs):
+def test_stability_and_backmap_read_their_tables(cfg, evaluation_inputs):
     _, folds = evaluation_inputs
     context = make_context(cfg, folds)
     assert metric_rows(METRICS.get("stability")(), context) == [
         ("fold0", keys.STABLE_FRACTION, 0.75),
         ("fold1", keys.STABLE_FRACTION, 0.5),
     ]
-    assert metric_rows(METRICS.get("backmap_rmsd")(), context) == [
-        ("fold0", keys.BACKMAP_CG_RMSD, pytest.approx(0.02)),
-        ("fold1", keys.BACKMAP_CG_RMSD, pytest.approx(0.52)),
+    rows = metric_rows(METRICS.get("backmap")(resamples=50), context)
+    assert [(r.fold, r.metric) for r in rows] == [
+        ("fold0", keys.BACKMAP_CG_RMSD + "_nearest"),
+        ("fold0", "bond_fraction_nearest"),
+        ("fold1", keys.BACKMAP_CG_RMSD + "_nearest"),
+        ("fold1", "bond_fraction_nearest"),
     ]
+    assert [r.value for r in rows] == pytest.approx([0.02, 0.75, 0.52, 0.75])
+    # Two replicas, one with every bond in range and one with half: resampled by replica.
+    assert rows[1].low == pytest.approx(0.5) and rows[1].high == pytest.approx(1.0)
 
 
 def test_stability_gives_the_survival_curve_and_the_exchange_acceptance(cfg, evaluation_inputs):

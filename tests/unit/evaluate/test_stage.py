@@ -108,9 +108,9 @@ def test_metrics_not_named_do_not_run(cfg, evaluation_inputs, toy_metrics, tmp_p
     cg, folds = evaluation_inputs
     for fold in folds:
         fold["health"].unlink()  # stability is not named, so nothing reads the health table
-    cfg = _configure(cfg, ["backmap_rmsd"])
+    cfg = _configure(cfg, ["backmap"])
     table = run(cg, folds, tmp_path / "out", system="toy", mapping="calpha", model="net", cfg=cfg)
-    assert set(table[keys.METRIC]) == {keys.BACKMAP_CG_RMSD}
+    assert set(table[keys.METRIC]) == {keys.BACKMAP_CG_RMSD + "_nearest", "bond_fraction_nearest"}
     assert toy_metrics == []
 
 
@@ -130,9 +130,7 @@ def test_the_built_in_metrics_run_in_the_configured_order(
     for fold in folds:  # read by the stand-in above only in name; hashed as an input
         fold["model"].parent.mkdir(parents=True)
         fold["model"].write_bytes(b"")
-    cfg = _configure(
-        cfg, ["stability", "free_energy", "populations", "force_error", "backmap_rmsd"]
-    )
+    cfg = _configure(cfg, ["stability", "free_energy", "populations", "force_error", "backmap"])
     table = run(cg, folds, tmp_path / "out", system="toy", mapping="calpha", model="m", cfg=cfg)
     order = list(dict.fromkeys(table[keys.METRIC]))
     scores = [
@@ -162,7 +160,8 @@ def test_the_built_in_metrics_run_in_the_configured_order(
         *per_trajectory,
         *simulated,
         keys.FORCE_RMSE_HELDOUT,
-        keys.BACKMAP_CG_RMSD,
+        keys.BACKMAP_CG_RMSD + "_nearest",
+        "bond_fraction_nearest",
     ]
     captions = json.loads(
         pq.read_schema(tmp_path / "out" / paths.METRICS_FILE).metadata[keys.PARQUET_CAPTIONS_KEY]

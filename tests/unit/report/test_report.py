@@ -6,8 +6,9 @@ import pytest
 
 from cgpipe import keys
 from cgpipe.errors import InputError
-from cgpipe.io import Provenance, read_provenance, write_table
+from cgpipe.io import Provenance, read_provenance, read_table, write_table
 from cgpipe.report import read_captions, run, summarise
+from cgpipe.report.backmapping import comparison_table
 
 FLOOR = keys.JS_PHI_PSI + keys.FLOOR_SUFFIX
 CAPTIONS = {
@@ -128,3 +129,38 @@ def test_unreadable_captions_are_an_input_error(tmp_path):
     )
     with pytest.raises(InputError, match="unreadable metric captions"):
         read_captions(metrics)
+
+
+def _heldout(fold: int, method: str, rmsd: float) -> pd.DataFrame:
+    nan = float("nan")
+    return pd.DataFrame(
+        [
+            (f"fold{fold}", method, "heavy_rmsd_best", rmsd, rmsd - 0.01, rmsd + 0.01,
+             nan, nan, nan, "nm"),
+            (f"fold{fold}", method, "bond_fraction", 0.9, 0.85, 0.95, 1.0, 1.0, 1.0, "fraction"),
+        ],
+        columns=[keys.FOLD, "backmapper", keys.METRIC, "value", "low", "high", "floor",
+                 "floor_low", "floor_high", "unit"],
+    )  # fmt: skip
+
+
+def test_report_sets_the_backmappers_side_by_side_with_real_frames(tmp_path):
+    scores = []
+    for fold in (0, 1):
+        for method, rmsd in (("nearest", 0.02), ("flow", 0.04 + 0.02 * fold)):
+            path = tmp_path / f"results/backmap/ala2/backbone/fold{fold}/{method}/heldout.parquet"
+            write_table(path, _heldout(fold, method, rmsd), Provenance("backmap-fit"))
+            scores.append(path)
+    output = tmp_path / "index.html"
+    metrics = _write_metrics(tmp_path / "metrics.parquet")
+    run(output, [metrics], [_fes(tmp_path / "fes.png")], backmap_scores=scores)
+    page = output.read_text()
+    assert "ala2 · backbone: backmapping on held-out frames" in page
+    table = comparison_table(pd.concat([read_table(p) for p in scores]))
+    # Mean over folds, with the mean of the folds' intervals; real frames hold the floor.
+    assert table.loc["heavy_rmsd_best (nm)", "nearest"] == "0.02 [0.01, 0.03]"
+    assert table.loc["heavy_rmsd_best (nm)", "flow"] == "0.05 [0.04, 0.06]"
+    assert table.loc["bond_fraction (fraction)", "real frames"] == "1 [1, 1]"
+    assert table.loc["heavy_rmsd_best (nm)", "real frames"] == ""
+    assert "0.05 [0.04, 0.06]" in page
+    assert str(scores[0]) in json.dumps(read_provenance(output)["inputs"])

@@ -1,0 +1,587 @@
+"""A generative, E(3)-equivariant backmapper: conditional flow matching with an EGNN.
+
+Why a flow. A conditional flow (Lipman et al. 2023; FlowBack, Jones et al. 2025) is
+trained by plain regression, needs neither a variational bound nor a noise schedule, and
+draws in a few tens of Euler steps; a VAE (GenZProt) needs an encoder and a latent prior
+besides the decoder. The flow here starts every atom in a Gaussian of width ``noise``
+(nm) around the bead it belongs to and carries it, in ``steps`` Euler steps of a learned
+velocity, to an all-atom structure; the beads stay where the CG frame puts them.
+
+Why it is equivariant. The velocity is the coordinate update of an EGNN (Satorras et al.
+2021) over atoms and beads: messages are functions of node features and distances only,
+and each atom moves along sums of relative vectors. Rotating, translating or mirroring
+the CG frame and the starting atoms rotates, translates or mirrors the path; the starting
+Gaussian is isotropic, so the draws are equivariant in distribution.
+
+Chirality. A mirror-equivariant network cannot prefer a hand by itself: where the CG
+frame does not fix a stereocentre (its CB side defines no bead), the frame and its mirror
+image through the centre's N-CA-C plane look alike, and a flow trained on L targets alone
+would learn their average. So in training each such free centre's target takes the hand
+its starting atoms have (its CB side reflected through the N-CA-C plane if need be), which
+an equivariant flow can learn; and in drawing, where at least
+:data:`~cgpipe.backmap.scoring.HANDED` of the training frames agree on the centre's sign
+of (N - CA) x (C - CA) . (CB - CA), a centre of the other hand is mended at the end by the
+same reflection, as FlowBack reflects D-residues. (Mending after every Euler step as
+well, as FlowBack does, left a third of the rebuilt rigid toy 0.05 nm or more off: the
+flow carries a start to the hand of that start, not of a mended midpoint.)
+``fix_chirality: false`` turns the mending off. A centre whose CB side defines a bead
+takes its hand from the CG frame.
+
+Training. Flow matching on pairs (CG frame of a training frame, the frame): x_t = (1 - t)
+x_0 + t x_1, target velocity x_1 - x_0; plus, on the clean structure the velocity
+predicts, x_t + (1 - t) v, losses on bond lengths and bond angles (against the true
+frame's) and on heavy-atom clashes, weighted by t^2 (the prediction is only sharp near
+the end of the path). No rotation augmentation is needed: the network is equivariant.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import mdtraj as md
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from cgpipe import keys
+from cgpipe.backmap.base import BACKMAPPERS, Backmapper, coordinate_map_for
+from cgpipe.backmap.quality import Geometry
+from cgpipe.backmap.scoring import Standard
+from cgpipe.data import evenly
+from cgpipe.epochs import EpochCheckpoint, EpochScores, run_epochs
+from cgpipe.errors import InputError
+from cgpipe.geometry import rmsd
+from cgpipe.io import TrajectoryData
+
+CLASH = 0.25
+"""Heavy-atom contact distance (nm) below which the clash loss penalises a pair."""
+FINE = 0.01
+"""Scale (nm) of a bonded or geminal pair's deviation from its mean distance, as the
+network sees it."""
+SIDE_WIDTH = 0.01
+"""How far (in units of the sums' lengths) d must lie off the plane of a and b for the
+unit normal to take its full length."""
+
+
+def _mlp(n_in: int, width: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Linear(n_in, width), nn.SiLU(), nn.Linear(width, n_out))
+
+
+class EGNNLayer(nn.Module):
+    """One E(n)-equivariant layer: invariant messages, residual feature updates, and two
+    coordinate updates.
+
+    The first is EGNN's: a sum of relative vectors, each scaled by a function of its
+    message (normalised as in EGNN's stable variant). Sums of relative vectors move an
+    atom off the plane of its neighbours only in proportion to how far off it already
+    is, so the second moves it along a unit normal: of two learned sums of relative
+    vectors a and b, n = a x b, turned to the side where a third, d, lies,
+    u = sign(n . d) n / |n| (smoothed within ``SIDE_WIDTH``). n flips with a
+    reflection and so does n . d, so u is a true vector and the layer stays equivariant
+    under rotations, translations and reflections alike.
+    """
+
+    def __init__(self, width: int, edge_features: int) -> None:
+        super().__init__()
+        self.message = nn.Sequential(_mlp(2 * width + edge_features, width, width), nn.SiLU())
+        # Per edge: the weight of its relative vector in the shift, and in a, b and d.
+        self.weights = _mlp(width, width, 4)
+        self.normal = _mlp(2 * width, width, 1)  # how far along the unit normal
+        self.update = _mlp(2 * width, width, width)
+        with torch.no_grad():  # start near the identity map of coordinates
+            self.weights[-1].weight[0].mul_(1e-3)
+            self.weights[-1].bias[0].zero_()
+            self.normal[-1].weight.mul_(1e-3)
+            self.normal[-1].bias.zero_()
+
+    def forward(
+        self,
+        h: torch.Tensor,
+        x: torch.Tensor,
+        edges: torch.Tensor,
+        edge_attr: torch.Tensor,
+        movable: torch.Tensor,
+        degree: float,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        sender, receiver = edges
+        m = self.message(torch.cat([h[receiver], h[sender], edge_attr], dim=-1))
+        relative = x[receiver] - x[sender]
+        length = relative.norm(dim=-1, keepdim=True)
+        direction = relative / (length + 0.1)
+        weights = self.weights(m)  # [E, 4]
+        sums = torch.zeros(len(x), 4, 3, dtype=x.dtype, device=x.device)
+        sums.index_add_(0, receiver, weights[:, :, None] * direction[:, None, :])
+        shift, a, b, d = sums[:, 0] / degree, sums[:, 1], sums[:, 2], sums[:, 3]
+        normal = torch.linalg.cross(a, b)
+        size = normal.norm(dim=-1, keepdim=True)
+        side = (normal * d).sum(-1, keepdim=True)
+        unit = side / (side.abs() + SIDE_WIDTH * size + 1e-12) * normal / (size + 1e-12)
+        aggregated = torch.zeros_like(h).index_add_(0, receiver, m) / degree
+        features = torch.cat([h, aggregated], dim=-1)
+        shift = shift + unit * self.normal(features)
+        x = x + shift * movable[:, None]
+        return h + self.update(features), x
+
+
+class FlowNetwork(nn.Module):
+    """The velocity of every atom given the atoms, the beads and the time t in [0, 1].
+
+    Nodes are the ``n_atoms`` atoms then the ``n_beads`` beads, each with its own learned
+    embedding. Every node receives messages from its ``neighbours`` nearest nodes, every
+    atom from every bead and from its partners one and two bonds away; edge features are
+    Gaussians of the distance, the kind of pair (one bond apart, two, an atom and its own
+    bead, other), and, for pairs one or two bonds apart, the distance's deviation from its
+    training mean in units of :data:`FINE` (tanh-squashed): the Gaussians lie 0.05 nm apart,
+    too coarse to tell a good bond from one 10 % off.
+    """
+
+    def __init__(
+        self,
+        n_atoms: int,
+        n_beads: int,
+        bonds: np.ndarray,
+        angles: np.ndarray,
+        owner: np.ndarray,
+        *,
+        width: int,
+        layers: int,
+        neighbours: int,
+        gaussians: int = 24,
+        cutoff: float = 1.2,
+    ) -> None:
+        super().__init__()
+        self.n_atoms, self.n_beads, self.neighbours = n_atoms, n_beads, neighbours
+        n = n_atoms + n_beads
+        self.embedding = nn.Embedding(n, width)
+        self.time = _mlp(16, width, width)
+        # 0 other, 1 one bond apart, 2 two bonds apart, 3 an atom and its own bead
+        kind = torch.zeros(n, n, dtype=torch.int64)
+        pairs = torch.as_tensor(np.asarray(angles, dtype=np.int64).reshape(-1, 3)[:, [0, 2]])
+        kind[pairs[:, 0], pairs[:, 1]] = kind[pairs[:, 1], pairs[:, 0]] = 2
+        bonds_t = torch.as_tensor(np.asarray(bonds, dtype=np.int64).reshape(-1, 2))
+        kind[bonds_t[:, 0], bonds_t[:, 1]] = kind[bonds_t[:, 1], bonds_t[:, 0]] = 1
+        atoms = torch.arange(n_atoms)
+        beads = torch.as_tensor(np.asarray(owner, dtype=np.int64)) + n_atoms
+        kind[atoms, beads] = kind[beads, atoms] = 3
+        self.register_buffer("kind", kind, persistent=False)
+        # Mean distance (nm) of each pair one or two bonds apart, set by the fit.
+        self.register_buffer("reference", torch.zeros(n, n))
+        always = kind > 0
+        always[:n_atoms, n_atoms:] = True  # every atom hears every bead
+        self.register_buffer("always", always, persistent=False)
+        self.register_buffer("centres", torch.linspace(0.0, cutoff, gaussians), persistent=False)
+        self.gamma = 0.5 / (cutoff / (gaussians - 1)) ** 2
+        self.layers = nn.ModuleList(EGNNLayer(width, gaussians + 5) for _ in range(layers))
+        movable = torch.zeros(n)
+        movable[:n_atoms] = 1.0
+        self.register_buffer("movable", movable, persistent=False)
+        self.degree = float(min(neighbours, n - 1) + n_beads)
+
+    def set_reference(self, frames: np.ndarray) -> None:
+        """Mean distances of the pairs one or two bonds apart over atom frames [F, A, 3]."""
+        i, j = torch.nonzero((self.kind == 1) | (self.kind == 2), as_tuple=True)
+        frames = torch.as_tensor(np.asarray(frames), dtype=torch.float64)
+        mean = (frames[:, i] - frames[:, j]).norm(dim=-1).mean(0)
+        reference = torch.zeros_like(self.reference)
+        reference[i, j] = mean.to(reference.dtype)
+        self.reference.copy_(reference)
+
+    def forward(self, atoms: torch.Tensor, beads: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """Velocities [B, n_atoms, 3] (nm per unit t) of atoms [B, n_atoms, 3] (nm) at
+        times t [B] given beads [B, n_beads, 3] (nm)."""
+        batch = atoms.shape[0]
+        n = self.n_atoms + self.n_beads
+        x = torch.cat([atoms, beads], dim=1)
+        with torch.no_grad():
+            distance = torch.cdist(x, x)
+            k = min(self.neighbours + 1, n)
+            nearest = distance.topk(k, dim=-1, largest=False).indices
+            adjacency = torch.zeros(batch, n, n, dtype=torch.bool, device=x.device)
+            adjacency.scatter_(2, nearest, True)
+            adjacency |= self.always
+            adjacency &= ~torch.eye(n, dtype=torch.bool, device=x.device)
+            frame, receiver, sender = adjacency.nonzero(as_tuple=True)
+        edges = torch.stack([frame * n + sender, frame * n + receiver])
+        flat = x.reshape(-1, 3)
+        length = (flat[edges[1]] - flat[edges[0]]).norm(dim=-1, keepdim=True)
+        kind = self.kind[receiver, sender]
+        reference = self.reference[receiver, sender][:, None].to(x.dtype)
+        fine = torch.tanh((length - reference) / FINE) * (reference > 0)
+        edge_attr = torch.cat(
+            [
+                torch.exp(-self.gamma * (length - self.centres) ** 2),
+                nn.functional.one_hot(kind, 4).to(x.dtype),
+                fine,
+            ],
+            dim=-1,
+        )
+        frequencies = torch.arange(1, 9, device=x.device, dtype=x.dtype) * math.pi
+        angle = t[:, None] * frequencies
+        time = self.time(torch.cat([angle.sin(), angle.cos()], dim=-1))
+        h = (self.embedding.weight[None] + time[:, None]).reshape(batch * n, -1)
+        movable = self.movable.repeat(batch)
+        out = flat
+        for layer in self.layers:
+            h, out = layer(h, out, edges, edge_attr, movable, self.degree)
+        return (out - flat).reshape(batch, n, 3)[:, : self.n_atoms]
+
+
+def _side(topology: md.Topology, centre: int, cb: int, fixed: set[int]) -> list[int]:
+    """The atoms on the CB side of stereocentre ``centre`` (CB's branch and the centre's
+    hydrogens), or [] where the branch reaches ``fixed`` (proline's ring closes on N)."""
+    graph: dict[int, set[int]] = {a.index: set() for a in topology.atoms}
+    for a, b in topology.bonds:
+        graph[a.index].add(b.index)
+        graph[b.index].add(a.index)
+    side, stack = {cb}, [cb]
+    while stack:
+        for other in graph[stack.pop()] - {centre} - side:
+            side.add(other)
+            stack.append(other)
+    if side & fixed:
+        return []
+    hydrogens = [other for other in graph[centre] if topology.atom(other).element.symbol == "H"]
+    return sorted(side | set(hydrogens))
+
+
+@BACKMAPPERS.register("flow")
+class FlowBackmapper(Backmapper):
+    """Conditional flow matching with an EGNN (see the module docstring).
+
+    Parameters
+    ----------
+    samples
+        All-atom structures drawn per CG frame.
+    steps
+        Euler steps from t = 0 to 1.
+    noise
+        Width (nm) of the Gaussian each atom starts in, around its bead.
+    width, layers, neighbours
+        EGNN features, layers, and nearest nodes each node hears.
+    epochs, batch_size, learning_rate, max_frames, patience
+        Training: at most ``max_frames`` training frames spread evenly, Adam with a cosine
+        schedule, the epoch of the lowest validation loss kept (validation: every tenth
+        of those frames, held back from the fit), stop after ``patience`` epochs without
+        a lower one.
+    geometry_weight
+        Weight of the bond, angle and clash losses.
+    fix_chirality
+        Mend stereocentres of the wrong hand (module docstring).
+    """
+
+    def __init__(
+        self,
+        *,
+        samples: int = 4,
+        steps: int = 25,
+        noise: float = 0.05,
+        width: int = 32,
+        layers: int = 4,
+        neighbours: int = 12,
+        epochs: int = 40,
+        batch_size: int = 64,
+        learning_rate: float = 3e-3,
+        max_frames: int = 4000,
+        patience: int = 10,
+        geometry_weight: float = 1.0,
+        fix_chirality: bool = True,
+    ) -> None:
+        for name, value in [("samples", samples), ("steps", steps), ("epochs", epochs)]:
+            if value < 1:
+                raise InputError(f"backmap.flow.{name}={value} must be at least 1")
+        if noise <= 0:
+            raise InputError(f"backmap.flow.noise={noise} must be positive (nm)")
+        self.hparams: dict[str, Any] = {
+            "samples": samples,
+            "steps": steps,
+            "noise": noise,
+            "width": width,
+            "layers": layers,
+            "neighbours": neighbours,
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "max_frames": max_frames,
+            "patience": patience,
+            "geometry_weight": geometry_weight,
+            "fix_chirality": fix_chirality,
+        }
+        self.samples, self.steps, self.noise = samples, steps, noise
+        self.network: FlowNetwork | None = None
+        self.topology: md.Topology | None = None
+        self.device = torch.device("cpu")
+        self.records: list[dict[str, Any]] = []
+
+    # --- what is fitted -------------------------------------------------------------------
+    def _build(self, topology: md.Topology, xi: np.ndarray, owner: np.ndarray) -> None:
+        self.topology = topology
+        self.geometry = Geometry.from_topology(topology)
+        self.xi = np.asarray(xi, dtype=np.float64)
+        self.owner = np.asarray(owner, dtype=np.int64)
+        self.network = FlowNetwork(
+            topology.n_atoms,
+            len(xi),
+            self.geometry.bonds,
+            self.geometry.angles,
+            self.owner,
+            width=self.hparams["width"],
+            layers=self.hparams["layers"],
+            neighbours=self.hparams["neighbours"],
+        )
+        # A stereocentre is free where the flow places its CB side (no atom of it
+        # defines a bead): its hand is the flow's to get right, not the CG frame's.
+        mapped = set(np.flatnonzero(np.abs(self.xi).sum(axis=0) > 0).tolist())
+        sides = [
+            _side(topology, int(ca), int(cb), {int(n), int(c)})
+            for ca, n, c, cb in self.geometry.chiral
+        ]
+        self._free = np.array([bool(side) and not set(side) & mapped for side in sides], bool)
+        self._free_centres = torch.as_tensor(
+            np.asarray(self.geometry.chiral, dtype=np.int64).reshape(-1, 4)[self._free]
+        )
+        self._free_sides = [
+            torch.as_tensor(side) for side, free in zip(sides, self._free, strict=True) if free
+        ]
+        self.hand = np.zeros(len(self.geometry.chiral))
+
+    def state(self) -> dict[str, torch.Tensor]:
+        if self.network is None:
+            raise RuntimeError("fit the backmapper before saving it")
+        return {
+            "coordinate_map": torch.as_tensor(self.xi),
+            "owner": torch.as_tensor(self.owner),
+            "hand": torch.as_tensor(self.hand),
+            **{f"network.{k}": v.detach().cpu() for k, v in self.network.state_dict().items()},
+        }
+
+    def restore(self, state: dict[str, torch.Tensor], topology: md.Topology) -> None:
+        self._build(topology, state["coordinate_map"].numpy(), state["owner"].numpy())
+        self.hand = state["hand"].numpy()
+        assert self.network is not None
+        self.network.load_state_dict(
+            {k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")}
+        )
+        self.network.eval()
+
+    # --- fitting --------------------------------------------------------------------------
+    def fit(
+        self,
+        training: TrajectoryData,
+        mapping: Any,
+        *,
+        seed: int = 0,
+        device: str = "cpu",
+        checkpoint: EpochCheckpoint | None = None,
+    ) -> None:
+        xi = coordinate_map_for(training, mapping, min_frames=2)
+        frames = training.coordinates[
+            evenly(np.arange(training.n_frames), self.hparams["max_frames"])
+        ]
+        frames = frames.astype(np.float64)
+        beads = np.einsum("ba,fad->fbd", xi, frames)
+        # Each atom belongs to the bead it lies nearest to on average.
+        owner = np.linalg.norm(frames[:, :, None] - beads[:, None], axis=-1).mean(0).argmin(1)
+        torch.manual_seed(seed)  # the network's initial parameters
+        self._build(training.topology, xi, owner)
+        self.hand = Standard.from_frames(training.topology, frames).hand
+        assert self.network is not None
+        self.network.set_reference(frames)
+        self.device = torch.device(device)
+        network = self.network
+        assert network is not None
+        network.to(self.device)
+        generator = torch.Generator().manual_seed(seed)
+        validation = np.arange(len(frames)) % 10 == 9
+        x_fit = torch.as_tensor(frames[~validation], dtype=torch.float32)
+        x_valid = torch.as_tensor(frames[validation], dtype=torch.float32)
+        z_fit = torch.as_tensor(beads[~validation], dtype=torch.float32)
+        z_valid = torch.as_tensor(beads[validation], dtype=torch.float32)
+        epochs, batch_size = self.hparams["epochs"], self.hparams["batch_size"]
+        optimizer = torch.optim.Adam(network.parameters(), lr=self.hparams["learning_rate"])
+        steps_per_epoch = math.ceil(len(x_fit) / batch_size)
+        schedule = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=epochs * steps_per_epoch, eta_min=0.01 * self.hparams["learning_rate"]
+        )
+        valid_generator = torch.Generator()
+
+        def epoch_step(epoch: int) -> EpochScores:
+            order = torch.randperm(len(x_fit), generator=generator)
+            sums = np.zeros(4)
+            for start in range(0, len(x_fit), batch_size):
+                batch = order[start : start + batch_size]
+                parts = self._losses(x_fit[batch], z_fit[batch], generator)
+                loss = parts[0] + self.hparams["geometry_weight"] * sum(parts[1:])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(network.parameters(), 10.0)
+                optimizer.step()
+                schedule.step()
+                sums += len(batch) * np.array([p.item() for p in parts])
+            train = sums / len(x_fit)
+            network.eval()
+            valid_generator.manual_seed(seed + 1)  # the same draws every epoch
+            with torch.no_grad():
+                parts = self._losses(x_valid, z_valid, valid_generator)
+            valid = np.array([p.item() for p in parts])
+            weight = self.hparams["geometry_weight"]
+            record = {
+                keys.EPOCH: epoch,
+                "flow": train[0],
+                "bonds": train[1],
+                "angles": train[2],
+                "clashes": train[3],
+                keys.LOSS: train[0] + weight * train[1:].sum(),
+                "validation_flow": valid[0],
+                "validation_loss": valid[0] + weight * valid[1:].sum(),
+            }
+            return EpochScores([record], record[keys.LOSS], record["validation_loss"])
+
+        outcome = run_epochs(
+            epochs,
+            epoch_step,
+            model=network,
+            stateful={"optimizer": optimizer, "schedule": schedule},
+            generator=generator,
+            patience=self.hparams["patience"],
+            desc="backmap flow",
+            checkpoint=checkpoint,
+        )
+        self.records = outcome.records
+        network.eval()
+
+    def _losses(
+        self, x1: torch.Tensor, z: torch.Tensor, generator: torch.Generator
+    ) -> list[torch.Tensor]:
+        """Flow-matching, bond, angle and clash losses of a batch of frames x1 [B, A, 3]
+        with beads z [B, K, 3]."""
+        assert self.network is not None
+        x1, z = x1.to(self.device), z.to(self.device)
+        owner = torch.as_tensor(self.owner, device=self.device)
+        epsilon = torch.randn(x1.shape, generator=generator).to(self.device)
+        t = torch.rand(len(x1), generator=generator).to(self.device)
+        x0 = z[:, owner] + self.noise * epsilon
+        if len(self._free_centres):
+            # Each free stereocentre's target takes the hand its start has: a flow that
+            # mirrors with its input can learn that, and the sampler mends the hand.
+            x1 = self._reflect(x1, self._hands(x0) != self._hands(x1))
+        xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
+        velocity = self.network(xt, z, t)
+        flow = ((velocity - (x1 - x0)) ** 2).sum(-1).mean()
+        clean = xt + (1 - t[:, None, None]) * velocity
+        weight = t**2
+        g = self.geometry
+        bonds = torch.as_tensor(g.bonds, device=self.device)
+        if len(bonds):
+            predicted = (clean[:, bonds[:, 0]] - clean[:, bonds[:, 1]]).norm(dim=-1)
+            true = (x1[:, bonds[:, 0]] - x1[:, bonds[:, 1]]).norm(dim=-1)
+            bond = (weight[:, None] * (predicted - true) ** 2).mean() * 100.0
+        else:
+            bond = clean.new_zeros(())
+        angles = torch.as_tensor(g.angles, device=self.device)
+        if len(angles):
+            angle = (weight[:, None] * (_cosines(clean, angles) - _cosines(x1, angles)) ** 2).mean()
+        else:
+            angle = clean.new_zeros(())
+        pairs = torch.as_tensor(g.clash_pairs, device=self.device)
+        if len(pairs):
+            distance = (clean[:, pairs[:, 0]] - clean[:, pairs[:, 1]]).norm(dim=-1)
+            clash = (weight[:, None] * torch.relu(CLASH - distance) ** 2).mean() * 100.0
+        else:
+            clash = clean.new_zeros(())
+        return [flow, bond, angle, clash]
+
+    # --- drawing --------------------------------------------------------------------------
+    @torch.no_grad()
+    def integrate(self, beads: torch.Tensor, start: torch.Tensor, *, fix: bool) -> torch.Tensor:
+        """Atoms [B, A, 3] (nm) at t = 1 from atoms ``start`` at t = 0, beads [B, K, 3]
+        held fixed: ``steps`` Euler steps, stereocentres mended if ``fix``, and the least
+        (minimum-norm) correction that makes the structure map onto the beads exactly."""
+        assert self.network is not None
+        x = start
+        dt = 1.0 / self.steps
+        for step in range(self.steps):
+            t = torch.full((len(x),), step * dt, dtype=x.dtype, device=x.device)
+            x = x + dt * self.network(x, beads, t)
+        if fix:
+            x = self.mend(x)
+        # The least change that maps the structure onto its CG frame exactly (Xi x = z).
+        xi = torch.as_tensor(self.xi, dtype=x.dtype, device=x.device)
+        correction = torch.linalg.solve(xi @ xi.T, torch.einsum("ba,fad->fbd", xi, x) - beads)
+        return x - torch.einsum("ba,fbd->fad", xi, correction)
+
+    def _hands(self, x: torch.Tensor) -> torch.Tensor:
+        """[B, n_free] the sign of each free stereocentre of atoms [B, A, 3]."""
+        ca, n, c, cb = (self._free_centres[:, i] for i in range(4))
+        normal = torch.linalg.cross(x[:, n] - x[:, ca], x[:, c] - x[:, ca])
+        return torch.sign((normal * (x[:, cb] - x[:, ca])).sum(-1))
+
+    def _reflect(self, x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
+        """Atoms [B, A, 3] with the CB side of free stereocentre k reflected through its
+        N-CA-C plane in the frames where ``flip`` [B, n_free] is true."""
+        if not bool(flip.any()):
+            return x
+        x = x.clone()
+        for k, (ca, n, c, _) in enumerate(self._free_centres.tolist()):
+            rows = flip[:, k]
+            if not bool(rows.any()):
+                continue
+            block = x[rows]
+            normal = torch.linalg.cross(block[:, n] - block[:, ca], block[:, c] - block[:, ca])
+            unit = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+            side = self._free_sides[k]
+            height = ((block[:, side] - block[:, None, ca]) * unit[:, None]).sum(-1, keepdim=True)
+            block[:, side] = block[:, side] - 2 * height * unit[:, None]
+            x[rows] = block
+        return x
+
+    def mend(self, x: torch.Tensor) -> torch.Tensor:
+        """Atoms [B, A, 3] with every free stereocentre of the training frames' opposite
+        hand reflected (its CB side through the N-CA-C plane)."""
+        if not len(self._free_centres):
+            return x
+        hand = torch.as_tensor(self.hand[self._free], dtype=x.dtype, device=x.device)
+        return self._reflect(x, (self._hands(x) * hand < 0) & (hand != 0))
+
+    def backmap(self, cg: TrajectoryData) -> tuple[np.ndarray, pd.DataFrame]:
+        if self.network is None:
+            raise RuntimeError("fit the backmapper before backmapping")
+        return self.draw(cg, samples=self.samples, seed=0)
+
+    def draw(
+        self, cg: TrajectoryData, *, samples: int, seed: int, batch: int = 256
+    ) -> tuple[np.ndarray, pd.DataFrame]:
+        """``samples`` structures per CG frame, frame by frame: positions [F * samples,
+        n_atoms, 3] (nm), samples of a frame together, and the table (replica, sample,
+        cg_rmsd)."""
+        assert self.network is not None
+        z_all = torch.as_tensor(cg.coordinates, dtype=torch.float32)
+        owner = torch.as_tensor(self.owner)
+        generator = torch.Generator().manual_seed(seed)
+        z_rep = z_all.repeat_interleave(samples, dim=0)
+        out = []
+        fix = bool(self.hparams["fix_chirality"])
+        for start in range(0, len(z_rep), batch):
+            z = z_rep[start : start + batch]
+            x0 = z[:, owner] + self.noise * torch.randn(
+                (len(z), len(self.owner), 3), generator=generator
+            )
+            out.append(self.integrate(z.to(self.device), x0.to(self.device), fix=fix).cpu())
+        n_atoms = len(self.owner)
+        positions = torch.cat(out).numpy() if out else np.empty((0, n_atoms, 3), dtype=np.float32)
+        mapped = np.einsum("ba,fad->fbd", self.xi, positions)
+        table = pd.DataFrame(
+            {
+                keys.REPLICA: np.repeat(cg.trajectory_index, samples),
+                keys.SAMPLE: np.tile(np.arange(samples), cg.n_frames),
+                keys.CG_RMSD: rmsd(mapped, np.repeat(cg.coordinates, samples, axis=0)),
+            }
+        )
+        return positions.astype(np.float32), table
+
+
+def _cosines(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
+    a = x[:, angles[:, 0]] - x[:, angles[:, 1]]
+    b = x[:, angles[:, 2]] - x[:, angles[:, 1]]
+    return (a * b).sum(-1) / (a.norm(dim=-1) * b.norm(dim=-1)).clamp_min(1e-9)

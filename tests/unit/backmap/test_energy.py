@@ -1,0 +1,86 @@
+"""The reference's force field on backmapped structures: energies as OpenMM gives them,
+and a restrained minimisation that lowers them and keeps the heavy atoms in place."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import openmm
+import openmm.app as app
+import openmm.unit as unit
+import pytest
+
+from cgpipe.backmap import fit
+from cgpipe.backmap.energy import ForceField
+from cgpipe.errors import InputError
+from cgpipe.io import read_table, read_trajectory
+from cgpipe.paths import BACKMAP_HELDOUT_FILE
+
+
+@pytest.fixture(scope="module")
+def forcefield(ala2_structure, ala2_reference, tiny_reference_params):
+    topology = read_trajectory(ala2_reference[0]).topology
+    return ForceField(ala2_structure, tiny_reference_params, topology)
+
+
+def test_energies_are_openmms_for_the_same_force_field(
+    forcefield, ala2_structure, ala2_reference, tiny_reference_params
+):
+    frames = read_trajectory(ala2_reference[0]).coordinates[:5]
+    # Independent of our wrapper: OpenMM's own recipe for GBn2 with amber14.
+    pdb = app.PDBFile(str(ala2_structure))
+    files = [*tiny_reference_params["forcefield"], "implicit/gbn2.xml"]
+    system = app.ForceField(*files).createSystem(pdb.topology, nonbondedMethod=app.NoCutoff)
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001))
+    expected = []
+    for x in frames:
+        context.setPositions(x.astype(np.float64))
+        energy = context.getState(getEnergy=True).getPotentialEnergy()
+        expected.append(energy.value_in_unit(unit.kilojoule_per_mole))
+    np.testing.assert_allclose(forcefield.energies(frames), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_minimisation_lowers_the_energy_and_keeps_heavy_atoms(forcefield, ala2_reference):
+    frames = read_trajectory(ala2_reference[0]).coordinates[:4]
+    rng = np.random.default_rng(0)
+    noisy = frames + rng.normal(scale=0.01, size=frames.shape).astype(np.float32)
+    minimised = forcefield.minimise(noisy)
+    before, after = forcefield.energies(noisy), forcefield.energies(minimised)
+    assert (after < before - 100).all()  # 0.01 nm of noise costs hundreds of kJ/mol
+    heavy = forcefield.heavy
+    moved = np.sqrt(((minimised[:, heavy] - noisy[:, heavy]) ** 2).sum(-1).mean(-1))
+    assert (moved < 0.02).all()
+
+
+def test_explicit_water_has_no_solute_energy(ala2_structure, ala2_reference, tiny_reference_params):
+    params = {**tiny_reference_params, "solvent": "tip3p"}
+    topology = read_trajectory(ala2_reference[0]).topology
+    with pytest.raises(InputError, match="explicit water"):
+        ForceField(ala2_structure, params, topology)
+
+
+def test_fit_scores_energies_before_and_after_minimisation(
+    tmp_path, backmap_inputs, test_config, ala2_structure, tiny_reference_params
+):
+    cfg = copy.deepcopy(test_config)
+    cfg["reference"] = {**cfg["reference"], **tiny_reference_params}
+    cfg["backmap"]["minimise"] = True
+    fit(
+        backmap_inputs["references"],
+        backmap_inputs["mapping"],
+        tmp_path,
+        fold=1,
+        method="nearest",
+        cfg=cfg,
+        seed=3,
+        structure=ala2_structure,
+    )
+    scores = read_table(tmp_path / BACKMAP_HELDOUT_FILE).set_index("metric")
+    energy = scores.loc["potential_energy"]
+    assert np.isfinite(energy[["value", "floor"]].to_numpy(dtype=float)).all()
+    assert scores.loc["potential_energy", "unit"] == "kJ/mol"
+    # Retrieval gives real frames of another time: their energies are real frames' energies.
+    assert abs(energy["value"] - energy["floor"]) < 100
+    assert scores.loc["potential_energy_minimised", "value"] < energy["value"]
+    assert "bond_fraction_minimised" in scores.index
