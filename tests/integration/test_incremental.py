@@ -34,22 +34,28 @@ FINAL: set[Job] = {("report", ()), ("all", ())}
 class Plan:
     """The jobs of the path grammar for one configuration: which rules make a system's
     reference, a mapping's map and CG data (fixed: once; fitted: per fold), and a model's
-    training, simulation, backmapping, i.i.d. draws (a model that samples them) and
-    evaluation."""
+    training, simulation, backmapping by each backmapper (fitted once per fold of a map),
+    i.i.d. draws (a model that samples them) and evaluation."""
 
     def __init__(self, config: dict):
         self.config = config
         self.folds = range(config["train"]["n_folds"])
         self.models = config["train"]["models"]
+        self.backmappers = config["backmap"]["methods"]
 
     def model(self, system: str, mapping: str, model: str) -> set[Job]:
-        rules = ["train", "simulate", "backmap"]
+        rules = ["train", "simulate"]
         if "iid" in model_samples(model):
             rules.append("sample")
         jobs = {
             job(rule, system=system, mapping=mapping, model=model, fold=fold)
             for rule in rules
             for fold in self.folds
+        }
+        jobs |= {  # one backmapping per fitted backmapper
+            job("backmap", system=system, mapping=mapping, model=model, fold=fold, backmapper=b)
+            for fold in self.folds
+            for b in self.backmappers
         }
         return jobs | {job("evaluate", system=system, mapping=mapping, model=model)}
 
@@ -63,6 +69,11 @@ class Plan:
         else:
             jobs = {job(rule, system=system, mapping=mapping) for rule in ("mapping", "forces")}
         jobs.add(job("compare_mappings", system=system, mapping=mapping))
+        jobs |= {  # each backmapper fitted once per fold, whatever the models
+            job("backmap_fit", system=system, mapping=mapping, fold=fold, backmapper=b)
+            for fold in self.folds
+            for b in self.backmappers
+        }
         for model in self.models:
             jobs |= self.model(system, mapping, model)
         return jobs

@@ -29,9 +29,13 @@ def test_every_artifact_exists_and_opens(workdir):
         )
         assert simulation.n_atoms == 6 and simulation.n_frames > 0
         backmapped = md.load(
-            str(workdir / f"results/backmap/ala2/backbone_cb/cgschnet/fold{fold}/traj.h5")
+            str(workdir / f"results/backmap/ala2/backbone_cb/cgschnet/fold{fold}/flow/traj.h5")
         )
         assert backmapped.n_atoms == 22
+        table = read_table(
+            workdir / f"results/backmap/ala2/backbone_cb/cgschnet/fold{fold}/flow/backmap.parquet"
+        )
+        assert len(table) == backmapped.n_frames and table[keys.SAMPLE].nunique() > 1
         health = read_table(
             workdir / f"results/simulate/ala2/backbone_cb/cgschnet/fold{fold}/health.parquet"
         )
@@ -44,6 +48,7 @@ def test_every_artifact_exists_and_opens(workdir):
     assert "ala2 · backbone_cb · prior" in page and "ala5 · calpha · cgschnet" in page
     assert "ala2 · backbone_cb: models compared" in page and "State populations" in page
     assert "discriminating" in page and "converged in" in page
+    assert "ala2 · backbone_cb: backmapping on held-out frames" in page
 
 
 def test_a_system_built_from_its_sequence(workdir):
@@ -141,7 +146,9 @@ def test_every_artifact_records_its_provenance(workdir):
         "results/train/ala2/backbone_cb/cgschnet/fold0/model.pt",
         "results/train/ala2/backbone_cb/cgschnet/fold0/losses.parquet",
         "results/simulate/ala2/backbone_cb/cgschnet/fold1/traj.h5",
-        "results/backmap/ala2/backbone_cb/cgschnet/fold1/traj.h5",
+        "results/backmap/ala2/backbone_cb/fold1/flow/backmapper.pt",
+        "results/backmap/ala2/backbone_cb/fold1/flow/heldout.parquet",
+        "results/backmap/ala2/backbone_cb/cgschnet/fold1/flow/traj.h5",
         "results/evaluate/ala2/backbone_cb/cgschnet/metrics.parquet",
         "results/evaluate/ala2/backbone_cb/cgschnet/fes.png",
         "results/report/index.html",
