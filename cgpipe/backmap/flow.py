@@ -310,13 +310,11 @@ class FlowBackmapper(Backmapper):
         }
         self.samples, self.steps, self.noise = samples, steps, noise
         self.network: FlowNetwork | None = None
-        self.topology: md.Topology | None = None
         self.device = torch.device("cpu")
         self.records: list[dict[str, Any]] = []
 
     # --- what is fitted -------------------------------------------------------------------
     def _build(self, topology: md.Topology, xi: np.ndarray, owner: np.ndarray) -> None:
-        self.topology = topology
         self.geometry = Geometry.from_topology(topology)
         self.xi = np.asarray(xi, dtype=np.float64)
         self.owner = np.asarray(owner, dtype=np.int64)
@@ -390,7 +388,6 @@ class FlowBackmapper(Backmapper):
         self.network.set_reference(frames)
         self.device = torch.device(device)
         network = self.network
-        assert network is not None
         network.to(self.device)
         generator = torch.Generator().manual_seed(seed)
         validation = np.arange(len(frames)) % 10 == 9
@@ -544,26 +541,21 @@ class FlowBackmapper(Backmapper):
         hand = torch.as_tensor(self.hand[self._free], dtype=x.dtype, device=x.device)
         return self._reflect(x, (self._hands(x) * hand < 0) & (hand != 0))
 
-    def backmap(self, cg: TrajectoryData) -> tuple[np.ndarray, pd.DataFrame]:
+    def backmap(self, cg: TrajectoryData, *, batch: int = 256) -> tuple[np.ndarray, pd.DataFrame]:
+        """``samples`` structures per CG frame: positions [F * samples, n_atoms, 3] (nm),
+        a frame's samples together, and the table (replica, sample, cg_rmsd). The starts
+        draw from a fixed seed: the same CG frames give the same structures."""
         if self.network is None:
             raise RuntimeError("fit the backmapper before backmapping")
-        return self.draw(cg, samples=self.samples, seed=0)
-
-    def draw(
-        self, cg: TrajectoryData, *, samples: int, seed: int, batch: int = 256
-    ) -> tuple[np.ndarray, pd.DataFrame]:
-        """``samples`` structures per CG frame, frame by frame: positions [F * samples,
-        n_atoms, 3] (nm), samples of a frame together, and the table (replica, sample,
-        cg_rmsd)."""
-        assert self.network is not None
-        z_all = torch.as_tensor(cg.coordinates, dtype=torch.float32)
+        samples = self.samples
         owner = torch.as_tensor(self.owner)
-        generator = torch.Generator().manual_seed(seed)
-        z_rep = z_all.repeat_interleave(samples, dim=0)
+        generator = torch.Generator().manual_seed(0)
+        beads = torch.as_tensor(cg.coordinates, dtype=torch.float32)
+        beads = beads.repeat_interleave(samples, dim=0)
         out = []
         fix = bool(self.hparams["fix_chirality"])
-        for start in range(0, len(z_rep), batch):
-            z = z_rep[start : start + batch]
+        for start in range(0, len(beads), batch):
+            z = beads[start : start + batch]
             x0 = z[:, owner] + self.noise * torch.randn(
                 (len(z), len(self.owner), 3), generator=generator
             )

@@ -44,7 +44,7 @@ from cgpipe.backmap.quality import (
     diversity,
     sample_rmsds,
 )
-from cgpipe.evaluate.statistics import interval
+from cgpipe.evaluate.statistics import bootstrap_trajectories, interval
 from cgpipe.io import TrajectoryData
 from cgpipe.observables import has_phi_psi, phi_psi
 
@@ -173,8 +173,9 @@ def _bootstrap(
     values = values[np.isfinite(values)]
     if not len(values):
         return np.nan, np.nan, np.nan
-    draws = rng.integers(0, len(values), size=(resamples, len(values)))
-    low, high = interval(statistic(values[draws], axis=1))
+    # Each frame its own trajectory: the ordinary bootstrap over frames.
+    draws = bootstrap_trajectories(np.arange(len(values)), rng, resamples)
+    low, high = interval([statistic(values[frames]) for frames in draws])
     return float(statistic(values)), low, high
 
 

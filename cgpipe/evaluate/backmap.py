@@ -22,7 +22,12 @@ import pandas as pd
 from cgpipe import keys
 from cgpipe.backmap.scoring import POTENTIAL_ENERGY, STRUCTURE_METRICS
 from cgpipe.evaluate.base import METRICS, EvaluationContext, Metric, MetricRow
-from cgpipe.evaluate.statistics import interval, js, regularised_histogram
+from cgpipe.evaluate.statistics import (
+    bootstrap_trajectories,
+    interval,
+    js,
+    regularised_histogram,
+)
 from cgpipe.observables import ANGLE_RANGE
 
 JS_BACKMAPPED = "js_phi_psi_backmapped"
@@ -83,10 +88,8 @@ class Backmap(Metric):
         if table.empty:  # every replica failed before its first saved frame
             return []
         rng = context.rng(f"{self.name}/{method}/{label}")
-        replicas = table[keys.REPLICA].to_numpy()
-        groups = [np.flatnonzero(replicas == r) for r in np.unique(replicas)]
-        draws = rng.integers(0, len(groups), size=(self.resamples, len(groups)))
-        resampled = [np.concatenate([groups[g] for g in draw]) for draw in draws]
+        # Replicas drawn whole, with replacement (a frame's samples with their replica).
+        resampled = list(bootstrap_trajectories(table[keys.REPLICA], rng, self.resamples))
 
         def estimate(statistic: Any) -> tuple[float, float, float]:
             value = statistic(np.arange(len(table)))
