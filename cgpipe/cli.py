@@ -387,22 +387,27 @@ def evaluate(
     model: Annotated[str, typer.Option(help="Model name.")],
     train_dir: Annotated[list[Path], typer.Option(help="Per fold, in order: training folder.")],
     simulate_dir: Annotated[list[Path], typer.Option(help="Per fold: simulation folder.")],
-    backmap_dir: Annotated[
-        list[Path],
-        typer.Option(help="Per fold: the folder of the model's backmappings (one per backmapper)."),
-    ],
     output_dir: OutputDirOption,
     config: ConfigOption = "{}",
     sample_dir: Annotated[
         list[Path] | None,
         typer.Option(help="Per fold: i.i.d. sample folder, for a model that samples i.i.d."),
     ] = None,
+    backmap_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Per fold: the folder of the model's backmappings (one per backmapper); "
+            "none for a model that is not backmapped (backmap.models)."
+        ),
+    ] = None,
 ) -> None:
     """Score every fold of one model against the reference with the configured metrics."""
     from cgpipe.evaluate import run
 
-    if not len(train_dir) == len(simulate_dir) == len(backmap_dir):
-        raise typer.BadParameter("give one --train-dir, --simulate-dir and --backmap-dir per fold")
+    if len(train_dir) != len(simulate_dir):
+        raise typer.BadParameter("give one --train-dir and --simulate-dir per fold")
+    if backmap_dir and len(backmap_dir) != len(train_dir):
+        raise typer.BadParameter("give one --backmap-dir per fold, or none")
     if sample_dir and len(sample_dir) != len(train_dir):
         raise typer.BadParameter("give one --sample-dir per fold, or none")
     folds = [
@@ -410,10 +415,11 @@ def evaluate(
             "model": t / paths.MODEL_FILE,
             "traj": s / paths.TRAJECTORY_FILE,
             "health": s / paths.HEALTH_FILE,
-            "backmap": b,
         }
-        for t, s, b in zip(train_dir, simulate_dir, backmap_dir, strict=True)
+        for t, s in zip(train_dir, simulate_dir, strict=True)
     ]
+    for fold, folder in zip(folds, backmap_dir or [], strict=False):
+        fold["backmap"] = folder
     for fold, folder in zip(folds, sample_dir or [], strict=False):
         fold["samples"] = folder / paths.TRAJECTORY_FILE
     cfg = load_config(config)

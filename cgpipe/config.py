@@ -366,12 +366,12 @@ _STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
     "simulate": ("simulate", "train.n_folds", "observables"),
     "sample": ("sample", "train.n_folds"),
     "backmap": ("backmap", "train.n_folds", "reference"),
-    "evaluate": ("evaluate", "train.n_folds", "observables", "backmap.methods"),
+    "evaluate": ("evaluate", "train.n_folds", "observables", "backmap.methods", "backmap.models"),
 }
 _JOB_SELECTION_KEYS = {
     "reference": ("n_trajectories",),
     "train": ("models",),
-    "backmap": ("methods",),
+    "backmap": ("methods", "models"),
 }
 # Section keys that name the chosen method of a kind, and where the methods' sections are.
 _CHOICE_KEYS = {"forces": "force_map", "simulate": "integrator"}
@@ -426,6 +426,10 @@ def job_config(
             reads = [mapping, *_mapping_schema(config, mapping).get("x-reads", [])]
             chosen["mapping"] = {name: sections[name] for name in reads}
         chosen["train"] = {"n_folds": config["train"]["n_folds"]}
+    if stage == "evaluate" and chosen["backmap"]["models"] is not None:
+        # Whether this model is backmapped, not the whole list: editing the list reruns
+        # only the evaluations whose answer changes.
+        chosen["backmap"]["models"] = [model] if model in chosen["backmap"]["models"] else []
     if stage == "train":
         section = config["models"][model]
         chosen["models"] = {model: section}

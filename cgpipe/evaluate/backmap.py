@@ -76,6 +76,8 @@ class Backmap(Metric):
 
     def rows(self, context: EvaluationContext) -> list[MetricRow]:
         rows: list[MetricRow] = []
+        if not context.backmappers:  # the model is not backmapped (backmap.models)
+            return rows
         for fold in context.folds:
             label = context.label(fold)
             for method, table in context.backmap(fold).items():

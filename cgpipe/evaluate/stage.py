@@ -77,6 +77,9 @@ def run(
     if folds and all("samples" in fold for fold in folds):
         samplings.append("iid")
     references = [read_trajectory(cg_path) for cg_path in cg_paths]
+    backmap = cfg.get("backmap", {})
+    chosen = backmap.get("models")
+    backmappers = backmap.get("methods", ()) if chosen is None or model in chosen else ()
     contexts = [
         EvaluationContext(
             reference,
@@ -90,7 +93,7 @@ def run(
             tica_lag=cfg["observables"]["tica_lag"],
             only=fold if per_fold else None,
             sampling=sampling,
-            backmappers=cfg.get("backmap", {}).get("methods", ()),
+            backmappers=backmappers,
         )
         for sampling in samplings
         for fold, (cg_path, reference) in enumerate(zip(cg_paths, references, strict=True))

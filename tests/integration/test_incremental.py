@@ -42,6 +42,7 @@ class Plan:
         self.folds = range(config["train"]["n_folds"])
         self.models = config["train"]["models"]
         self.backmappers = config["backmap"]["methods"]
+        self.backmapped = config["backmap"]["models"]
 
     def model(self, system: str, mapping: str, model: str) -> set[Job]:
         rules = ["train", "simulate"]
@@ -52,11 +53,12 @@ class Plan:
             for rule in rules
             for fold in self.folds
         }
-        jobs |= {  # one backmapping per fitted backmapper
-            job("backmap", system=system, mapping=mapping, model=model, fold=fold, backmapper=b)
-            for fold in self.folds
-            for b in self.backmappers
-        }
+        if self.backmapped is None or model in self.backmapped:
+            jobs |= {  # one backmapping per fitted backmapper
+                job("backmap", system=system, mapping=mapping, model=model, fold=fold, backmapper=b)
+                for fold in self.folds
+                for b in self.backmappers
+            }
         return jobs | {job("evaluate", system=system, mapping=mapping, model=model)}
 
     def mapping(self, system: str, mapping: str) -> set[Job]:

@@ -37,6 +37,18 @@ def test_a_job_receives_only_its_methods_sections():
     assert job_config(config, "reference")["reference"].get("n_trajectories") is None
 
 
+def test_an_evaluation_learns_only_whether_its_model_is_backmapped():
+    from cgpipe.config import job_config
+
+    config = load_config(REPO / "config/test.yaml")
+    config["backmap"]["models"] = ["cgschnet"]
+    assert job_config(config, "evaluate", model="cgschnet")["backmap"]["models"] == ["cgschnet"]
+    assert job_config(config, "evaluate", model="prior")["backmap"]["models"] == []
+    assert "models" not in job_config(config, "backmap", backmapper="flow")["backmap"]
+    config["backmap"]["models"] = None  # every model
+    assert job_config(config, "evaluate", model="prior")["backmap"]["models"] is None
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [

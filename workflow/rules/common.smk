@@ -38,6 +38,21 @@ MODELS = list(dict.fromkeys(m for models in SYSTEM_MODELS.values() for m in mode
 # The models that also draw i.i.d. configurations (a sample job per fold).
 SAMPLES_IID = [model for model in MODELS if "iid" in model_samples(model)]
 
+# The models whose CG trajectories are backmapped (backmap.models; null: every one).
+_unknown = set(config["backmap"]["models"] or []) - set(MODELS)
+if _unknown:
+    raise ValueError(
+        f"backmap.models names {sorted(_unknown)}, which no system trains "
+        f"(train.models and the systems sheet's models: {MODELS})"
+    )
+
+
+def backmapped(system, model):
+    """Whether ``model``'s CG trajectories of ``system`` are backmapped."""
+    chosen = SYSTEM_CONFIG[system]["backmap"]["models"]
+    return chosen is None or model in chosen
+
+
 for _name, _cfg in SYSTEM_CONFIG.items():
     if config["train"]["n_folds"] > _cfg["reference"]["n_trajectories"]:
         raise ValueError(
@@ -201,12 +216,13 @@ def get_evaluate_inputs(wildcards):
         name: expand(pattern, fold=FOLDS, **wildcards)
         for name, pattern in folds.items()
     }
-    inputs["backmap"] = expand(
-        paths.BACKMAP_TABLE,
-        fold=FOLDS,
-        backmapper=config["backmap"]["methods"],
-        **wildcards,
-    )
+    if backmapped(wildcards.system, wildcards.model):
+        inputs["backmap"] = expand(
+            paths.BACKMAP_TABLE,
+            fold=FOLDS,
+            backmapper=config["backmap"]["methods"],
+            **wildcards,
+        )
     inputs["cg"] = get_evaluate_cgs(wildcards)
     return inputs
 
@@ -227,8 +243,11 @@ def get_evaluate_fold_args(wildcards):
         args += [
             f"--train-dir {paths.fill(paths.TRAIN_DIR, fold=fold, **wildcards)}",
             f"--simulate-dir {paths.fill(paths.SIMULATE_DIR, fold=fold, **wildcards)}",
-            f"--backmap-dir {paths.fill(BACKMAP_FOLD_DIR, fold=fold, **wildcards)}",
         ]
+        if backmapped(wildcards.system, wildcards.model):
+            args.append(
+                f"--backmap-dir {paths.fill(BACKMAP_FOLD_DIR, fold=fold, **wildcards)}"
+            )
         if wildcards.model in SAMPLES_IID:
             args.append(
                 f"--sample-dir {paths.fill(paths.SAMPLE_DIR, fold=fold, **wildcards)}"

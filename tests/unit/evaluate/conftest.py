@@ -70,6 +70,7 @@ def metric_rows(metric, context) -> list:
 def cfg() -> dict:
     config = load_config(Path(__file__).resolve().parents[3] / "config/test.yaml")
     config["backmap"]["methods"] = ["nearest"]  # the fixture's folds hold retrieval's tables
+    config["backmap"]["models"] = None  # of whatever model a test names
     return config
 
 

@@ -11,6 +11,7 @@ import pytest
 import yaml
 
 from cgpipe import keys, paths
+from cgpipe.errors import InputError
 from cgpipe.evaluate import METRICS, Metric, run
 from cgpipe.io import read_provenance, read_table
 from cgpipe.report import run as write_report
@@ -112,6 +113,21 @@ def test_metrics_not_named_do_not_run(cfg, evaluation_inputs, toy_metrics, tmp_p
     table = run(cg, folds, tmp_path / "out", system="toy", mapping="calpha", model="net", cfg=cfg)
     assert set(table[keys.METRIC]) == {keys.BACKMAP_CG_RMSD + "_nearest", "bond_fraction_nearest"}
     assert toy_metrics == []
+
+
+def test_a_model_that_is_not_backmapped_gets_no_backmap_rows_and_reads_no_tables(
+    cfg, evaluation_inputs, tmp_path
+):
+    cg, folds = evaluation_inputs
+    for fold in folds:
+        del fold["backmap"]  # backmap.models leaves the model out: no folder is given
+    cfg = _configure(cfg, ["backmap"])
+    cfg["backmap"]["models"] = ["other"]
+    table = run(cg, folds, tmp_path / "out", system="toy", mapping="calpha", model="net", cfg=cfg)
+    assert table.empty
+    cfg["backmap"]["models"] = ["net"]
+    with pytest.raises(InputError, match="no 'backmap' file given"):
+        run(cg, folds, tmp_path / "out2", system="toy", mapping="calpha", model="net", cfg=cfg)
 
 
 def test_the_built_in_metrics_run_in_the_configured_order(
