@@ -62,6 +62,9 @@ class Backmapper(abc.ABC):
     """The constructor's keyword arguments (saved with the fitted state)."""
     samples: int = 1
     """Structures drawn per CG frame (1 for a deterministic method)."""
+    control: ClassVar[bool] = False
+    """A negative control: built to fail, so that a metric it passes is seen to judge
+    nothing (the report says which)."""
 
     @abc.abstractmethod
     def fit(
@@ -132,6 +135,23 @@ def coordinate_map_for(
             f"{training.n_frames} training frames to fit a backmapper on; it needs {min_frames}"
         )
     return xi
+
+
+def bead_owners(frames: np.ndarray, xi: np.ndarray) -> np.ndarray:
+    """[n_atoms] the bead each atom lies nearest to on average over all-atom frames
+    [F, n_atoms, 3] (nm), beads mapped by Xi [n_beads, n_atoms]."""
+    beads = np.einsum("ba,fad->fbd", xi, frames)
+    return np.linalg.norm(frames[:, :, None] - beads[:, None], axis=-1).mean(0).argmin(1)
+
+
+def onto_beads(x: torch.Tensor, beads: torch.Tensor, xi: np.ndarray) -> torch.Tensor:
+    """Structures x [B, n_atoms, 3] moved the least (minimum-norm change) that maps each
+    exactly onto its CG frame, beads [B, n_beads, 3]: Xi x = z."""
+    import torch
+
+    xi_t = torch.as_tensor(xi, dtype=x.dtype, device=x.device)
+    correction = torch.linalg.solve(xi_t @ xi_t.T, torch.einsum("ba,fad->fbd", xi_t, x) - beads)
+    return x - torch.einsum("ba,fbd->fad", xi_t, correction)
 
 
 def save_backmapper(

@@ -46,7 +46,13 @@ import torch
 from torch import nn
 
 from cgpipe import keys
-from cgpipe.backmap.base import BACKMAPPERS, Backmapper, coordinate_map_for
+from cgpipe.backmap.base import (
+    BACKMAPPERS,
+    Backmapper,
+    bead_owners,
+    coordinate_map_for,
+    onto_beads,
+)
 from cgpipe.backmap.quality import Geometry
 from cgpipe.backmap.scoring import Standard
 from cgpipe.data import evenly
@@ -379,8 +385,7 @@ class FlowBackmapper(Backmapper):
         ]
         frames = frames.astype(np.float64)
         beads = np.einsum("ba,fad->fbd", xi, frames)
-        # Each atom belongs to the bead it lies nearest to on average.
-        owner = np.linalg.norm(frames[:, :, None] - beads[:, None], axis=-1).mean(0).argmin(1)
+        owner = bead_owners(frames, xi)
         torch.manual_seed(seed)  # the network's initial parameters
         self._build(training.topology, xi, owner)
         self.hand = Standard.from_frames(training.topology, frames).hand
@@ -503,10 +508,7 @@ class FlowBackmapper(Backmapper):
             x = x + dt * self.network(x, beads, t)
         if fix:
             x = self.mend(x)
-        # The least change that maps the structure onto its CG frame exactly (Xi x = z).
-        xi = torch.as_tensor(self.xi, dtype=x.dtype, device=x.device)
-        correction = torch.linalg.solve(xi @ xi.T, torch.einsum("ba,fad->fbd", xi, x) - beads)
-        return x - torch.einsum("ba,fbd->fad", xi, correction)
+        return onto_beads(x, beads, self.xi)
 
     def _hands(self, x: torch.Tensor) -> torch.Tensor:
         """[B, n_free] the sign of each free stereocentre of atoms [B, A, 3]."""

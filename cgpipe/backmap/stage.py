@@ -150,6 +150,7 @@ def fit(
     )
     scores.insert(0, keys.FOLD, f"fold{fold}")
     scores.insert(1, "backmapper", method)
+    scores["control"] = backmapper.control
     scores["unit"] = scores["metric"].map(UNITS)
     records = getattr(backmapper, "records", None)
     if records:

@@ -305,3 +305,22 @@ def test_a_backmapped_trajectory_exports_to_pdb_and_dcd(tmp_path, backmap_inputs
         main(["export", str(tmp_path / TRAJECTORY_FILE), str(tmp_path / "all.pdb")])
     assert done.value.code == 0
     assert md.load(str(tmp_path / "all.pdb")).n_frames == backmapped.n_frames
+
+
+def test_the_scatter_control_keeps_the_cg_frame_and_fails_the_geometry(backmap_inputs):
+    # The negative control: on the CG frame exactly, and its bonds are not real ones.
+    from cgpipe.backmap.quality import Geometry, bond_fraction, bond_lengths
+
+    mapping = read_mapping(backmap_inputs["mapping"])
+    training = read_trajectory(backmap_inputs["references"][0])
+    control = BACKMAPPERS.get("scatter")(samples=2, noise=0.05)
+    assert control.control and not BACKMAPPERS.get("flow").control
+    control.fit(training, mapping)
+    cg = _cg_of(read_trajectory(backmap_inputs["references"][1]), mapping)
+    positions, table = control.backmap(cg)
+    assert table[keys.CG_RMSD].max() < 1e-5
+    geometry = Geometry.from_topology(training.topology)
+    lengths = bond_lengths(training.coordinates, geometry).mean(0)
+    real = bond_fraction(training.coordinates, geometry, lengths)
+    scattered = bond_fraction(positions, geometry, lengths)
+    assert real.mean() > 0.99 and scattered.mean() < 0.5

@@ -8,7 +8,7 @@ from cgpipe import keys
 from cgpipe.errors import InputError
 from cgpipe.io import Provenance, read_provenance, read_table, write_table
 from cgpipe.report import read_captions, run, summarise
-from cgpipe.report.backmapping import comparison_table
+from cgpipe.report.backmapping import blind_metrics, comparison_table
 
 FLOOR = keys.JS_PHI_PSI + keys.FLOOR_SUFFIX
 CAPTIONS = {
@@ -164,3 +164,27 @@ def test_report_sets_the_backmappers_side_by_side_with_real_frames(tmp_path):
     assert table.loc["heavy_rmsd_best (nm)", "real frames"] == ""
     assert "0.05 [0.04, 0.06]" in page
     assert str(scores[0]) in json.dumps(read_provenance(output)["inputs"])
+
+
+def test_the_report_names_every_metric_that_cannot_tell_the_negative_control_apart():
+    fitted = pd.concat([_heldout(0, "flow", 0.02), _heldout(1, "flow", 0.02)])
+    control = pd.concat([_heldout(0, "scatter", 0.2), _heldout(1, "scatter", 0.2)])
+    control["control"], fitted["control"] = True, False
+    scores = pd.concat([fitted, control], ignore_index=True)
+    # Far from real frames' bonds and the flow's RMSD: every metric tells it apart.
+    scores.loc[scores["backmapper"].eq("scatter") & scores[keys.METRIC].eq("bond_fraction"),
+               ["value", "low", "high"]] = [0.1, 0.05, 0.15]  # fmt: skip
+    assert blind_metrics(scores) == []
+    table = comparison_table(scores)
+    assert table.loc["bond_fraction (fraction)", "scatter (negative control)"] == "0.1 [0.05, 0.15]"
+    # A control whose bonds look real, and whose RMSD reaches the flow's, is named twice.
+    blind = scores.copy()
+    blind.loc[blind["backmapper"].eq("scatter") & blind[keys.METRIC].eq("bond_fraction"),
+              ["value", "low", "high"]] = [0.98, 0.95, 1.0]  # fmt: skip
+    blind.loc[blind["backmapper"].eq("scatter") & blind[keys.METRIC].eq("heavy_rmsd_best"),
+              ["value", "low", "high"]] = [0.025, 0.015, 0.035]  # fmt: skip
+    assert blind_metrics(blind) == [
+        "heavy_rmsd_best: scatter as flow",
+        "bond_fraction: scatter as real frames",
+    ]
+    assert blind_metrics(fitted) == []  # no control, nothing to say
