@@ -268,9 +268,11 @@ class FlowBackmapper(Backmapper):
         EGNN features, layers, and nearest nodes each node hears.
     epochs, batch_size, learning_rate, max_frames, patience
         Training: at most ``max_frames`` training frames spread evenly, Adam with a cosine
-        schedule, the epoch of the lowest validation loss kept (validation: every tenth
-        of those frames, held back from the fit), stop after ``patience`` epochs without
-        a lower one.
+        schedule, the epoch of the lowest validation loss kept, stop after ``patience``
+        epochs without a lower one. Validation frames (a tenth of ``max_frames``) come
+        from the last training trajectory, held back whole from the fit, where there are
+        two or more (out of sample, as the trainers' validation trajectories are); from
+        one trajectory, every tenth frame.
     geometry_weight
         Weight of the bond, angle and clash losses.
     fix_chirality
@@ -380,10 +382,8 @@ class FlowBackmapper(Backmapper):
         checkpoint: EpochCheckpoint | None = None,
     ) -> None:
         xi = coordinate_map_for(training, mapping, min_frames=2)
-        frames = training.coordinates[
-            evenly(np.arange(training.n_frames), self.hparams["max_frames"])
-        ]
-        frames = frames.astype(np.float64)
+        picked, validation = _split(training.trajectory_index, self.hparams["max_frames"])
+        frames = training.coordinates[picked].astype(np.float64)
         beads = np.einsum("ba,fad->fbd", xi, frames)
         owner = bead_owners(frames, xi)
         torch.manual_seed(seed)  # the network's initial parameters
@@ -395,7 +395,6 @@ class FlowBackmapper(Backmapper):
         network = self.network
         network.to(self.device)
         generator = torch.Generator().manual_seed(seed)
-        validation = np.arange(len(frames)) % 10 == 9
         x_fit = torch.as_tensor(frames[~validation], dtype=torch.float32)
         x_valid = torch.as_tensor(frames[validation], dtype=torch.float32)
         z_fit = torch.as_tensor(beads[~validation], dtype=torch.float32)
@@ -573,6 +572,21 @@ class FlowBackmapper(Backmapper):
             }
         )
         return positions.astype(np.float32), table
+
+
+def _split(labels: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training frames a fit reads (indices, spread evenly) and which of them
+    validate: at most ``max_frames`` - ``max_frames`` // 10 frames to fit, of every
+    trajectory but the last, and ``max_frames`` // 10 of the last, held back whole; of a
+    single trajectory, every tenth of ``max_frames`` frames."""
+    trajectories = np.unique(labels)
+    if len(trajectories) < 2:
+        picked = evenly(np.arange(len(labels)), max_frames)
+        return picked, np.arange(len(picked)) % 10 == 9
+    held = labels == trajectories[-1]
+    fit = evenly(np.flatnonzero(~held), max_frames - max_frames // 10)
+    valid = evenly(np.flatnonzero(held), max(max_frames // 10, 1))
+    return np.concatenate([fit, valid]), np.arange(len(fit) + len(valid)) >= len(fit)
 
 
 def _cosines(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:

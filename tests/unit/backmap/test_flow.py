@@ -195,3 +195,16 @@ def test_a_fit_killed_after_an_epoch_resumes_to_the_uninterrupted_result(monkeyp
     assert stored, "the killed fit saved no epoch"
     for name, value in uninterrupted.items():
         torch.testing.assert_close(resumed[name], value, rtol=0, atol=0)
+
+
+def test_the_flow_validates_on_a_training_trajectory_held_back_whole():
+    from cgpipe.backmap.flow import _split
+
+    labels = np.repeat([3, 5, 8], 100)
+    picked, validation = _split(labels, 60)
+    assert validation.sum() == 6 and (~validation).sum() == 54
+    assert set(labels[picked[validation]]) == {8}  # out of sample: the last trajectory
+    assert 8 not in set(labels[picked[~validation]])
+    assert len(np.unique(picked)) == len(picked)
+    one, every_tenth = _split(np.zeros(100, dtype=int), 50)  # one trajectory: every tenth
+    assert len(one) == 50 and every_tenth.sum() == 5
