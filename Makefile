@@ -58,6 +58,7 @@ benchmark: setup
 	python benchmarks/dry_run.py
 	python benchmarks/simulation_throughput.py
 	python benchmarks/training_throughput.py --make-env
+	python benchmarks/backmap_throughput.py
 
 clean:
 	rm -rf results logs .snakemake $(wildcard benchmarks/*/)
