@@ -497,17 +497,20 @@ class FlowBackmapper(Backmapper):
     @torch.no_grad()
     def integrate(self, beads: torch.Tensor, start: torch.Tensor, *, fix: bool) -> torch.Tensor:
         """Atoms [B, A, 3] (nm) at t = 1 from atoms ``start`` at t = 0, beads [B, K, 3]
-        held fixed: ``steps`` Euler steps, stereocentres mended if ``fix``, and the least
-        (minimum-norm) correction that makes the structure map onto the beads exactly."""
+        held fixed: ``steps`` Euler steps, the least (minimum-norm) correction that makes
+        the structure map onto the beads exactly, and stereocentres mended if ``fix``.
+
+        Mending comes last: the correction moves a centre's mapped atoms (a C-alpha
+        map's CA), which can turn a centre that the flow left nearly flat, while a free
+        centre's CB side holds no mapped atom, so reflecting it keeps the fit exact."""
         assert self.network is not None
         x = start
         dt = 1.0 / self.steps
         for step in range(self.steps):
             t = torch.full((len(x),), step * dt, dtype=x.dtype, device=x.device)
             x = x + dt * self.network(x, beads, t)
-        if fix:
-            x = self.mend(x)
-        return onto_beads(x, beads, self.xi)
+        x = onto_beads(x, beads, self.xi)
+        return self.mend(x) if fix else x
 
     def _hands(self, x: torch.Tensor) -> torch.Tensor:
         """[B, n_free] the sign of each free stereocentre of atoms [B, A, 3]."""
