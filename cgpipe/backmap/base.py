@@ -154,6 +154,24 @@ def onto_beads(x: torch.Tensor, beads: torch.Tensor, xi: np.ndarray) -> torch.Te
     return x - torch.einsum("ba,fbd->fad", xi_t, correction)
 
 
+def samples_table(
+    cg: TrajectoryData, positions: np.ndarray, xi: np.ndarray, samples: int
+) -> pd.DataFrame:
+    """The table of structures drawn ``samples`` per CG frame of ``cg`` (a frame's
+    samples together): replica, sample, and the CG-space RMSD (nm) of each structure,
+    mapped by Xi, to its CG frame."""
+    from cgpipe.geometry import rmsd
+
+    mapped = np.einsum("ba,fad->fbd", xi, positions)
+    return pd.DataFrame(
+        {
+            keys.REPLICA: np.repeat(cg.trajectory_index, samples),
+            keys.SAMPLE: np.tile(np.arange(samples), cg.n_frames),
+            keys.CG_RMSD: rmsd(mapped, np.repeat(cg.coordinates, samples, axis=0)),
+        }
+    )
+
+
 def save_backmapper(
     path: str | os.PathLike[str],
     backmapper: Backmapper,

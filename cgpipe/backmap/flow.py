@@ -52,13 +52,13 @@ from cgpipe.backmap.base import (
     bead_owners,
     coordinate_map_for,
     onto_beads,
+    samples_table,
 )
 from cgpipe.backmap.quality import Geometry
 from cgpipe.backmap.scoring import Standard
 from cgpipe.data import evenly
 from cgpipe.epochs import EpochCheckpoint, EpochScores, run_epochs
 from cgpipe.errors import InputError
-from cgpipe.geometry import rmsd
 from cgpipe.io import TrajectoryData
 
 CLASH = 0.25
@@ -566,14 +566,7 @@ class FlowBackmapper(Backmapper):
             out.append(self.integrate(z.to(self.device), x0.to(self.device), fix=fix).cpu())
         n_atoms = len(self.owner)
         positions = torch.cat(out).numpy() if out else np.empty((0, n_atoms, 3), dtype=np.float32)
-        mapped = np.einsum("ba,fad->fbd", self.xi, positions)
-        table = pd.DataFrame(
-            {
-                keys.REPLICA: np.repeat(cg.trajectory_index, samples),
-                keys.SAMPLE: np.tile(np.arange(samples), cg.n_frames),
-                keys.CG_RMSD: rmsd(mapped, np.repeat(cg.coordinates, samples, axis=0)),
-            }
-        )
+        table = samples_table(cg, positions, self.xi, samples)
         return positions.astype(np.float32), table
 
 

@@ -17,17 +17,16 @@ import numpy as np
 import pandas as pd
 import torch
 
-from cgpipe import keys
 from cgpipe.backmap.base import (
     BACKMAPPERS,
     Backmapper,
     bead_owners,
     coordinate_map_for,
     onto_beads,
+    samples_table,
 )
 from cgpipe.data import evenly
 from cgpipe.errors import InputError
-from cgpipe.geometry import rmsd
 from cgpipe.io import TrajectoryData
 
 if TYPE_CHECKING:
@@ -87,14 +86,7 @@ class Scatter(Backmapper):
             (len(beads), len(self.owner), 3), generator=generator, dtype=torch.float64
         )
         positions = onto_beads(start, beads, self.xi).numpy()
-        mapped = np.einsum("ba,fad->fbd", self.xi, positions)
-        table = pd.DataFrame(
-            {
-                keys.REPLICA: np.repeat(cg.trajectory_index, self.samples),
-                keys.SAMPLE: np.tile(np.arange(self.samples), cg.n_frames),
-                keys.CG_RMSD: rmsd(mapped, np.repeat(cg.coordinates, self.samples, axis=0)),
-            }
-        )
+        table = samples_table(cg, positions, self.xi, self.samples)
         return positions.astype(np.float32), table
 
     def state(self) -> dict[str, torch.Tensor]:
