@@ -38,6 +38,7 @@ MODELS = list(dict.fromkeys(m for models in SYSTEM_MODELS.values() for m in mode
 # The models that also draw i.i.d. configurations (a sample job per fold).
 SAMPLES_IID = [model for model in MODELS if "iid" in model_samples(model)]
 
+
 def backmapped(system, model):
     """Whether ``model``'s CG trajectories of ``system`` are backmapped (backmap.models;
     null: every model; a model named there that a system does not train is no job)."""
