@@ -24,7 +24,17 @@ of (N - CA) x (C - CA) . (CB - CA), a centre of the other hand is mended at the 
 same reflection, as FlowBack reflects D-residues. (Mending after every Euler step as
 well, as FlowBack does, left a third of the rebuilt rigid toy 0.05 nm or more off: the
 flow carries a start to the hand of that start, not of a mended midpoint.)
-``fix_chirality: false`` turns the mending off. A centre whose CB side defines a bead
+``fix_chirality: false`` turns the mending off.
+
+Constraints. A flow's bonds come out a few per cent off their lengths (regression to a
+velocity leaves a spread that a bond, stiff in the real molecule, does not have). Every
+drawn structure is therefore moved, after the fit onto its beads, so that each pair of
+atoms one or two bonds apart lies at its mean distance in the training frames (its
+bond length, and through the 1-3 distance its bond angle), by sweeps of SHAKE-like
+corrections (:func:`constrain_distances`), each followed by the fit onto the beads again
+(an atom that is a bead by itself does not move): what SHAKE does to a molecular
+dynamics step, done to a drawn structure. ``constrain: 0`` leaves the structure as
+drawn. A centre whose CB side defines a bead
 takes its hand from the CG frame.
 
 Training. Flow matching on pairs (CG frame of a training frame, the frame): x_t = (1 - t)
@@ -277,6 +287,9 @@ class FlowBackmapper(Backmapper):
         Weight of the bond, angle and clash losses.
     fix_chirality
         Mend stereocentres of the wrong hand (module docstring).
+    constrain
+        Sweeps of the distance constraints applied to every drawn structure (0: none;
+        :func:`constrain_distances`).
     """
 
     def __init__(
@@ -295,12 +308,15 @@ class FlowBackmapper(Backmapper):
         patience: int = 10,
         geometry_weight: float = 1.0,
         fix_chirality: bool = True,
+        constrain: int = 100,
     ) -> None:
         for name, value in [("samples", samples), ("steps", steps), ("epochs", epochs)]:
             if value < 1:
                 raise InputError(f"backmap.flow.{name}={value} must be at least 1")
         if noise <= 0:
             raise InputError(f"backmap.flow.noise={noise} must be positive (nm)")
+        if constrain < 0:
+            raise InputError(f"backmap.flow.constrain={constrain} must be at least 0")
         self.hparams: dict[str, Any] = {
             "samples": samples,
             "steps": steps,
@@ -315,6 +331,7 @@ class FlowBackmapper(Backmapper):
             "patience": patience,
             "geometry_weight": geometry_weight,
             "fix_chirality": fix_chirality,
+            "constrain": constrain,
         }
         self.samples, self.steps, self.noise = samples, steps, noise
         self.network: FlowNetwork | None = None
@@ -351,6 +368,11 @@ class FlowBackmapper(Backmapper):
             torch.as_tensor(side) for side, free in zip(sides, self._free, strict=True) if free
         ]
         self.hand = np.zeros(len(self.geometry.chiral))
+        # An atom that is a bead by itself is where the CG frame puts it: the distance
+        # constraints move the atoms around it.
+        alone = (np.abs(self.xi) > 0).sum(axis=1) == 1
+        pinned = (np.abs(self.xi[alone]) > 0).any(axis=0)
+        self._mobility = (~pinned).astype(np.float64)
 
     def state(self) -> dict[str, torch.Tensor]:
         if self.network is None:
@@ -498,9 +520,10 @@ class FlowBackmapper(Backmapper):
     def integrate(self, beads: torch.Tensor, start: torch.Tensor, *, fix: bool) -> torch.Tensor:
         """Atoms [B, A, 3] (nm) at t = 1 from atoms ``start`` at t = 0, beads [B, K, 3]
         held fixed: ``steps`` Euler steps, the least (minimum-norm) correction that makes
-        the structure map onto the beads exactly, and stereocentres mended if ``fix``.
+        the structure map onto the beads exactly, stereocentres mended if ``fix``, and
+        the distance constraints (:meth:`constrain`), after which centres are mended again.
 
-        Mending comes last: the correction moves a centre's mapped atoms (a C-alpha
+        Mending follows the fit: the correction moves a centre's mapped atoms (a C-alpha
         map's CA), which can turn a centre that the flow left nearly flat, while a free
         centre's CB side holds no mapped atom, so reflecting it keeps the fit exact."""
         assert self.network is not None
@@ -510,7 +533,34 @@ class FlowBackmapper(Backmapper):
             t = torch.full((len(x),), step * dt, dtype=x.dtype, device=x.device)
             x = x + dt * self.network(x, beads, t)
         x = onto_beads(x, beads, self.xi)
-        return self.mend(x) if fix else x
+        if fix:
+            x = self.mend(x)
+        sweeps = int(self.hparams.get("constrain", 0))
+        if sweeps:
+            # From the mended hand, the constraints move a centre's other atoms (its H)
+            # to the side its distances put them; a centre they turned is mended again.
+            x = self.constrain(x, beads, sweeps)
+            if fix:
+                x = self.mend(x)
+        return x
+
+    def constrain(self, x: torch.Tensor, beads: torch.Tensor, sweeps: int) -> torch.Tensor:
+        """Atoms [B, A, 3] with every pair one or two bonds apart moved to its mean distance
+        in the training frames (bond lengths and, through the 1-3 distances, bond angles),
+        by ``sweeps`` sweeps of :func:`constrain_distances`, each followed by the exact fit
+        onto the beads [B, K, 3]."""
+        assert self.network is not None
+        kind = self.network.kind[: self.network.n_atoms, : self.network.n_atoms]
+        i, j = torch.nonzero(torch.triu((kind == 1) | (kind == 2)), as_tuple=True)
+        target = self.network.reference[i, j].to(x.dtype)
+        i, j = i.to(x.device), j.to(x.device)
+        target = target.to(x.device)
+        mobility = torch.as_tensor(self._mobility, dtype=x.dtype, device=x.device)
+        groups = [group.to(x.device) for group in colour_pairs(i.tolist(), j.tolist())]
+        for _ in range(sweeps):
+            x = constrain_distances(x, i, j, target, mobility, groups)
+            x = onto_beads(x, beads, self.xi)
+        return x
 
     def _hands(self, x: torch.Tensor) -> torch.Tensor:
         """[B, n_free] the sign of each free stereocentre of atoms [B, A, 3]."""
@@ -568,6 +618,50 @@ class FlowBackmapper(Backmapper):
         positions = torch.cat(out).numpy() if out else np.empty((0, n_atoms, 3), dtype=np.float32)
         table = samples_table(cg, positions, self.xi, samples)
         return positions.astype(np.float32), table
+
+
+def constrain_distances(
+    x: torch.Tensor,
+    i: torch.Tensor,
+    j: torch.Tensor,
+    target: torch.Tensor,
+    mobility: torch.Tensor,
+    groups: list[torch.Tensor],
+) -> torch.Tensor:
+    """One sweep of distance constraints over structures x [B, A, 3] (nm): every pair
+    (``i``, ``j``) [n] moved along its axis to distance ``target`` [n] (nm), the move
+    shared by its atoms in proportion to their ``mobility`` [A] (0: fixed).
+
+    As SHAKE (Ryckaert et al. 1977) does, pairs are met one after another, each from where
+    the last left its atoms (Gauss-Seidel); pairs that share no atom do not interact, so
+    each of ``groups`` (:func:`colour_pairs`) is met at once, on the whole batch.
+    Repeated sweeps converge."""
+    for group in groups:
+        a, b = i[group], j[group]
+        r = x[:, a] - x[:, b]
+        distance = r.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+        share = mobility[a] + mobility[b]
+        scale = torch.where(share > 0, 1.0 / share.clamp_min(1e-12), 0.0)
+        step = (target[group, None] - distance) / distance * r * scale[:, None]
+        x = x.index_add(1, a, step * mobility[a, None]).index_add(1, b, -step * mobility[b, None])
+    return x
+
+
+def colour_pairs(i: list[int], j: list[int]) -> list[torch.Tensor]:
+    """Pairs (i[k], j[k]) split into groups in which no atom appears twice (greedy: each
+    pair takes the first group neither of its atoms is in yet)."""
+    groups: list[list[int]] = []
+    members: list[set[int]] = []
+    for k, (a, b) in enumerate(zip(i, j, strict=True)):
+        for group, atoms in zip(groups, members, strict=True):
+            if a not in atoms and b not in atoms:
+                group.append(k)
+                atoms.update((a, b))
+                break
+        else:
+            groups.append([k])
+            members.append({a, b})
+    return [torch.tensor(group) for group in groups]
 
 
 def _split(labels: np.ndarray, max_frames: int) -> tuple[np.ndarray, np.ndarray]:

@@ -218,3 +218,53 @@ def test_mended_structures_keep_their_hand_and_their_cg_frame_however_rough():
     positions, table = backmapper.backmap(_cg(mapping, truth))
     assert (chirality(positions, backmapper.geometry) > 0).all()
     assert table[keys.CG_RMSD].max() < 1e-5
+
+
+def test_distance_constraints_rebuild_a_perturbed_centre_and_leave_fixed_atoms_alone():
+    from cgpipe.backmap.flow import colour_pairs, constrain_distances
+
+    rng = np.random.default_rng(8)
+    truth = torch.as_tensor(_frames(rng, 50))
+    # every pair one or two bonds apart: CA's four bonds and the six pairs across it
+    pairs = torch.tensor(
+        [[1, 0], [1, 2], [1, 3], [1, 4], [0, 2], [0, 3], [0, 4], [2, 3], [2, 4], [3, 4]]
+    )
+    i, j = pairs[:, 0], pairs[:, 1]
+    target = (truth[0, i] - truth[0, j]).norm(dim=-1)
+    mobility = torch.tensor([0.0, 0.0, 0.0, 1.0, 1.0], dtype=torch.float64)
+    x = truth.clone()
+    x[:, 3:] += 0.02 * torch.as_tensor(rng.normal(size=(50, 2, 3)))  # CB and HA off
+    error = (x[:, i] - x[:, j]).norm(dim=-1) - target
+    assert error.abs().max() > 0.01
+    groups = colour_pairs(i.tolist(), j.tolist())
+    assert sorted(torch.cat(groups).tolist()) == list(range(len(pairs)))
+    for group in groups:  # no atom twice in a group
+        atoms = torch.cat([i[group], j[group]])
+        assert len(set(atoms.tolist())) == len(atoms)
+    for _ in range(200):
+        x = constrain_distances(x, i, j, target, mobility, groups)
+    np.testing.assert_array_equal(x[:, :3].numpy(), truth[:, :3].numpy())  # fixed: untouched
+    error = (x[:, i] - x[:, j]).norm(dim=-1) - target
+    assert error.abs().max() < 1e-5, float(error.abs().max())
+    # Distances fix CB and HA up to a mirror through N-CA-C; 0.02 nm does not cross it.
+    np.testing.assert_allclose(x.numpy(), truth.numpy(), atol=1e-4)
+
+
+def test_constrained_draws_keep_their_cg_frame_and_have_the_training_bond_lengths(trained):
+    backmapper, _, mapping = trained
+    truth = _frames(np.random.default_rng(12), 40)
+    bonds = backmapper.geometry.bonds
+    true_length = np.linalg.norm(CENTRE[bonds[:, 0]] - CENTRE[bonds[:, 1]], axis=-1)
+    deviation = {}
+    for sweeps in (0, 100):
+        backmapper.hparams["constrain"] = sweeps
+        try:
+            positions, table = backmapper.backmap(_cg(mapping, truth))
+        finally:
+            backmapper.hparams["constrain"] = 100
+        length = np.linalg.norm(positions[:, bonds[:, 0]] - positions[:, bonds[:, 1]], axis=-1)
+        deviation[sweeps] = np.abs(length - true_length).max()
+        assert table[keys.CG_RMSD].max() < 1e-5
+        assert (chirality(positions, backmapper.geometry) > 0).all()
+    # The training frames are rigid: their mean lengths are the true ones.
+    assert deviation[100] < 1e-4 < deviation[0], deviation
