@@ -245,19 +245,19 @@ class FlowNetwork(nn.Module):
 
 
 def _side(topology: md.Topology, centre: int, cb: int, fixed: set[int]) -> list[int]:
-    """The atoms on the CB side of stereocentre ``centre`` (CB's branch and the centre's
-    hydrogens), or [] where the branch reaches ``fixed`` (proline's ring closes on N)."""
+    """The atoms on the CB side of stereocentre ``centre``: CB's branch, which stops at
+    ``fixed`` (N and C: proline's ring closes on N, which lies in the plane the side is
+    reflected through, so the ring's bond to it keeps its length), and the centre's
+    hydrogens."""
     graph: dict[int, set[int]] = {a.index: set() for a in topology.atoms}
     for a, b in topology.bonds:
         graph[a.index].add(b.index)
         graph[b.index].add(a.index)
     side, stack = {cb}, [cb]
     while stack:
-        for other in graph[stack.pop()] - {centre} - side:
+        for other in graph[stack.pop()] - {centre} - side - fixed:
             side.add(other)
             stack.append(other)
-    if side & fixed:
-        return []
     hydrogens = [other for other in graph[centre] if topology.atom(other).element.symbol == "H"]
     return sorted(side | set(hydrogens))
 

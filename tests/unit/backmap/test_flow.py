@@ -268,3 +268,45 @@ def test_constrained_draws_keep_their_cg_frame_and_have_the_training_bond_length
         assert (chirality(positions, backmapper.geometry) > 0).all()
     # The training frames are rigid: their mean lengths are the true ones.
     assert deviation[100] < 1e-4 < deviation[0], deviation
+
+
+def test_a_prolines_ring_is_its_centres_side_and_reflects_with_n_kept_bonded():
+    from cgpipe.backmap.flow import _side
+
+    topology = md.Topology()
+    residue = topology.add_residue("PRO", topology.add_chain())
+    names = ["N", "CA", "C", "CB", "CG", "CD", "HA"]
+    atom = {
+        name: topology.add_atom(name, md.element.get_by_symbol(name[0]), residue) for name in names
+    }
+    for a, b in [
+        ("N", "CA"),
+        ("CA", "C"),
+        ("CA", "CB"),
+        ("CB", "CG"),
+        ("CG", "CD"),
+        ("CD", "N"),
+        ("CA", "HA"),
+    ]:
+        topology.add_bond(atom[a], atom[b])
+    index = {name: atom[name].index for name in names}
+    side = _side(topology, index["CA"], index["CB"], {index["N"], index["C"]})
+    assert side == sorted(index[name] for name in ("CB", "CG", "CD", "HA"))
+    # Reflected through the N-CA-C plane the ring keeps its bond to N and turns the hand.
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(7, 3))
+    normal = np.cross(x[index["N"]] - x[index["CA"]], x[index["C"]] - x[index["CA"]])
+    normal /= np.linalg.norm(normal)
+    mirrored = x.copy()
+    height = (x[side] - x[index["CA"]]) @ normal
+    mirrored[side] -= 2 * height[:, None] * normal
+    bond = [np.linalg.norm(y[index["CD"]] - y[index["N"]]) for y in (x, mirrored)]
+    assert bond[0] == pytest.approx(bond[1])
+    hand = [
+        np.sign(
+            np.cross(y[index["N"]] - y[index["CA"]], y[index["C"]] - y[index["CA"]])
+            @ (y[index["CB"]] - y[index["CA"]])
+        )
+        for y in (x, mirrored)
+    ]
+    assert hand[0] == -hand[1]
