@@ -5,8 +5,9 @@ stage builds them (GBn2, 2 fs, HBonds, 300 K): a short recorded run gives the al
 training frames and, through the map, the CG frames to backmap. Each backmapper is
 fitted on them, retrieval as in the pipeline and the flow for one short epoch (what a
 draw costs does not depend on the weights), and then backmaps the same CG frames
-``--repeats`` times; the table gives the median seconds per CG frame (the flow draws
-``backmap.flow.samples`` structures of each), per structure, and the ratio to
+``--repeats`` times, the flow also without its distance constraints (``constrain:
+0``, "flow, unconstrained"); the table gives the median seconds per CG frame (the flow
+draws ``backmap.flow.samples`` structures of each), per structure, and the ratio to
 retrieval's cost on the same frames; and, where the reference's force field applies,
 the restrained minimisation's cost per structure. CPU runs on one thread; with
 ``--device cuda`` the flow draws on the GPU as well.
@@ -105,12 +106,14 @@ def main() -> None:
                 data.time[picked],
                 trajectory_index=np.zeros(len(picked), dtype=np.int64),
             )
+            flow = {**cfg["flow"], "epochs": 1, "max_frames": 64}
             options = {
-                "nearest": cfg["nearest"],
-                "flow": {**cfg["flow"], "epochs": 1, "max_frames": 64},
+                "nearest": ("nearest", cfg["nearest"]),
+                "flow": ("flow", flow),
+                "flow, unconstrained": ("flow", {**flow, "constrain": 0}),
             }
             costs = {}
-            for method, section in options.items():
+            for label, (method, section) in options.items():
                 backmapper = BACKMAPPERS.get(method)(**section)
                 devices = (
                     ["cpu"] if method == "nearest" or args.device == "cpu" else ["cpu", args.device]
@@ -119,14 +122,14 @@ def main() -> None:
                     backmapper.fit(data, mapping, seed=0, device=device)
                     median, times = seconds(lambda b=backmapper, c=cg: b.backmap(c), args.repeats)
                     per_frame = median / cg.n_frames
-                    costs.setdefault(method, per_frame)
+                    costs.setdefault(label, per_frame)
                     rows.append(
                         {
                             "system": system,
                             "mapping": mapping_name,
                             "atoms": data.topology.n_atoms,
                             "beads": mapping.coordinate_map.shape[0],
-                            "backmapper": method,
+                            "backmapper": label,
                             "device": device,
                             "samples": backmapper.samples,
                             "cg_frames": cg.n_frames,
