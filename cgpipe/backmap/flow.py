@@ -24,7 +24,8 @@ of (N - CA) x (C - CA) . (CB - CA), a centre of the other hand is mended at the 
 same reflection, as FlowBack reflects D-residues. (Mending after every Euler step as
 well, as FlowBack does, left a third of the rebuilt rigid toy 0.05 nm or more off: the
 flow carries a start to the hand of that start, not of a mended midpoint.)
-``fix_chirality: false`` turns the mending off.
+``fix_chirality: false`` turns the mending off. A centre whose CB side defines a bead
+takes its hand from the CG frame.
 
 Constraints. A flow's bonds come out a few per cent off their lengths (regression to a
 velocity leaves a spread that a bond, stiff in the real molecule, does not have). Every
@@ -34,8 +35,7 @@ bond length, and through the 1-3 distance its bond angle), by sweeps of SHAKE-li
 corrections (:func:`constrain_distances`), each followed by the fit onto the beads again
 (an atom that is a bead by itself does not move): what SHAKE does to a molecular
 dynamics step, done to a drawn structure. ``constrain: 0`` leaves the structure as
-drawn. A centre whose CB side defines a bead
-takes its hand from the CG frame.
+drawn.
 
 Training. Flow matching on pairs (CG frame of a training frame, the frame): x_t = (1 - t)
 x_0 + t x_1, target velocity x_1 - x_0; plus, on the clean structure the velocity
@@ -535,7 +535,7 @@ class FlowBackmapper(Backmapper):
         x = onto_beads(x, beads, self.xi)
         if fix:
             x = self.mend(x)
-        sweeps = int(self.hparams.get("constrain", 0))
+        sweeps = self.hparams["constrain"]
         if sweeps:
             # From the mended hand, the constraints move a centre's other atoms (its H)
             # to the side its distances put them; a centre they turned is mended again.
