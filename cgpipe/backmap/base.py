@@ -46,8 +46,9 @@ if TYPE_CHECKING:
     from cgpipe.io import Provenance, TrajectoryData
     from cgpipe.mapping import Mapping
 
-CHECKPOINT_FORMAT = 1
-"""Version of the backmapper checkpoint's layout; a reader refuses other versions."""
+CHECKPOINT_FORMAT = 2
+"""Version of the backmapper checkpoint's layout; a reader refuses other versions (2: the
+flow keeps the width its starts were calibrated to)."""
 
 
 class Backmapper(abc.ABC):

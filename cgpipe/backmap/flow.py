@@ -42,10 +42,21 @@ x_0 + t x_1, target velocity x_1 - x_0; plus, on the clean structure the velocit
 predicts, x_t + (1 - t) v, losses on bond lengths and bond angles (against the true
 frame's) and on heavy-atom clashes, weighted by t^2 (the prediction is only sharp near
 the end of the path). No rotation augmentation is needed: the network is equivariant.
+
+Spread. A flow fitted in a few epochs carries its starts less far together than the data
+are: its draws for one CG frame lie farther from each other than from the true frame
+(diversity below 0), so each draw is a worse guess than its spread claims. Narrowing the
+starting Gaussian at drawing (Kingma & Dhariwal's temperature of a flow's base
+distribution) narrows the draws. After the fit, :meth:`FlowBackmapper.calibrate` finds,
+on the validation frames, the widest start (at most the training width) whose draws lie
+no farther from each other than from their truth: a calibrated sampler's diversity is 0,
+and draws of the same conditional distribution as the truth score just that. ``spread``
+set to a number fixes the width instead (1: the training width).
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any
 
@@ -64,18 +75,26 @@ from cgpipe.backmap.base import (
     onto_beads,
     samples_table,
 )
-from cgpipe.backmap.quality import Geometry
+from cgpipe.backmap.quality import Geometry, diversity, sample_rmsds
 from cgpipe.backmap.scoring import Standard
 from cgpipe.data import evenly
 from cgpipe.epochs import EpochCheckpoint, EpochScores, run_epochs
 from cgpipe.errors import InputError
 from cgpipe.io import TrajectoryData
 
+log = logging.getLogger(__name__)
+
 CLASH = 0.25
 """Heavy-atom contact distance (nm) below which the clash loss penalises a pair."""
 FINE = 0.01
 """Scale (nm) of a bonded or geminal pair's deviation from its mean distance, as the
 network sees it."""
+CALIBRATION_FRAMES = 32
+"""Validation frames (spread evenly) the start's width is calibrated on."""
+CALIBRATION_STEPS = 4
+"""Bisections (in log width, between :data:`NARROWEST` and 1) of the calibration."""
+NARROWEST = 0.125
+"""The narrowest start the calibration considers, as a fraction of ``noise``."""
 SIDE_WIDTH = 0.01
 """How far (in units of the sums' lengths) d must lie off the plane of a and b for the
 unit normal to take its full length."""
@@ -290,6 +309,9 @@ class FlowBackmapper(Backmapper):
     constrain
         Sweeps of the distance constraints applied to every drawn structure (0: none;
         :func:`constrain_distances`).
+    spread
+        Width of the starts at drawing as a fraction of ``noise``; None: calibrated after
+        the fit (:meth:`calibrate`).
     """
 
     def __init__(
@@ -309,6 +331,7 @@ class FlowBackmapper(Backmapper):
         geometry_weight: float = 1.0,
         fix_chirality: bool = True,
         constrain: int = 100,
+        spread: float | None = None,
     ) -> None:
         for name, value in [("samples", samples), ("steps", steps), ("epochs", epochs)]:
             if value < 1:
@@ -317,6 +340,8 @@ class FlowBackmapper(Backmapper):
             raise InputError(f"backmap.flow.noise={noise} must be positive (nm)")
         if constrain < 0:
             raise InputError(f"backmap.flow.constrain={constrain} must be at least 0")
+        if spread is not None and not 0 < spread <= 1:
+            raise InputError(f"backmap.flow.spread={spread} must lie in (0, 1] (or be null)")
         self.hparams: dict[str, Any] = {
             "samples": samples,
             "steps": steps,
@@ -332,8 +357,10 @@ class FlowBackmapper(Backmapper):
             "geometry_weight": geometry_weight,
             "fix_chirality": fix_chirality,
             "constrain": constrain,
+            "spread": spread,
         }
         self.samples, self.steps, self.noise = samples, steps, noise
+        self.spread = 1.0 if spread is None else float(spread)
         self.network: FlowNetwork | None = None
         self.device = torch.device("cpu")
         self.records: list[dict[str, Any]] = []
@@ -381,12 +408,14 @@ class FlowBackmapper(Backmapper):
             "coordinate_map": torch.as_tensor(self.xi),
             "owner": torch.as_tensor(self.owner),
             "hand": torch.as_tensor(self.hand),
+            "spread": torch.tensor(self.spread, dtype=torch.float64),
             **{f"network.{k}": v.detach().cpu() for k, v in self.network.state_dict().items()},
         }
 
     def restore(self, state: dict[str, torch.Tensor], topology: md.Topology) -> None:
         self._build(topology, state["coordinate_map"].numpy(), state["owner"].numpy())
         self.hand = state["hand"].numpy()
+        self.spread = float(state["spread"])
         assert self.network is not None
         self.network.load_state_dict(
             {k.removeprefix("network."): v for k, v in state.items() if k.startswith("network.")}
@@ -473,6 +502,37 @@ class FlowBackmapper(Backmapper):
         )
         self.records = outcome.records
         network.eval()
+        if self.hparams["spread"] is None:
+            pick = evenly(np.arange(len(x_valid)), CALIBRATION_FRAMES)
+            self.spread = self.calibrate(frames[validation][pick], beads[validation][pick])
+            log.info("backmap flow: starts calibrated to %.3g of noise", self.spread)
+
+    def calibrate(self, truth: np.ndarray, beads: np.ndarray) -> float:
+        """The widest start, as a fraction (:data:`NARROWEST` ... 1) of ``noise``, whose
+        draws for the CG frames ``beads`` [F, K, 3] of frames ``truth`` [F, A, 3] (nm)
+        lie no farther apart than from the truth (mean diversity >= 0), found by
+        bisection in log width. Every width draws from the same standard normal numbers
+        (:meth:`draw`), so the diversity changes smoothly with it. One sample per frame
+        has no spread to calibrate: 1."""
+        if self.samples < 2 or not len(truth):
+            return 1.0
+        heavy = self.geometry.heavy
+
+        def calibrated(spread: float) -> bool:
+            drawn = self.draw(beads, spread).reshape(len(truth), self.samples, *truth.shape[1:])
+            to_truth, among = sample_rmsds(drawn.transpose(1, 0, 2, 3), truth, heavy)
+            return float(np.mean(diversity(to_truth, among))) >= 0
+
+        if calibrated(1.0):
+            return 1.0
+        low, high = math.log(NARROWEST), 0.0
+        for _ in range(CALIBRATION_STEPS):
+            middle = 0.5 * (low + high)
+            if calibrated(math.exp(middle)):
+                low = middle
+            else:
+                high = middle
+        return math.exp(low)
 
     def _losses(
         self, x1: torch.Tensor, z: torch.Tensor, generator: torch.Generator
@@ -599,25 +659,30 @@ class FlowBackmapper(Backmapper):
         """``samples`` structures per CG frame: positions [F * samples, n_atoms, 3] (nm),
         a frame's samples together, and the table (replica, sample, cg_rmsd). The starts
         draw from a fixed seed: the same CG frames give the same structures."""
+        positions = self.draw(cg.coordinates, self.spread, batch=batch)
+        table = samples_table(cg, positions, self.xi, self.samples)
+        return positions, table
+
+    def draw(self, beads: np.ndarray, spread: float, *, batch: int = 256) -> np.ndarray:
+        """``samples`` structures [F * samples, n_atoms, 3] (nm) for each CG frame of
+        ``beads`` [F, K, 3], a frame's samples together, from starts of width ``spread`` x
+        ``noise``; the standard normal numbers come from a fixed seed."""
         if self.network is None:
             raise RuntimeError("fit the backmapper before backmapping")
-        samples = self.samples
         owner = torch.as_tensor(self.owner)
         generator = torch.Generator().manual_seed(0)
-        beads = torch.as_tensor(cg.coordinates, dtype=torch.float32)
-        beads = beads.repeat_interleave(samples, dim=0)
+        z_all = torch.as_tensor(beads, dtype=torch.float32).repeat_interleave(self.samples, dim=0)
         out = []
         fix = bool(self.hparams["fix_chirality"])
-        for start in range(0, len(beads), batch):
-            z = beads[start : start + batch]
-            x0 = z[:, owner] + self.noise * torch.randn(
+        for start in range(0, len(z_all), batch):
+            z = z_all[start : start + batch]
+            x0 = z[:, owner] + spread * self.noise * torch.randn(
                 (len(z), len(self.owner), 3), generator=generator
             )
             out.append(self.integrate(z.to(self.device), x0.to(self.device), fix=fix).cpu())
         n_atoms = len(self.owner)
         positions = torch.cat(out).numpy() if out else np.empty((0, n_atoms, 3), dtype=np.float32)
-        table = samples_table(cg, positions, self.xi, samples)
-        return positions.astype(np.float32), table
+        return positions.astype(np.float32)
 
 
 def constrain_distances(

@@ -14,6 +14,7 @@ from cgpipe.backmap import load_backmapper, save_backmapper
 from cgpipe.backmap.flow import FlowBackmapper
 from cgpipe.backmap.quality import chirality
 from cgpipe.epochs import EpochCheckpoint
+from cgpipe.errors import InputError
 from cgpipe.io import Provenance, TrajectoryData
 from cgpipe.mapping import Mapping
 
@@ -155,9 +156,48 @@ def test_a_saved_backmapper_draws_as_the_fitted_one(tmp_path, trained):
     save_backmapper(path, backmapper, topology, Provenance("test"))
     loaded, loaded_topology = load_backmapper(path)
     assert isinstance(loaded, FlowBackmapper) and loaded.hparams == backmapper.hparams
+    assert loaded.spread == backmapper.spread
     assert [a.name for a in loaded_topology.atoms] == [a.name for a in topology.atoms]
     cg = _cg(mapping, _frames(np.random.default_rng(4), 5))
     np.testing.assert_array_equal(loaded.backmap(cg)[0], backmapper.backmap(cg)[0])
+
+
+def test_the_calibrated_start_is_as_wide_as_the_truths_spread_around_the_draws_centre():
+    # Draws scattered 2 sigma around each frame's centre, truths 1 sigma: the draws are
+    # overdispersed at full width, and as far apart as from the truth (diversity 0) at
+    # half of it. Many atoms, so that an RMSD is its root mean square.
+    from cgpipe.backmap.flow import CALIBRATION_STEPS, NARROWEST
+
+    rng = np.random.default_rng(1)
+    frames, atoms, sigma = 40, 300, 0.01
+    centre = rng.normal(size=(frames, atoms, 3))
+    truth = centre + sigma * rng.normal(size=centre.shape)
+    backmapper = FlowBackmapper(samples=4)
+    backmapper.geometry = type("Geometry", (), {"heavy": np.arange(atoms)})()
+
+    def draw(beads, spread, *, batch=256):
+        normal = np.random.default_rng(0).normal(size=(frames, 4, atoms, 3))
+        return (centre[:, None] + spread * 2 * sigma * normal).reshape(-1, atoms, 3)
+
+    backmapper.draw = draw
+    step = np.log(1 / NARROWEST) / 2**CALIBRATION_STEPS
+    spread = backmapper.calibrate(truth, np.zeros((frames, 1, 3)))
+    assert 0.5 / np.exp(step) <= spread <= 0.5, spread
+    backmapper.samples = 1  # one draw per frame has no spread to calibrate
+    assert backmapper.calibrate(truth, np.zeros((frames, 1, 3))) == 1.0
+
+
+def test_a_flow_calibrates_its_start_unless_told_its_width(trained):
+    from cgpipe.backmap.flow import NARROWEST
+
+    # The rigid toy's heavy atoms are fixed by its beads and distances (diversity says
+    # nothing there); the width is the calibration's and within its range.
+    assert NARROWEST <= trained[0].spread <= 1.0
+    assert trained[0].hparams["spread"] is None
+    fixed, _, _ = _trained(epochs=2, spread=0.7)
+    assert fixed.spread == 0.7
+    with pytest.raises(InputError, match="spread"):
+        FlowBackmapper(spread=1.5)
 
 
 class _Killed(Exception):
