@@ -262,7 +262,7 @@ class SlurmCluster:
         self._wait(name, lambda: pid_file.exists() and pid_file.read_text().strip() != "")
         self.processes[name] = int(pid_file.read_text().split()[0])
 
-    def _wait(self, what: str, ready, timeout: float = 60.0) -> None:
+    def _wait(self, what: str, ready, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
         while not ready():
             if time.monotonic() > deadline:
@@ -288,6 +288,9 @@ class SlurmCluster:
         self._daemon("slurmdbd", pid_file=f / "run/slurmdbd.pid")
         self._wait("slurmdbd", lambda: self._listening(self.ports["slurmdbd"]))
         self._daemon("slurmctld", "-f", str(self.conf), pid_file=f / "run/slurmctld.pid")
+        # slurmctld writes its PID before it listens: on a loaded 2-core machine 50 s
+        # before, and a slurmd started meanwhile retried its registration past 60 s.
+        self._wait("slurmctld", lambda: self._listening(self.ports["slurmctld"]))
         self._daemon("slurmd", "-f", str(self.conf), pid_file=f / "run/slurmd.pid")
         self._wait("the node", self._node_idle)
         return self
