@@ -16,6 +16,17 @@ ONE_LETTER: dict[str, str] = {
 }  # fmt: skip
 CAPS = ("ACE", "NME")
 
+STEREOCENTRES: dict[str, tuple[tuple[str, str, str, str, int], ...]] = {
+    name: (("CA", "N", "C", "CB", 1),) for name in ONE_LETTER.values() if name != "GLY"
+}
+"""The stereocentres of each L amino acid, as (centre, a, b, c, sign): the sign of
+(a - centre) x (b - centre) . (c - centre) in the natural residue, a geometric hand
+whatever its Cahn-Ingold-Prelog label. Every CA with a CB is S (CYS's R is sulphur's
+priority, not another geometry); THR's CB is R and ILE's CB S: with a, b, c in priority
+order, R gives -1 and S +1. pdbfixer's own residue templates have these signs."""
+STEREOCENTRES["THR"] += (("CB", "OG1", "CA", "CG2", -1),)
+STEREOCENTRES["ILE"] += (("CB", "CA", "CG1", "CG2", 1),)
+
 
 def parse_sequence(sequence: str, source: str = "sequence") -> list[str]:
     """Three-letter residue names of a one-letter sequence (case-insensitive).

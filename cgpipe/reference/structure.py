@@ -8,6 +8,16 @@ extension reference frame (NeRF). Side chains, missing heavy atoms and hydrogens
 then added by pdbfixer from its residue templates, for a built peptide and a repaired
 PDB alike, and the provenance lists what was added. Explicit water (TIP3P, with
 neutralising ions and NaCl) is added by OpenMM's Modeller.
+
+Stereocentres. pdbfixer superimposes its templates without excluding a reflection, and
+refines what it added in a soft potential that has no hand (openmm/pdbfixer issue 352):
+of the side chains it adds to a bare backbone, many come out D. Built from its sequence,
+chignolin had a D Tyr3 and Pro5, and a helical penta-alanine was D throughout. Every
+stereocentre whose substituents pdbfixer placed is therefore set to the L amino acid's
+hand (:data:`~cgpipe.residues.STEREOCENTRES`) before the hydrogens are added, by
+reflecting the atoms beyond it through the plane of its other two substituents; a hand
+the input gave is kept and reported. A built peptide whose relaxed structure still has a
+centre of the wrong hand is refused.
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ import openmm.unit as unit
 from cgpipe.errors import InputError
 from cgpipe.forcefields import all_files
 from cgpipe.io import Provenance, write_structure
-from cgpipe.residues import CAPS, ONE_LETTER, parse_sequence
+from cgpipe.residues import CAPS, ONE_LETTER, STEREOCENTRES, parse_sequence
 from cgpipe.sources import resolve_structure
 
 log = logging.getLogger(__name__)
@@ -289,7 +299,12 @@ def repair(
     }
     for residue, atoms in fixer.missingTerminals.items():
         heavy.setdefault(_describe(residue), []).extend(atoms)
+    added = {
+        residue.index: {atom.name for atom in atoms}
+        for residue, atoms in fixer.missingAtoms.items()
+    }
     fixer.addMissingAtoms(seed=seed)
+    fixer.positions, mended = mend_stereocentres(fixer.topology, fixer.positions, added)
     n_before = fixer.topology.getNumAtoms()
     with _seeded_random(seed):
         fixer.addMissingHydrogens(pH)
@@ -297,9 +312,72 @@ def repair(
         "heavy_atoms_added": heavy,
         "hydrogens_added": fixer.topology.getNumAtoms() - n_before,
         "residues_removed": [_describe(r) for r in removed],
+        "stereocentres_mended": mended,
         "pH": pH,
     }
     return fixer.topology, fixer.positions, report
+
+
+def _stereocentres(topology: app.Topology) -> list[tuple[Any, str, list[int], int]]:
+    """(residue, centre name, atom indices [centre, a, b, c], L sign) of every stereocentre
+    of :data:`~cgpipe.residues.STEREOCENTRES` whose four atoms the topology has."""
+    found = []
+    for residue in topology.residues():
+        atoms = {atom.name: atom.index for atom in residue.atoms()}
+        for centre, a, b, c, sign in STEREOCENTRES.get(residue.name, ()):
+            if all(name in atoms for name in (centre, a, b, c)):
+                found.append((residue, centre, [atoms[n] for n in (centre, a, b, c)], sign))
+    return found
+
+
+def _hand(x: np.ndarray, centre: int, a: int, b: int, c: int) -> float:
+    return float(np.dot(np.cross(x[a] - x[centre], x[b] - x[centre]), x[c] - x[centre]))
+
+
+def wrong_hands(topology: app.Topology, positions: Any) -> list[str]:
+    """The stereocentres (``"THR 7 (chain A) CB"``) whose hand is not the L amino acid's."""
+    x = np.asarray(positions.value_in_unit(unit.nanometer))
+    return [
+        f"{_describe(residue)} {name}"
+        for residue, name, atoms, sign in _stereocentres(topology)
+        if _hand(x, *atoms) * sign < 0
+    ]
+
+
+def mend_stereocentres(
+    topology: app.Topology, positions: Any, added: dict[int, set[str]]
+) -> tuple[Any, list[str]]:
+    """Positions with every stereocentre whose moving atoms were all added (``added``:
+    residue index -> names of the atoms pdbfixer placed) set to the L hand, and the
+    centres mended. A centre's moving atoms are its substituent c and everything bonded
+    beyond it (not through the centre, a or b); they are reflected through the plane of
+    the centre, a and b, which turns the centre's hand and keeps every distance to those
+    three atoms (a proline ring stays bonded to its N). CA comes first: reflecting a side
+    chain turns the centres within it too."""
+    x = np.array(positions.value_in_unit(unit.nanometer), dtype=np.float64)
+    neighbours: dict[int, list[int]] = collections.defaultdict(list)
+    for bond in topology.bonds():
+        neighbours[bond[0].index].append(bond[1].index)
+        neighbours[bond[1].index].append(bond[0].index)
+    names = {atom.index: atom.name for atom in topology.atoms()}
+    mended = []
+    for residue, name, (centre, a, b, c), sign in _stereocentres(topology):
+        if _hand(x, centre, a, b, c) * sign >= 0:
+            continue
+        moving, todo = {c}, [c]
+        while todo:
+            for other in neighbours[todo.pop()]:
+                if other not in moving and other not in (centre, a, b):
+                    moving.add(other)
+                    todo.append(other)
+        if not {names[i] for i in moving} <= added.get(residue.index, set()):
+            continue  # a hand the input gave
+        normal = np.cross(x[a] - x[centre], x[b] - x[centre])
+        normal /= np.linalg.norm(normal)
+        rows = sorted(moving)
+        x[rows] -= 2.0 * ((x[rows] - x[centre]) @ normal)[:, None] * normal
+        mended.append(f"{_describe(residue)} {name}")
+    return [openmm.Vec3(*row) for row in x] * unit.nanometer, mended
 
 
 def _minimise(topology: app.Topology, positions: Any, forcefield: app.ForceField) -> Any:
@@ -372,6 +450,16 @@ def prepare_structure(
         relax_in = "vacuum" if params["solvent"] == "tip3p" else params["solvent"]
         positions = _minimise(topology, positions, load_forcefield({**params, "solvent": relax_in}))
         report["relaxed"] = f"energy minimised in {relax_in}, no constraints"
+        wrong = wrong_hands(topology, positions)
+        if wrong:
+            raise RuntimeError(f"{source}: built with the wrong hand at {', '.join(wrong)}")
+    report["wrong_hands"] = wrong_hands(topology, positions)
+    if report["wrong_hands"]:
+        log.warning(
+            "%s: stereocentres of the D hand, as the input gives them: %s",
+            source,
+            ", ".join(report["wrong_hands"]),
+        )
     if params["solvent"] == "tip3p":
         modeller = app.Modeller(topology, positions)
         with _seeded_random(seed):

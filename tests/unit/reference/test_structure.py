@@ -1,15 +1,19 @@
 """Starting structures: peptides built from sequence, PDB repair, and bad input."""
 
+from pathlib import Path
+
 import mdtraj as md
 import numpy as np
 import openmm.app as app
+import openmm.unit as unit
 import pytest
 
 from cgpipe.forcefields import solvent_files
 from cgpipe.io import read_provenance
 from cgpipe.reference import prepare_structure
 from cgpipe.reference.structure import build_backbone
-from cgpipe.residues import parse_sequence
+from cgpipe.residues import STEREOCENTRES, parse_sequence
+from cgpipe.sources import resolve_structure
 from tests.conftest import ALA2
 
 
@@ -65,10 +69,92 @@ def test_chignolin_from_its_sequence(tmp_path, params):
     assert report["heavy_atoms_added"]["TRP 10 (chain A)"][0] == "CB"
     assert not any(key.startswith("GLY") for key in report["heavy_atoms_added"])
     assert report["hydrogens_added"] > 60 and "relaxed" in report
+    # Every centre L: pdbfixer had placed Tyr3 and Pro5 as D.
+    assert _hands(output) == _l_hands("GYDPETGTWG") and len(_hands(output)) == 9
     assert sum(a.element.symbol == "H" for a in pdb.topology.atoms()) == report["hydrogens_added"]
     record = read_provenance(output)
     assert record["config"]["sequence"] == "GYDPETGTWG"
     assert record["extra"]["preparation"] == report
+
+
+def _hands(path) -> dict[str, float]:
+    """The sign of (a - centre) x (b - centre) . (c - centre) of every stereocentre of a
+    structure, keyed "RES index centre", with the substituents each residue's centre has
+    in STEREOCENTRES."""
+    trajectory = md.load(str(path))
+    x = trajectory.xyz[0].astype(np.float64)
+    hands = {}
+    for residue in trajectory.topology.residues:
+        atoms = {atom.name: atom.index for atom in residue.atoms}
+        for centre, a, b, c, _ in STEREOCENTRES.get(residue.name, ()):
+            if all(name in atoms for name in (centre, a, b, c)):
+                o, i, j, k = (x[atoms[n]] for n in (centre, a, b, c))
+                hands[f"{residue.name} {residue.resSeq} {centre}"] = np.sign(
+                    np.dot(np.cross(i - o, j - o), k - o)
+                )
+    return hands
+
+
+def test_the_l_hands_are_those_of_pdbfixers_templates_and_of_a_real_alanine():
+    # Independent of our code: pdbfixer's residue templates and openmmtools' alanine
+    # dipeptide are L amino acids (THR 2S,3R; ILE 2S,3S).
+    import pdbfixer
+
+    templates = Path(pdbfixer.__file__).parent / "templates"
+    for name, centres in STEREOCENTRES.items():
+        hands = _hands(templates / f"{name}.pdb")
+        assert sorted(hands.values()) == sorted(float(c[-1]) for c in centres), name
+        assert len(hands) == len(centres)
+    assert list(_hands(resolve_structure(ALA2)).values()) == [1.0]
+
+
+def _l_hands(sequence: str) -> dict[str, float]:
+    return {
+        f"{name} {k + 2} {centre}": float(sign)
+        for k, name in enumerate(parse_sequence(sequence))
+        for centre, *_, sign in STEREOCENTRES.get(name, ())
+    }
+
+
+@pytest.mark.parametrize(
+    ("sequence", "secondary_structure"), [("AAAAA", "helix"), ("TIPVC", "extended")]
+)
+def test_peptides_built_from_sequence_are_l_amino_acids(
+    tmp_path, params, sequence, secondary_structure
+):
+    # pdbfixer places many of the side chains it adds to a bare backbone as D (its
+    # superposition admits a reflection): an all-alanine helix came out D throughout.
+    output = tmp_path / "structure.pdb"
+    report = prepare_structure(
+        output,
+        system="p",
+        params=params,
+        seed=1,
+        sequence=sequence,
+        secondary_structure=secondary_structure,
+    )
+    expected = _l_hands(sequence)
+    assert _hands(output) == expected
+    assert report["wrong_hands"] == []
+    assert set(report["stereocentres_mended"]) <= {
+        f"{k} (chain A) {c}"
+        for k, c in ((" ".join(key.split()[:2]), key.split()[2]) for key in expected)
+    }
+
+
+def test_a_hand_the_input_gives_is_kept_and_reported(tmp_path, params):
+    # D-alanine dipeptide: the mirror image of a complete L structure. Nothing is added,
+    # so nothing is mended; the report names the centre.
+    pdb = app.PDBFile(str(resolve_structure(ALA2)))
+    mirrored = tmp_path / "d_ala2.pdb"
+    positions = np.array(pdb.positions.value_in_unit(unit.nanometer)) * [-1.0, 1.0, 1.0]
+    with open(mirrored, "w") as handle:
+        app.PDBFile.writeFile(pdb.topology, positions * 10.0, handle)  # Å
+    output = tmp_path / "structure.pdb"
+    report = prepare_structure(output, system="d", params=params, seed=1, structure=str(mirrored))
+    assert report["stereocentres_mended"] == []
+    assert report["wrong_hands"] == ["ALA 2 (chain A) CA"]
+    assert list(_hands(output).values()) == [-1.0]
 
 
 def test_repair_adds_missing_atoms_and_says_which(tmp_path, params, ala2_structure):
@@ -84,6 +170,7 @@ def test_repair_adds_missing_atoms_and_says_which(tmp_path, params, ala2_structu
     report = prepare_structure(output, system="ala2", params=params, seed=1, structure=str(broken))
     assert report["heavy_atoms_added"] == {"ALA 2 (chain A)": ["CB"]}
     assert report["hydrogens_added"] == 12 and report["n_atoms"] == 22
+    assert list(_hands(output).values()) == [1.0] and report["wrong_hands"] == []
 
 
 def test_a_complete_structure_gets_nothing_added(tmp_path, params):
