@@ -34,8 +34,11 @@ atoms one or two bonds apart lies at its mean distance in the training frames (i
 bond length, and through the 1-3 distance its bond angle), by sweeps of SHAKE-like
 corrections (:func:`constrain_distances`), each followed by the fit onto the beads again
 (an atom that is a bead by itself does not move): what SHAKE does to a molecular
-dynamics step, done to a drawn structure. ``constrain: 0`` leaves the structure as
-drawn.
+dynamics step, done to a drawn structure. In each sweep the bonds come last, so that
+where the targets cannot all be met the bonds are, and heavy atoms more than two bonds
+apart that have come closer than :data:`CLASH` are first pushed apart to it
+(:func:`separate`), an inequality in the same sweeps. ``constrain: 0`` leaves the
+structure as drawn.
 
 Training. Flow matching on pairs (CG frame of a training frame, the frame): x_t = (1 - t)
 x_0 + t x_1, target velocity x_1 - x_0; plus, on the clean structure the velocity
@@ -95,6 +98,11 @@ CALIBRATION_STEPS = 4
 """Bisections (in log width, between :data:`NARROWEST` and 1) of the calibration."""
 NARROWEST = 0.125
 """The narrowest start the calibration considers, as a fraction of ``noise``."""
+CHECK_EVERY = 10
+"""Sweeps between the constraints' updates of which heavy-atom pairs are near contact."""
+NEAR = 0.1
+"""How much farther than :data:`CLASH` (nm) a heavy-atom pair may be at a check and still
+be watched for contact until the next."""
 SIDE_WIDTH = 0.01
 """How far (in units of the sums' lengths) d must lie off the plane of a and b for the
 unit normal to take its full length."""
@@ -330,7 +338,7 @@ class FlowBackmapper(Backmapper):
         patience: int = 10,
         geometry_weight: float = 1.0,
         fix_chirality: bool = True,
-        constrain: int = 100,
+        constrain: int = 300,
         spread: float | None = None,
     ) -> None:
         for name, value in [("samples", samples), ("steps", steps), ("epochs", epochs)]:
@@ -606,18 +614,35 @@ class FlowBackmapper(Backmapper):
 
     def constrain(self, x: torch.Tensor, beads: torch.Tensor, sweeps: int) -> torch.Tensor:
         """Atoms [B, A, 3] with every pair one or two bonds apart moved to its mean distance
-        in the training frames (bond lengths and, through the 1-3 distances, bond angles),
-        by ``sweeps`` sweeps of :func:`constrain_distances`, each followed by the exact fit
-        onto the beads [B, K, 3]."""
+        in the training frames (bond lengths and, through the 1-3 distances, bond angles)
+        and every heavy-atom pair farther apart in bonds pushed out to :data:`CLASH`, by
+        ``sweeps`` sweeps of :func:`separate` and :func:`constrain_distances`, each followed
+        by the exact fit onto the beads [B, K, 3]. The targets need not agree with each
+        other (a CG frame's fixed atoms need not lie as the mean lengths and angles between
+        them would put them): the sweeps then settle where the bonds, met last in each,
+        hold, and the angles take the difference, as a force field's stiffer bonds would
+        have it."""
         assert self.network is not None
         kind = self.network.kind[: self.network.n_atoms, : self.network.n_atoms]
-        i, j = torch.nonzero(torch.triu((kind == 1) | (kind == 2)), as_tuple=True)
-        target = self.network.reference[i, j].to(x.dtype)
+        # The 1-3 pairs first, the bonds last.
+        i2, j2 = torch.nonzero(torch.triu(kind == 2), as_tuple=True)
+        i1, j1 = torch.nonzero(torch.triu(kind == 1), as_tuple=True)
+        groups = colour_pairs(i2.tolist(), j2.tolist())
+        groups += [group + len(i2) for group in colour_pairs(i1.tolist(), j1.tolist())]
+        i, j = torch.cat([i2, i1]), torch.cat([j2, j1])
+        target = self.network.reference[i, j].to(x.dtype).to(x.device)
         i, j = i.to(x.device), j.to(x.device)
-        target = target.to(x.device)
+        groups = [group.to(x.device) for group in groups]
         mobility = torch.as_tensor(self._mobility, dtype=x.dtype, device=x.device)
-        groups = [group.to(x.device) for group in colour_pairs(i.tolist(), j.tolist())]
-        for _ in range(sweeps):
+        heavy = torch.as_tensor(self.geometry.clash_pairs, device=x.device).reshape(-1, 2)
+        heavy = heavy[mobility[heavy].sum(-1) > 0]  # two fixed atoms are the CG frame's
+        near = heavy[:0]
+        for sweep in range(sweeps):
+            if sweep % CHECK_EVERY == 0:
+                # Only pairs near contact can come closer than CLASH before the next check.
+                contact = _distances(x, heavy[:, 0], heavy[:, 1])
+                near = heavy[(contact < CLASH + NEAR).any(0)]
+            x = separate(x, near[:, 0], near[:, 1], CLASH, mobility)
             x = constrain_distances(x, i, j, target, mobility, groups)
             x = onto_beads(x, beads, self.xi)
         return x
@@ -699,8 +724,8 @@ def constrain_distances(
 
     As SHAKE (Ryckaert et al. 1977) does, pairs are met one after another, each from where
     the last left its atoms (Gauss-Seidel); pairs that share no atom do not interact, so
-    each of ``groups`` (:func:`colour_pairs`) is met at once, on the whole batch.
-    Repeated sweeps converge."""
+    each of ``groups`` (:func:`colour_pairs`) is met at once, on the whole batch, in
+    their order. Repeated sweeps converge."""
     for group in groups:
         a, b = i[group], j[group]
         r = x[:, a] - x[:, b]
@@ -710,6 +735,32 @@ def constrain_distances(
         step = (target[group, None] - distance) / distance * r * scale[:, None]
         x = x.index_add(1, a, step * mobility[a, None]).index_add(1, b, -step * mobility[b, None])
     return x
+
+
+def separate(
+    x: torch.Tensor, i: torch.Tensor, j: torch.Tensor, contact: float, mobility: torch.Tensor
+) -> torch.Tensor:
+    """Structures x [B, A, 3] (nm) with every pair (``i``, ``j``) [n] closer than
+    ``contact`` (nm) moved apart along its axis to ``contact``, shared in proportion to
+    the atoms' ``mobility`` [A]; pairs farther apart are left alone (an inequality). The
+    pairs are met at once (Jacobi: an atom in several short pairs moves by the mean of
+    their moves), since few are short and they seldom share an atom."""
+    if not len(i):
+        return x
+    r = x[:, i] - x[:, j]
+    distance = r.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    short = (distance < contact).to(x.dtype)
+    share = mobility[i] + mobility[j]
+    scale = torch.where(share > 0, 1.0 / share.clamp_min(1e-12), 0.0)
+    step = short * (contact - distance) / distance * r * scale[:, None]
+    move = torch.zeros_like(x).index_add(1, i, step * mobility[i, None])
+    move = move.index_add(1, j, -step * mobility[j, None])
+    count = torch.zeros_like(x[..., :1]).index_add(1, i, short).index_add(1, j, short)
+    return x + move / count.clamp_min(1.0)
+
+
+def _distances(x: torch.Tensor, i: torch.Tensor, j: torch.Tensor) -> torch.Tensor:
+    return (x[:, i] - x[:, j]).norm(dim=-1)
 
 
 def colour_pairs(i: list[int], j: list[int]) -> list[torch.Tensor]:

@@ -296,12 +296,13 @@ def test_constrained_draws_keep_their_cg_frame_and_have_the_training_bond_length
     bonds = backmapper.geometry.bonds
     true_length = np.linalg.norm(CENTRE[bonds[:, 0]] - CENTRE[bonds[:, 1]], axis=-1)
     deviation = {}
+    default = backmapper.hparams["constrain"]
     for sweeps in (0, 100):
         backmapper.hparams["constrain"] = sweeps
         try:
             positions, table = backmapper.backmap(_cg(mapping, truth))
         finally:
-            backmapper.hparams["constrain"] = 100
+            backmapper.hparams["constrain"] = default
         length = np.linalg.norm(positions[:, bonds[:, 0]] - positions[:, bonds[:, 1]], axis=-1)
         deviation[sweeps] = np.abs(length - true_length).max()
         assert table[keys.CG_RMSD].max() < 1e-5
@@ -350,3 +351,46 @@ def test_a_prolines_ring_is_its_centres_side_and_reflects_with_n_kept_bonded():
         for y in (x, mirrored)
     ]
     assert hand[0] == -hand[1]
+
+
+def test_separation_pushes_only_pairs_closer_than_contact_and_spares_fixed_atoms():
+    from cgpipe.backmap.flow import separate
+
+    x = torch.tensor(
+        [[[0.0, 0, 0], [0.1, 0, 0], [0.0, 0.5, 0], [0.0, 0.7, 0], [0.0, 0.0, 0.2]]],
+        dtype=torch.float64,
+    )
+    i, j = torch.tensor([0, 2, 0]), torch.tensor([1, 3, 4])
+    mobility = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.0], dtype=torch.float64)
+    y = separate(x, i, j, 0.25, mobility)
+    # 0-1 (0.1 nm) and 0-4 (0.2 nm, 4 fixed) are short; 2-3 (0.2) too; atom 0 is in two
+    # short pairs and moves by the mean of their moves.
+    np.testing.assert_allclose(y[0, 4].numpy(), x[0, 4].numpy())
+    np.testing.assert_allclose(y[0, 1].numpy(), [0.175, 0, 0])
+    np.testing.assert_allclose(y[0, 0].numpy(), [-0.0375, 0, -0.025])
+    np.testing.assert_allclose((y[0, 3] - y[0, 2]).norm().item(), 0.25)
+    far = separate(x, torch.tensor([1]), torch.tensor([3]), 0.25, mobility)
+    np.testing.assert_array_equal(far.numpy(), x.numpy())  # 0.71 nm apart: untouched
+
+
+def test_sweeps_of_separation_and_constraints_unfold_a_squashed_butane():
+    # C1-C2-C3-C4 with C1 and C4 (three bonds apart) squashed to 0.12 nm: sweeps end with
+    # the bonds (0.153 nm) and the 1-3 distances (0.25 nm, 109.5 degrees) met and the 1-4
+    # pair at least at contact (cis butane's C1-C4 is 0.254 nm, so all can be met).
+    from cgpipe.backmap.flow import colour_pairs, constrain_distances, separate
+
+    bond, across = 0.153, 0.25
+    x = torch.tensor(
+        [[[0.0, 0.06, 0.0], [0.14, 0.1, 0.0], [0.14, -0.1, 0.0], [0.0, -0.06, 0.0]]],
+        dtype=torch.float64,
+    )
+    i, j = torch.tensor([0, 1, 2, 0, 1]), torch.tensor([1, 2, 3, 2, 3])
+    target = torch.tensor([bond, bond, bond, across, across], dtype=torch.float64)
+    mobility = torch.ones(4, dtype=torch.float64)
+    groups = colour_pairs(i.tolist(), j.tolist())
+    for _ in range(200):
+        x = separate(x, torch.tensor([0]), torch.tensor([3]), 0.25, mobility)
+        x = constrain_distances(x, i, j, target, mobility, groups)
+    distance = (x[0, i] - x[0, j]).norm(dim=-1)
+    np.testing.assert_allclose(distance.numpy(), target.numpy(), atol=1e-5)
+    assert (x[0, 0] - x[0, 3]).norm().item() > 0.25 - 1e-4
