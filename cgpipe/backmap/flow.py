@@ -636,7 +636,6 @@ class FlowBackmapper(Backmapper):
         mobility = torch.as_tensor(self._mobility, dtype=x.dtype, device=x.device)
         heavy = torch.as_tensor(self.geometry.clash_pairs, device=x.device).reshape(-1, 2)
         heavy = heavy[mobility[heavy].sum(-1) > 0]  # two fixed atoms are the CG frame's
-        near = heavy[:0]
         for sweep in range(sweeps):
             if sweep % CHECK_EVERY == 0:
                 # Only pairs near contact can come closer than CLASH before the next check.

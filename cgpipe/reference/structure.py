@@ -450,10 +450,11 @@ def prepare_structure(
         relax_in = "vacuum" if params["solvent"] == "tip3p" else params["solvent"]
         positions = _minimise(topology, positions, load_forcefield({**params, "solvent": relax_in}))
         report["relaxed"] = f"energy minimised in {relax_in}, no constraints"
-        wrong = wrong_hands(topology, positions)
-        if wrong:
-            raise RuntimeError(f"{source}: built with the wrong hand at {', '.join(wrong)}")
     report["wrong_hands"] = wrong_hands(topology, positions)
+    if report["wrong_hands"] and sequence is not None:
+        raise RuntimeError(
+            f"{source}: built with the wrong hand at {', '.join(report['wrong_hands'])}"
+        )
     if report["wrong_hands"]:
         log.warning(
             "%s: stereocentres of the D hand, as the input gives them: %s",
