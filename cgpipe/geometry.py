@@ -1,4 +1,4 @@
-"""Rigid-body superposition (Kabsch) on batches of frames."""
+"""Rigid-body superposition (Kabsch) on batches of frames, and chiral volumes."""
 
 from __future__ import annotations
 
@@ -46,3 +46,13 @@ def superpose(points: np.ndarray, rotation: np.ndarray, translation: np.ndarray)
 def rmsd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """[n_frames] root-mean-square deviation between point sets [n_frames, n_points, 3]."""
     return np.sqrt(((a - b) ** 2).sum(axis=-1).mean(axis=-1))
+
+
+def chiral_volumes(positions: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """[..., n] chiral volumes (a - centre) x (b - centre) . (c - centre) (nm^3) of the
+    atom quadruples ``centres`` [n, 4] (centre, a, b, c) in ``positions`` [..., n_atoms, 3]:
+    their sign is the centre's hand, a mirror image turns it."""
+    x = np.asarray(positions, dtype=np.float64)
+    centres = np.asarray(centres, dtype=np.int64).reshape(-1, 4)
+    centre, a, b, c = (x[..., centres[:, m], :] for m in range(4))
+    return (np.cross(a - centre, b - centre) * (c - centre)).sum(axis=-1)

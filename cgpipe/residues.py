@@ -6,6 +6,8 @@ starts, before any job runs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 from cgpipe.errors import InputError
 
 ONE_LETTER: dict[str, str] = {
@@ -26,6 +28,23 @@ priority, not another geometry); THR's CB is R and ILE's CB S: with a, b, c in p
 order, R gives -1 and S +1. pdbfixer's own residue templates have these signs."""
 STEREOCENTRES["THR"] += (("CB", "OG1", "CA", "CG2", -1),)
 STEREOCENTRES["ILE"] += (("CB", "CA", "CG1", "CG2", 1),)
+
+
+def stereocentres(
+    residues: Iterable[tuple[str, Mapping[str, int]]],
+) -> list[tuple[int, str, tuple[int, int, int, int], int]]:
+    """Every stereocentre of :data:`STEREOCENTRES` that ``residues`` (each a residue name
+    and its atoms' indices by name, in chain order) have all four atoms of, as (position
+    of the residue in ``residues``, centre name, atom indices (centre, a, b, c), L sign):
+    the one list of centres that the reference's preparation, the backmappers and the
+    backmapping metrics share."""
+    found = []
+    for position, (name, atoms) in enumerate(residues):
+        for centre, a, b, c, sign in STEREOCENTRES.get(name, ()):
+            if all(atom in atoms for atom in (centre, a, b, c)):
+                indices = (atoms[centre], atoms[a], atoms[b], atoms[c])
+                found.append((position, centre, indices, sign))
+    return found
 
 
 def parse_sequence(sequence: str, source: str = "sequence") -> list[str]:

@@ -46,9 +46,10 @@ if TYPE_CHECKING:
     from cgpipe.io import Provenance, TrajectoryData
     from cgpipe.mapping import Mapping
 
-CHECKPOINT_FORMAT = 2
+CHECKPOINT_FORMAT = 3
 """Version of the backmapper checkpoint's layout; a reader refuses other versions (2: the
-flow keeps the width its starts were calibrated to)."""
+flow keeps the width its starts were calibrated to; 3: the flow's hands cover every
+stereocentre of :data:`~cgpipe.residues.STEREOCENTRES`, THR's and ILE's CB too)."""
 
 
 class Backmapper(abc.ABC):

@@ -8,8 +8,13 @@ the positions as given. Explicit water is not rebuilt around a structure: its en
 are not computed (:func:`solvent_free` says whether they can be).
 
 The minimisation holds every heavy atom near where the backmapper put it by a harmonic
-restraint of ``restraint`` kJ/mol/nm^2 (the restraint is not part of the energies
-reported) and runs OpenMM's L-BFGS to ``tolerance`` kJ/mol/nm or ``max_iterations``.
+restraint of ``restraint`` kJ/mol/nm^2, holds every stereocentre
+(:data:`~cgpipe.residues.STEREOCENTRES`) at the prepared structure's hand by a flat-bottomed
+restraint on its chiral volume (zero while the volume keeps at least half the structure's,
+:data:`CHIRAL_K` below it), and runs OpenMM's L-BFGS to ``tolerance`` kJ/mol/nm or
+``max_iterations``; neither restraint is part of the energies reported. Without the second,
+a structure whose ring lay on a carbonyl came out with the ring pushed through its CA:
+0.6 % of chignolin's centres turned (100 held-out frames x 4 draws of the flow).
 """
 
 from __future__ import annotations
@@ -21,13 +26,29 @@ import mdtraj as md
 import numpy as np
 
 from cgpipe.errors import InputError
+from cgpipe.geometry import chiral_volumes
+from cgpipe.residues import stereocentres
 
 _RESTRAINT = "restraint_k"
+_CHIRAL = "chiral_k"
+CHIRAL_K = 1e9
+"""kJ/mol/nm^6 of the chiral-volume restraint: a CA's volume is about 2.7e-3 nm^3, so a
+centre flattened to zero volume costs about 900 kJ/mol, a barrier no clash overcomes."""
+# The signed volume (a - centre) x (b - centre) . (c - centre) of particles 1 (centre) to 4.
+_VOLUME = (
+    "(x2-x1)*((y3-y1)*(z4-z1)-(z3-z1)*(y4-y1))"
+    "+(y2-y1)*((z3-z1)*(x4-x1)-(x3-x1)*(z4-z1))"
+    "+(z2-z1)*((x3-x1)*(y4-y1)-(y3-y1)*(x4-x1))"
+)
 
 
 def solvent_free(params: dict[str, Any]) -> bool:
     """Whether the reference's solvent lets a solute's energy be computed alone."""
     return params["solvent"] != "tip3p"
+
+
+def _named(topology: md.Topology) -> list[tuple[str, dict[str, int]]]:
+    return [(r.name, {a.name: a.index for a in r.atoms}) for r in topology.residues]
 
 
 class ForceField:
@@ -47,6 +68,7 @@ class ForceField:
         self, structure: str | os.PathLike[str], params: dict[str, Any], topology: md.Topology
     ) -> None:
         import openmm  # here: the backmap registry imports this module in every environment
+        import openmm.unit as unit
 
         from cgpipe.reference.openmm_generation import ReferenceSystem
 
@@ -74,6 +96,21 @@ class ForceField:
             restraint.addParticle(int(atom), [0.0, 0.0, 0.0])
         system.addForce(restraint)
         self._restraint = restraint
+        # Each stereocentre held at the hand it has in the prepared structure.
+        chiral = openmm.CustomCompoundBondForce(
+            4, f"0.5*{_CHIRAL}*min(0, hand*({_VOLUME}) - least)^2"
+        )
+        chiral.addGlobalParameter(_CHIRAL, 0.0)
+        chiral.addPerBondParameter("hand")
+        chiral.addPerBondParameter("least")
+        centres = np.array(
+            [atoms for _, _, atoms, _ in stereocentres(_named(topology))], dtype=np.int64
+        ).reshape(-1, 4)
+        built = np.asarray(reference.positions.value_in_unit(unit.nanometer), dtype=np.float64)
+        for atoms, volume in zip(centres, chiral_volumes(built, centres), strict=True):
+            chiral.addBond([int(a) for a in atoms], [float(np.sign(volume)), 0.5 * abs(volume)])
+        system.addForce(chiral)
+        self.centres = centres
         platform = openmm.Platform.getPlatformByName("CPU")
         self.context = openmm.Context(
             system, openmm.VerletIntegrator(0.001), platform, {"Threads": "1"}
@@ -85,6 +122,7 @@ class ForceField:
         import openmm.unit as unit
 
         self.context.setParameter(_RESTRAINT, 0.0)
+        self.context.setParameter(_CHIRAL, 0.0)
         out = np.empty(len(positions))
         for frame, x in enumerate(np.asarray(positions, dtype=np.float64)):
             self.context.setPositions(x)
@@ -101,7 +139,8 @@ class ForceField:
         max_iterations: int = 500,
     ) -> np.ndarray:
         """Structures [F, n_atoms, 3] (nm) minimised with their heavy atoms restrained
-        to where they were (``restraint`` kJ/mol/nm^2)."""
+        to where they were (``restraint`` kJ/mol/nm^2) and their stereocentres to the
+        prepared structure's hands (module docstring)."""
         import openmm
         import openmm.unit as unit
 
@@ -111,6 +150,7 @@ class ForceField:
                 self._restraint.setParticleParameters(k, int(atom), x[atom].tolist())
             self._restraint.updateParametersInContext(self.context)
             self.context.setParameter(_RESTRAINT, restraint)
+            self.context.setParameter(_CHIRAL, CHIRAL_K)
             self.context.setPositions(x)
             openmm.LocalEnergyMinimizer.minimize(
                 self.context,
@@ -120,4 +160,5 @@ class ForceField:
             state = self.context.getState(getPositions=True)
             out[frame] = state.getPositions(asNumpy=True).value_in_unit(unit.nanometer)
         self.context.setParameter(_RESTRAINT, 0.0)
+        self.context.setParameter(_CHIRAL, 0.0)
         return out.astype(np.float32)

@@ -12,8 +12,9 @@ Definitions (positions in nm, angles in rad unless a function says degrees):
 - clash score: 100 x the heavy-atom pairs closer than ``clash`` (1.2 Å) over the pairs
   closer than ``near`` (5 Å), DiAMoNDBack's definition except that bonded (1-2) and
   angle (1-3) pairs, which are always close, are left out;
-- chirality: sign of ((N - CA) x (C - CA)) . (CB - CA) of each residue with a CB,
-  +1 for an L-amino acid;
+- chirality: the hand of each stereocentre of :data:`~cgpipe.residues.STEREOCENTRES`
+  (every CA with a CB, and THR's and ILE's CB), +1 for an L amino acid's: the CA's sign
+  of ((N - CA) x (C - CA)) . (CB - CA), FlowBack's ``chi``;
 - heavy-atom RMSD: without superposition, since the CG frame fixes the all-atom frame;
 - diversity: (mean RMSD to the truth - mean RMSD among samples) / mean RMSD to the truth,
   1 when the samples are identical, 0 when they spread as far from each other as from
@@ -30,6 +31,8 @@ import mdtraj as md
 import numpy as np
 
 from cgpipe.errors import InputError
+from cgpipe.geometry import chiral_volumes
+from cgpipe.residues import stereocentres
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +50,11 @@ class Geometry:
     clash_pairs
         [n_pairs, 2] heavy-atom pairs i < j more than two bonds apart.
     chiral
-        [n_centres, 4] (CA, N, C, CB) of each residue having all four atoms (by name).
+        [n_centres, 4] (centre, a, b, c) of each stereocentre of
+        :data:`~cgpipe.residues.STEREOCENTRES` whose four atoms the topology has (by name).
+    chiral_sign
+        [n_centres] the sign of (a - centre) x (b - centre) . (c - centre) in an L amino
+        acid.
     phi, psi
         [n_phi, 4] and [n_psi, 4] backbone dihedral quadruples, as mdtraj picks them.
     """
@@ -57,6 +64,7 @@ class Geometry:
     heavy: np.ndarray
     clash_pairs: np.ndarray
     chiral: np.ndarray
+    chiral_sign: np.ndarray
     phi: np.ndarray
     psi: np.ndarray
 
@@ -89,18 +97,17 @@ class Geometry:
         i, j = np.triu_indices(len(heavy), k=1)
         keep = ~close[heavy[i], heavy[j]]
         clash_pairs = np.stack([heavy[i][keep], heavy[j][keep]], axis=1)
-        chiral = []
-        for residue in topology.residues:
-            atoms = {atom.name: atom.index for atom in residue.atoms}
-            if all(name in atoms for name in ("CA", "N", "C", "CB")):
-                chiral.append([atoms["CA"], atoms["N"], atoms["C"], atoms["CB"]])
+        centres = stereocentres(
+            (r.name, {atom.name: atom.index for atom in r.atoms}) for r in topology.residues
+        )
         trajectory = md.Trajectory(np.zeros((1, n_atoms, 3)), topology)
         return cls(
             bonds=bonds,
             angles=angles,
             heavy=heavy,
             clash_pairs=clash_pairs.reshape(-1, 2),
-            chiral=np.array(chiral, dtype=np.int64).reshape(-1, 4),
+            chiral=np.array([atoms for _, _, atoms, _ in centres], dtype=np.int64).reshape(-1, 4),
+            chiral_sign=np.array([sign for *_, sign in centres], dtype=np.float64),
             phi=md.compute_phi(trajectory)[0].reshape(-1, 4),
             psi=md.compute_psi(trajectory)[0].reshape(-1, 4),
         )
@@ -181,11 +188,11 @@ def clash_score(
 
 
 def chirality(positions: np.ndarray, geometry: Geometry) -> np.ndarray:
-    """[F, n_centres] sign (+1 or -1) of ((N - CA) x (C - CA)) . (CB - CA) per residue;
-    L-amino acids give +1 (the CORN rule), D-amino acids -1."""
+    """[F, n_centres] hand (+1 or -1) of each stereocentre of ``geometry.chiral``: +1
+    where it is the L amino acid's (at CA the CORN rule), -1 where it is the mirror
+    image's."""
     x = _frames(positions, geometry.chiral)
-    ca, n, c, cb = (x[:, geometry.chiral[:, m]] for m in range(4))
-    volume = (np.cross(n - ca, c - ca) * (cb - ca)).sum(axis=-1)
+    volume = chiral_volumes(x, geometry.chiral) * geometry.chiral_sign
     return np.where(volume >= 0, 1.0, -1.0)
 
 

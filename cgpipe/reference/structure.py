@@ -39,8 +39,9 @@ import openmm.unit as unit
 
 from cgpipe.errors import InputError
 from cgpipe.forcefields import all_files
+from cgpipe.geometry import chiral_volumes
 from cgpipe.io import Provenance, write_structure
-from cgpipe.residues import CAPS, ONE_LETTER, STEREOCENTRES, parse_sequence
+from cgpipe.residues import CAPS, ONE_LETTER, parse_sequence, stereocentres
 from cgpipe.sources import resolve_structure
 
 log = logging.getLogger(__name__)
@@ -318,20 +319,19 @@ def repair(
     return fixer.topology, fixer.positions, report
 
 
-def _stereocentres(topology: app.Topology) -> list[tuple[Any, str, list[int], int]]:
-    """(residue, centre name, atom indices [centre, a, b, c], L sign) of every stereocentre
+def _stereocentres(topology: app.Topology) -> list[tuple[Any, str, tuple[int, ...], int]]:
+    """(residue, centre name, atom indices (centre, a, b, c), L sign) of every stereocentre
     of :data:`~cgpipe.residues.STEREOCENTRES` whose four atoms the topology has."""
-    found = []
-    for residue in topology.residues():
-        atoms = {atom.name: atom.index for atom in residue.atoms()}
-        for centre, a, b, c, sign in STEREOCENTRES.get(residue.name, ()):
-            if all(name in atoms for name in (centre, a, b, c)):
-                found.append((residue, centre, [atoms[n] for n in (centre, a, b, c)], sign))
-    return found
+    residues = list(topology.residues())
+    named = [(r.name, {atom.name: atom.index for atom in r.atoms()}) for r in residues]
+    return [
+        (residues[position], name, atoms, sign)
+        for position, name, atoms, sign in stereocentres(named)
+    ]
 
 
 def _hand(x: np.ndarray, centre: int, a: int, b: int, c: int) -> float:
-    return float(np.dot(np.cross(x[a] - x[centre], x[b] - x[centre]), x[c] - x[centre]))
+    return float(chiral_volumes(x, np.array([[centre, a, b, c]]))[0])
 
 
 def wrong_hands(topology: app.Topology, positions: Any) -> list[str]:

@@ -28,9 +28,14 @@ def test_energies_are_openmms_for_the_same_force_field(
     forcefield, ala2_structure, ala2_reference, tiny_reference_params
 ):
     frames = read_trajectory(ala2_reference[0]).coordinates[:5]
-    # Independent of our wrapper: OpenMM's own recipe for GBn2 with amber14.
-    pdb = app.PDBFile(str(ala2_structure))
-    files = [*tiny_reference_params["forcefield"], "implicit/gbn2.xml"]
+    expected = _openmm_energies(ala2_structure, tiny_reference_params, frames)
+    np.testing.assert_allclose(forcefield.energies(frames), expected, rtol=1e-5, atol=1e-3)
+
+
+def _openmm_energies(structure, params, frames: np.ndarray) -> list[float]:
+    """Independent of our wrapper: OpenMM's own recipe for GBn2 with amber14."""
+    pdb = app.PDBFile(str(structure))
+    files = [*params["forcefield"], "implicit/gbn2.xml"]
     system = app.ForceField(*files).createSystem(pdb.topology, nonbondedMethod=app.NoCutoff)
     context = openmm.Context(system, openmm.VerletIntegrator(0.001))
     expected = []
@@ -38,7 +43,7 @@ def test_energies_are_openmms_for_the_same_force_field(
         context.setPositions(x.astype(np.float64))
         energy = context.getState(getEnergy=True).getPotentialEnergy()
         expected.append(energy.value_in_unit(unit.kilojoule_per_mole))
-    np.testing.assert_allclose(forcefield.energies(frames), expected, rtol=1e-5, atol=1e-3)
+    return expected
 
 
 def test_minimisation_lowers_the_energy_and_keeps_heavy_atoms(forcefield, ala2_reference):
@@ -84,3 +89,43 @@ def test_fit_scores_energies_before_and_after_minimisation(
     assert abs(energy["value"] - energy["floor"]) < 100
     assert scores.loc["potential_energy_minimised", "value"] < energy["value"]
     assert "bond_fraction_minimised" in scores.index
+
+
+def _mirror_alanine(frames: np.ndarray, topology) -> np.ndarray:
+    """Frames with alanine's CB side (CB, its hydrogens and HA) reflected through the
+    N-CA-C plane: a D-alanine at the same backbone."""
+    residue = next(r for r in topology.residues if r.name == "ALA")
+    index = {atom.name: atom.index for atom in residue.atoms}
+    side = [index[name] for name in ("CB", "HB1", "HB2", "HB3", "HA")]
+    out = np.array(frames, dtype=np.float64)
+    for x in out:
+        ca, n, c = (x[index[name]] for name in ("CA", "N", "C"))
+        normal = np.cross(n - ca, c - ca)
+        normal /= np.linalg.norm(normal)
+        x[side] -= 2.0 * ((x[side] - ca) @ normal)[:, None] * normal
+    return out.astype(np.float32)
+
+
+def test_minimisation_keeps_each_stereocentre_at_the_structures_hand(
+    forcefield, ala2_structure, ala2_reference, tiny_reference_params, monkeypatch
+):
+    # A structure drawn with the wrong hand stays so under the heavy-atom restraint alone
+    # (the CB would have to cross the N-CA-C plane against it); the chiral-volume
+    # restraint turns it back, so a clash pushed through a centre cannot turn it either.
+    from cgpipe.backmap import energy
+    from cgpipe.backmap.quality import Geometry, chirality
+
+    trajectory = read_trajectory(ala2_reference[0])
+    geometry = Geometry.from_topology(trajectory.topology)
+    frames = trajectory.coordinates[:3]
+    assert (chirality(frames, geometry) == 1).all()
+    mirrored = _mirror_alanine(frames, trajectory.topology)
+    assert (chirality(mirrored, geometry) == -1).all()
+    np.testing.assert_array_equal(chirality(forcefield.minimise(mirrored), geometry), 1)
+    np.testing.assert_array_equal(chirality(forcefield.minimise(frames), geometry), 1)
+    monkeypatch.setattr(energy, "CHIRAL_K", 0.0)
+    np.testing.assert_array_equal(chirality(forcefield.minimise(mirrored), geometry), -1)
+    # Neither restraint is in the energies, even of the mirror image it would push on.
+    forcefield.minimise(mirrored)
+    expected = _openmm_energies(ala2_structure, tiny_reference_params, mirrored)
+    np.testing.assert_allclose(forcefield.energies(mirrored), expected, rtol=1e-5, atol=1e-3)

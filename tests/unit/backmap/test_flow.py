@@ -181,8 +181,18 @@ def test_the_calibrated_start_is_as_wide_as_the_truths_spread_around_the_draws_c
 
     backmapper.draw = draw
     step = np.log(1 / NARROWEST) / 2**CALIBRATION_STEPS
+    backmapper.hparams["diversity"] = 0.0
     spread = backmapper.calibrate(truth, np.zeros((frames, 1, 3)))
     assert 0.5 / np.exp(step) <= spread <= 0.5, spread
+    # Aiming at diversity d: RMSD among draws sqrt(8) s sigma against sqrt(4 s^2 + 1)
+    # sigma to the truth (x sqrt 3), so 1 - d = sqrt(8) s / sqrt(4 s^2 + 1), and the
+    # default 0.1 narrows to s = 0.9 / sqrt(8 - 4 x 0.81) = 0.4125.
+    backmapper.hparams["diversity"] = 0.1
+    spread = backmapper.calibrate(truth, np.zeros((frames, 1, 3)))
+    expected = 0.9 / np.sqrt(8 - 4 * 0.81)
+    assert expected / np.exp(step) * 0.98 <= spread <= expected * 1.02, spread
+    with pytest.raises(InputError, match="diversity"):
+        FlowBackmapper(diversity=1.0)
     backmapper.samples = 1  # one draw per frame has no spread to calibrate
     assert backmapper.calibrate(truth, np.zeros((frames, 1, 3))) == 1.0
 

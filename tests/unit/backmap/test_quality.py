@@ -204,3 +204,21 @@ def test_alanine_dipeptide_is_clean_and_left_handed(ala2: md.Trajectory):
     np.testing.assert_allclose(
         quality.signed_dihedrals(ala2.xyz, geometry.phi), md.compute_phi(ala2)[1], atol=1e-5
     )
+
+
+def test_every_stereocentre_of_pdbfixers_templates_is_l():
+    # Independent of our code: pdbfixer's residue templates are L amino acids, THR's CB
+    # 3R and ILE's 3S; the metric finds every centre of STEREOCENTRES and calls it +1,
+    # and -1 in the mirror image.
+    import pdbfixer
+
+    from cgpipe.residues import STEREOCENTRES
+
+    templates = Path(pdbfixer.__file__).parent / "templates"
+    for name, centres in STEREOCENTRES.items():
+        template = md.load(str(templates / f"{name}.pdb"))
+        geometry = Geometry.from_topology(template.topology)
+        assert len(geometry.chiral) == len(centres), name
+        mirror = template.xyz * np.array([1.0, 1.0, -1.0])
+        signs = quality.chirality(np.concatenate([template.xyz, mirror]), geometry)
+        np.testing.assert_array_equal(signs, [[1.0] * len(centres), [-1.0] * len(centres)])
