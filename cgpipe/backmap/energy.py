@@ -9,12 +9,15 @@ are not computed (:func:`solvent_free` says whether they can be).
 
 The minimisation holds every heavy atom near where the backmapper put it by a harmonic
 restraint of ``restraint`` kJ/mol/nm^2, holds every stereocentre
-(:data:`~cgpipe.residues.STEREOCENTRES`) at the prepared structure's hand by a flat-bottomed
-restraint on its chiral volume (zero while the volume keeps at least half the structure's,
-:data:`CHIRAL_K` below it), and runs OpenMM's L-BFGS to ``tolerance`` kJ/mol/nm or
-``max_iterations``; neither restraint is part of the energies reported. Without the second,
-a structure whose ring lay on a carbonyl came out with the ring pushed through its CA:
-0.6 % of chignolin's centres turned (100 held-out frames x 4 draws of the flow).
+(:data:`~cgpipe.residues.STEREOCENTRES`) at the hand it was drawn with by a flat-bottomed
+restraint on its chiral volume (zero while the volume keeps, on its side, at least half
+the prepared structure's, :data:`CHIRAL_K` below it), and runs OpenMM's L-BFGS to
+``tolerance`` kJ/mol/nm or ``max_iterations``; neither restraint is part of the
+energies reported. Without the second, a structure whose ring lay on a carbonyl came out
+with the ring pushed through its CA: 0.6 % of chignolin's centres turned (100 held-out
+frames x 4 draws of the flow). The minimisation mends no hand either: a backmapper's
+wrong hands stay for the metrics to see (held to the prepared structure's hands, atoms
+scattered around their beads came out with every centre L and no clash).
 """
 
 from __future__ import annotations
@@ -96,7 +99,8 @@ class ForceField:
             restraint.addParticle(int(atom), [0.0, 0.0, 0.0])
         system.addForce(restraint)
         self._restraint = restraint
-        # Each stereocentre held at the hand it has in the prepared structure.
+        # Each stereocentre held at the hand a structure is drawn with (set per structure),
+        # at least half the prepared structure's volume from flat.
         chiral = openmm.CustomCompoundBondForce(
             4, f"0.5*{_CHIRAL}*min(0, hand*({_VOLUME}) - least)^2"
         )
@@ -107,9 +111,11 @@ class ForceField:
             [atoms for _, _, atoms, _ in stereocentres(_named(topology))], dtype=np.int64
         ).reshape(-1, 4)
         built = np.asarray(reference.positions.value_in_unit(unit.nanometer), dtype=np.float64)
-        for atoms, volume in zip(centres, chiral_volumes(built, centres), strict=True):
-            chiral.addBond([int(a) for a in atoms], [float(np.sign(volume)), 0.5 * abs(volume)])
+        self._least = 0.5 * np.abs(chiral_volumes(built, centres))
+        for atoms, least in zip(centres, self._least, strict=True):
+            chiral.addBond([int(a) for a in atoms], [1.0, float(least)])
         system.addForce(chiral)
+        self._chiral = chiral
         self.centres = centres
         platform = openmm.Platform.getPlatformByName("CPU")
         self.context = openmm.Context(
@@ -140,7 +146,7 @@ class ForceField:
     ) -> np.ndarray:
         """Structures [F, n_atoms, 3] (nm) minimised with their heavy atoms restrained
         to where they were (``restraint`` kJ/mol/nm^2) and their stereocentres to the
-        prepared structure's hands (module docstring)."""
+        hands they have (module docstring)."""
         import openmm
         import openmm.unit as unit
 
@@ -149,6 +155,13 @@ class ForceField:
             for k, atom in enumerate(self.heavy):
                 self._restraint.setParticleParameters(k, int(atom), x[atom].tolist())
             self._restraint.updateParametersInContext(self.context)
+            hands = np.where(chiral_volumes(x, self.centres) >= 0, 1.0, -1.0)
+            for k, (atoms, hand) in enumerate(zip(self.centres, hands, strict=True)):
+                self._chiral.setBondParameters(
+                    k, [int(a) for a in atoms], [float(hand), float(self._least[k])]
+                )
+            if len(self.centres):
+                self._chiral.updateParametersInContext(self.context)
             self.context.setParameter(_RESTRAINT, restraint)
             self.context.setParameter(_CHIRAL, CHIRAL_K)
             self.context.setPositions(x)

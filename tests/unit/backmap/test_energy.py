@@ -91,9 +91,10 @@ def test_fit_scores_energies_before_and_after_minimisation(
     assert "bond_fraction_minimised" in scores.index
 
 
-def _mirror_alanine(frames: np.ndarray, topology) -> np.ndarray:
-    """Frames with alanine's CB side (CB, its hydrogens and HA) reflected through the
-    N-CA-C plane: a D-alanine at the same backbone."""
+def _turn_alanine(frames: np.ndarray, topology, height: float) -> np.ndarray:
+    """Frames with alanine's CB side (CB, its hydrogens and HA) moved along the normal of
+    the N-CA-C plane so that CB lies at ``height`` times its distance from it (-1: the
+    mirror image, a D-alanine at the same backbone; 0.05: nearly flat)."""
     residue = next(r for r in topology.residues if r.name == "ALA")
     index = {atom.name: atom.index for atom in residue.atoms}
     side = [index[name] for name in ("CB", "HB1", "HB2", "HB3", "HA")]
@@ -102,30 +103,50 @@ def _mirror_alanine(frames: np.ndarray, topology) -> np.ndarray:
         ca, n, c = (x[index[name]] for name in ("CA", "N", "C"))
         normal = np.cross(n - ca, c - ca)
         normal /= np.linalg.norm(normal)
-        x[side] -= 2.0 * ((x[side] - ca) @ normal)[:, None] * normal
+        cb = (x[index["CB"]] - ca) @ normal
+        x[side] += (height - 1.0) * cb * normal
     return out.astype(np.float32)
 
 
-def test_minimisation_keeps_each_stereocentre_at_the_structures_hand(
-    forcefield, ala2_structure, ala2_reference, tiny_reference_params, monkeypatch
+def test_minimisation_keeps_each_stereocentre_at_the_hand_it_was_drawn_with(
+    forcefield, ala2_structure, ala2_reference, tiny_reference_params
 ):
-    # A structure drawn with the wrong hand stays so under the heavy-atom restraint alone
-    # (the CB would have to cross the N-CA-C plane against it); the chiral-volume
-    # restraint turns it back, so a clash pushed through a centre cannot turn it either.
+    # The chiral-volume restraint holds every hand as drawn, at least half the prepared
+    # structure's volume from flat: a clash cannot push a CB through its CA, and a wrong
+    # hand is not mended for the metrics to miss.
     from cgpipe.backmap import energy
     from cgpipe.backmap.quality import Geometry, chirality
+    from cgpipe.geometry import chiral_volumes
 
     trajectory = read_trajectory(ala2_reference[0])
     geometry = Geometry.from_topology(trajectory.topology)
     frames = trajectory.coordinates[:3]
+    mirrored = _turn_alanine(frames, trajectory.topology, -1.0)
     assert (chirality(frames, geometry) == 1).all()
-    mirrored = _mirror_alanine(frames, trajectory.topology)
     assert (chirality(mirrored, geometry) == -1).all()
-    np.testing.assert_array_equal(chirality(forcefield.minimise(mirrored), geometry), 1)
     np.testing.assert_array_equal(chirality(forcefield.minimise(frames), geometry), 1)
-    monkeypatch.setattr(energy, "CHIRAL_K", 0.0)
     np.testing.assert_array_equal(chirality(forcefield.minimise(mirrored), geometry), -1)
-    # Neither restraint is in the energies, even of the mirror image it would push on.
-    forcefield.minimise(mirrored)
-    expected = _openmm_energies(ala2_structure, tiny_reference_params, mirrored)
-    np.testing.assert_allclose(forcefield.energies(mirrored), expected, rtol=1e-5, atol=1e-3)
+    # Nearly flat: pushed out to half the prepared structure's volume at least, on its own
+    # side; the restraint's energy there is 0.5 k (least - volume)^2 of numpy's volume.
+    flat = _turn_alanine(frames, trajectory.topology, 0.05)
+    prepared = app.PDBFile(str(ala2_structure)).getPositions(asNumpy=True)
+    least = 0.5 * np.abs(chiral_volumes(prepared.value_in_unit(unit.nanometer), geometry.chiral))
+    volume = chiral_volumes(forcefield.minimise(flat), geometry.chiral)
+    assert (volume >= least * 0.999).all(), (volume, least)
+    flat_volume = chiral_volumes(flat[-1], geometry.chiral)
+    assert (0 < flat_volume).all() and (flat_volume < 0.2 * least).all()
+    context = forcefield.context
+    context.setPositions(flat[-1].astype(np.float64))
+    energies = []
+    for k in (0.0, energy.CHIRAL_K):
+        context.setParameter("chiral_k", k)
+        state = context.getState(getEnergy=True)
+        energies.append(state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+    context.setParameter("chiral_k", 0.0)
+    expected = 0.5 * energy.CHIRAL_K * ((least - flat_volume) ** 2).sum()
+    np.testing.assert_allclose(energies[1] - energies[0], expected, rtol=1e-4)
+    # Neither restraint is in the energies, even of structures they pushed on (minimised:
+    # the bonds to hydrogen, constraints here, are at their lengths as in the recipe).
+    minimised = forcefield.minimise(flat)
+    expected = _openmm_energies(ala2_structure, tiny_reference_params, minimised)
+    np.testing.assert_allclose(forcefield.energies(minimised), expected, rtol=1e-5, atol=1e-3)
