@@ -181,7 +181,7 @@ def run(
     CG frame keeps them; with the reference's ``structure``, each structure's potential
     energy (kJ/mol) by its force field, after the restrained minimisation of
     ``backmap.minimise`` where it is asked for (the structures written are then the
-    minimised ones).
+    minimised ones; a negative control's are written as drawn, :func:`heldout_scores`).
     """
     params = cfg["backmap"]
     backmapper, topology = load_backmapper(backmapper_path)
@@ -209,7 +209,12 @@ def run(
         )
     forcefield = _forcefield(structure, cfg, reference.topology)
     minimise = _minimise(params)
-    if forcefield is not None and minimise is not None and len(positions):
+    if (
+        forcefield is not None
+        and minimise is not None
+        and len(positions)
+        and not backmapper.control
+    ):
         positions = forcefield.minimise(positions, **minimise)
     angles = cg_phi_psi(cg)
     repeated = None if angles is None else np.repeat(angles, n, axis=0)

@@ -104,6 +104,15 @@ def section(system: str, mapping: str, scores: pd.DataFrame) -> str:
         )
     else:
         control_note = ""
+    if scores[keys.METRIC].astype(str).str.endswith("_minimised").any():
+        control_note += (
+            '\n<p class="note"><i>_minimised</i>: the same structures after a restrained '
+            "minimisation in the reference's force field (heavy atoms held where they were "
+            "drawn, each stereocentre at its drawn hand). The negative control is not "
+            "minimised: its clashes would be the force field's to clear (chignolin's "
+            "scattered atoms lost every one), so a minimised clash score says little of "
+            "the backmapper before it.</p>"
+        )
     return (
         f"<h2>{html.escape(system)} · {html.escape(mapping)}: backmapping on held-out "
         "frames</h2>\n"

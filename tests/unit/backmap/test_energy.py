@@ -89,6 +89,22 @@ def test_fit_scores_energies_before_and_after_minimisation(
     assert abs(energy["value"] - energy["floor"]) < 100
     assert scores.loc["potential_energy_minimised", "value"] < energy["value"]
     assert "bond_fraction_minimised" in scores.index
+    # The negative control is scored as drawn: minimised, the force field would clear
+    # its clashes for it.
+    control = tmp_path / "scatter"
+    fit(
+        backmap_inputs["references"],
+        backmap_inputs["mapping"],
+        control,
+        fold=1,
+        method="scatter",
+        cfg=cfg,
+        seed=3,
+        structure=ala2_structure,
+    )
+    scores = read_table(control / BACKMAP_HELDOUT_FILE).set_index("metric")
+    assert "potential_energy" in scores.index
+    assert not scores.index.str.endswith("_minimised").any()
 
 
 def _turn_alanine(frames: np.ndarray, topology, height: float) -> np.ndarray:
