@@ -71,17 +71,14 @@ def test_fit_scores_energies_before_and_after_minimisation(
     cfg = copy.deepcopy(test_config)
     cfg["reference"] = {**cfg["reference"], **tiny_reference_params}
     cfg["backmap"]["minimise"] = True
-    fit(
-        backmap_inputs["references"],
-        backmap_inputs["mapping"],
-        tmp_path,
-        fold=1,
-        method="nearest",
-        cfg=cfg,
-        seed=3,
-        structure=ala2_structure,
-    )
-    scores = read_table(tmp_path / BACKMAP_HELDOUT_FILE).set_index("metric")
+
+    def scores_of(method: str):
+        folder = tmp_path / method
+        inputs = backmap_inputs["references"], backmap_inputs["mapping"], folder
+        fit(*inputs, fold=1, method=method, cfg=cfg, seed=3, structure=ala2_structure)
+        return read_table(folder / BACKMAP_HELDOUT_FILE).set_index("metric")
+
+    scores = scores_of("nearest")
     energy = scores.loc["potential_energy"]
     assert np.isfinite(energy[["value", "floor"]].to_numpy(dtype=float)).all()
     assert scores.loc["potential_energy", "unit"] == "kJ/mol"
@@ -91,18 +88,7 @@ def test_fit_scores_energies_before_and_after_minimisation(
     assert "bond_fraction_minimised" in scores.index
     # The negative control is scored as drawn: minimised, the force field would clear
     # its clashes for it.
-    control = tmp_path / "scatter"
-    fit(
-        backmap_inputs["references"],
-        backmap_inputs["mapping"],
-        control,
-        fold=1,
-        method="scatter",
-        cfg=cfg,
-        seed=3,
-        structure=ala2_structure,
-    )
-    scores = read_table(control / BACKMAP_HELDOUT_FILE).set_index("metric")
+    scores = scores_of("scatter")
     assert "potential_energy" in scores.index
     assert not scores.index.str.endswith("_minimised").any()
 
