@@ -572,7 +572,7 @@ class FlowBackmapper(Backmapper):
         if len(self._free_centres):
             # Each free stereocentre's target takes the hand its start has: a flow that
             # mirrors with its input can learn that, and the sampler mends the hand.
-            x1 = self._reflect(x1, self._hands(x0) != self._hands(x1))
+            x1 = self._turn(x1, self._hands(x0))
         xt = (1 - t[:, None, None]) * x0 + t[:, None, None] * x1
         velocity = self.network(xt, z, t)
         flow = ((velocity - (x1 - x0)) ** 2).sum(-1).mean()
@@ -662,41 +662,49 @@ class FlowBackmapper(Backmapper):
             x = onto_beads(x, beads, self.xi)
         return x
 
-    def _hands(self, x: torch.Tensor) -> torch.Tensor:
-        """[B, n_free] the hand of each free stereocentre of atoms [B, A, 3], +1 for the
-        L amino acid's (:func:`~cgpipe.backmap.quality.chirality`)."""
-        centre, a, b, c = (self._free_centres[:, i] for i in range(4))
+    def _hands(self, x: torch.Tensor, k: int | None = None) -> torch.Tensor:
+        """[B, n_free] the hand of each free stereocentre of atoms [B, A, 3] (or [B], of
+        free centre ``k`` alone), +1 for the L amino acid's
+        (:func:`~cgpipe.backmap.quality.chirality`)."""
+        centres, signs = self._free_centres, self._free_signs
+        if k is not None:
+            centres, signs = centres[k], signs[k]
+        centre, a, b, c = (centres[..., i] for i in range(4))
         normal = torch.linalg.cross(x[:, a] - x[:, centre], x[:, b] - x[:, centre])
         volume = (normal * (x[:, c] - x[:, centre])).sum(-1)
-        return torch.sign(volume) * self._free_signs.to(x.dtype).to(x.device)
+        return torch.sign(volume) * signs.to(x.dtype).to(x.device)
 
-    def _reflect(self, x: torch.Tensor, flip: torch.Tensor) -> torch.Tensor:
-        """Atoms [B, A, 3] with the moving side of free stereocentre k (a CA's CB side)
-        reflected through the plane of the centre and its other two substituents (a CA's
-        N-CA-C plane) in the frames where ``flip`` [B, n_free] is true."""
-        if not bool(flip.any()):
-            return x
+    def _turn(self, x: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+        """Atoms [B, A, 3] with each free stereocentre k whose hand is not ``want`` [B,
+        n_free] (+1 or -1; 0: either) turned: its moving side (a CA's CB side) reflected
+        through the plane of the centre and its other two substituents (a CA's N-CA-C
+        plane). The centres are taken in order, each hand read after the turns before it:
+        turning a CA's side turns the THR or ILE CB within it, which comes after it."""
         x = x.clone()
-        for k, (ca, n, c, _) in enumerate(self._free_centres.tolist()):  # a CA's names
-            rows = flip[:, k]
+        for k, (centre, a, b, _) in enumerate(self._free_centres.tolist()):
+            rows = self._hands(x, k) * want[:, k] < 0
             if not bool(rows.any()):
                 continue
             block = x[rows]
-            normal = torch.linalg.cross(block[:, n] - block[:, ca], block[:, c] - block[:, ca])
+            normal = torch.linalg.cross(
+                block[:, a] - block[:, centre], block[:, b] - block[:, centre]
+            )
             unit = normal / normal.norm(dim=-1, keepdim=True).clamp_min(1e-9)
             side = self._free_sides[k]
-            height = ((block[:, side] - block[:, None, ca]) * unit[:, None]).sum(-1, keepdim=True)
+            height = ((block[:, side] - block[:, None, centre]) * unit[:, None]).sum(
+                -1, keepdim=True
+            )
             block[:, side] = block[:, side] - 2 * height * unit[:, None]
             x[rows] = block
         return x
 
     def mend(self, x: torch.Tensor) -> torch.Tensor:
         """Atoms [B, A, 3] with every free stereocentre of the training frames' opposite
-        hand reflected (its CB side through the N-CA-C plane)."""
+        hand turned (:meth:`_turn`)."""
         if not len(self._free_centres):
             return x
         hand = torch.as_tensor(self.hand[self._free], dtype=x.dtype, device=x.device)
-        return self._reflect(x, (self._hands(x) * hand < 0) & (hand != 0))
+        return self._turn(x, hand.expand(len(x), -1))
 
     def backmap(self, cg: TrajectoryData, *, batch: int = 256) -> tuple[np.ndarray, pd.DataFrame]:
         """``samples`` structures per CG frame: positions [F * samples, n_atoms, 3] (nm),

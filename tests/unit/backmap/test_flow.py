@@ -404,3 +404,35 @@ def test_sweeps_of_separation_and_constraints_unfold_a_squashed_butane():
     distance = (x[0, i] - x[0, j]).norm(dim=-1)
     np.testing.assert_allclose(distance.numpy(), target.numpy(), atol=1e-5)
     assert (x[0, 0] - x[0, 3]).norm().item() > 0.25 - 1e-4
+
+
+def test_a_threonines_two_centres_are_mended_in_order():
+    # pdbfixer's threonine template (L: CA 2S, CB 3R) with its CA turned alone: reflecting
+    # the CA's side chain turns the CB within it, so the CB must be read after the CA's
+    # turn, not before (both L at the end).
+    from pathlib import Path
+
+    import pdbfixer
+
+    template = md.load(str(Path(pdbfixer.__file__).parent / "templates" / "THR.pdb"))
+    topology = template.topology
+    ca = next(a.index for a in topology.atoms if a.name == "CA")
+    xi = np.zeros((1, topology.n_atoms))
+    xi[0, ca] = 1.0  # a C-alpha map: both centres are the flow's to place
+    backmapper = FlowBackmapper(width=8, layers=1, neighbours=4)
+    backmapper._build(topology, xi, np.zeros(topology.n_atoms, dtype=np.int64))
+    assert len(backmapper._free_centres) == 2
+    backmapper.hand = np.ones(2)
+    x = torch.as_tensor(template.xyz, dtype=torch.float64)
+    assert chirality(x.numpy(), backmapper.geometry).tolist() == [[1.0, 1.0]]
+    both = backmapper._turn(x, -torch.ones(1, 2))  # the mirror image: CA turned, CB with it
+    assert chirality(both.numpy(), backmapper.geometry).tolist() == [[-1.0, -1.0]]
+    only_ca = backmapper._turn(both, torch.tensor([[-1.0, 1.0]]))
+    assert chirality(only_ca.numpy(), backmapper.geometry).tolist() == [[-1.0, 1.0]]
+    mended = backmapper.mend(only_ca)
+    assert chirality(mended.numpy(), backmapper.geometry).tolist() == [[1.0, 1.0]]
+    # Reflections keep every distance to the atoms a centre's plane holds.
+    bonds = backmapper.geometry.bonds
+    lengths = np.linalg.norm(template.xyz[0, bonds[:, 0]] - template.xyz[0, bonds[:, 1]], axis=-1)
+    mended_lengths = (mended[0, bonds[:, 0]] - mended[0, bonds[:, 1]]).norm(dim=-1).numpy()
+    np.testing.assert_allclose(mended_lengths, lengths, atol=1e-6)
