@@ -108,7 +108,9 @@ def section(system: str, mapping: str, scores: pd.DataFrame) -> str:
         control_note += (
             '\n<p class="note"><i>_minimised</i>: the same structures after a restrained '
             "minimisation in the reference's force field (heavy atoms held where they were "
-            "drawn, each stereocentre at its drawn hand). The negative control is not "
+            "drawn, each stereocentre at its drawn hand); their floor is the true frames "
+            "after the same minimisation, which pulls bond angles to the force field's own "
+            "equilibria. The negative control is not "
             "minimised: its clashes would be the force field's to clear (chignolin's "
             "scattered atoms lost every one), so a minimised clash score says little of "
             "the backmapper before it.</p>"

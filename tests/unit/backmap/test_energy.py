@@ -86,6 +86,14 @@ def test_fit_scores_energies_before_and_after_minimisation(
     assert abs(energy["value"] - energy["floor"]) < 100
     assert scores.loc["potential_energy_minimised", "value"] < energy["value"]
     assert "bond_fraction_minimised" in scores.index
+    # The minimised rows' floor is the true frames minimised the same way, not as they
+    # were: minimised, real frames' energy falls and their angles move to the force
+    # field's equilibria, and retrieval's real frames, minimised, score as that floor.
+    minimised = scores.loc["potential_energy_minimised"]
+    assert minimised["floor"] < energy["floor"] - 50
+    assert abs(minimised["value"] - minimised["floor"]) < 100
+    angles = scores.loc[["angle_deviation", "angle_deviation_minimised"], "floor"]
+    assert angles.iloc[1] != pytest.approx(angles.iloc[0], rel=0.05)
     # The negative control is scored as drawn: minimised, the force field would clear
     # its clashes for it.
     scores = scores_of("scatter")
