@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import logging
 import math
 import sys
 from collections.abc import Callable, Mapping
@@ -29,6 +30,8 @@ import torch
 from tqdm import tqdm
 
 from cgpipe.io.blocks import Blocks
+
+log = logging.getLogger(__name__)
 
 
 class Stateful(Protocol):
@@ -126,6 +129,7 @@ def run_epochs(
     patience: int | None = None,
     select: bool = True,
     desc: str = "",
+    unit: str = "",
     checkpoint: EpochCheckpoint | None = None,
     on_epoch: Callable[[int, EpochScores], None] | None = None,
 ) -> EpochOutcome:
@@ -153,7 +157,10 @@ def run_epochs(
     select
         Keep the epoch with the lowest selection loss (else always the last).
     desc
-        The progress bar's label.
+        The progress bar's and the log's label: each epoch's losses go to the log too,
+        as a progress bar writes nothing to a job's log file, where it is no terminal.
+    unit
+        The losses' unit, for the log.
     checkpoint
         Save the loop's state after every epoch and resume from the saved one.
     on_epoch
@@ -195,6 +202,16 @@ def run_epochs(
         records += [{k: _plain(v) for k, v in record.items()} for record in scores.records]
         train_losses.append(float(scores.train_loss))
         selection_losses.append(float(scores.selection_loss))
+        selection = scores.selection_loss
+        log.info(
+            "%sepoch %d of %d: train loss %.4g%s %s",
+            f"{desc} " if desc else "",
+            epoch + 1,
+            epochs,
+            scores.train_loss,
+            f", validation loss {selection:.4g}" if math.isfinite(selection) else "",
+            unit,
+        )
         if on_epoch is not None:
             on_epoch(epoch, scores)
         if select and scores.selection_loss < best_loss:  # NaN never improves

@@ -278,14 +278,6 @@ class EpochTrainer(Trainer):
                 return EpochScores(records, train_loss)
             selection = validation_loss()
             records.append(loss_record(epoch, SPLIT_VALIDATION, selection))
-            log.info(
-                "fold %d epoch %d: train loss %.4g, validation loss %.4g %s",
-                training.fold,
-                epoch,
-                train_loss,
-                selection,
-                self.loss_unit,
-            )
             return EpochScores(records, train_loss, selection)
 
         outcome = run_epochs(
@@ -296,6 +288,7 @@ class EpochTrainer(Trainer):
             generator=generator,
             patience=self.patience if validation_loss is not None else None,
             desc=f"fold {training.fold}",
+            unit=self.loss_unit,
             checkpoint=checkpoint,
         )
         if outcome.stopped_at_epoch < self.epochs - 1:

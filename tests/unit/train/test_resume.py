@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import math
 import os
 import signal
@@ -176,3 +177,14 @@ def test_a_training_checkpoint_of_other_settings_is_not_resumed(tmp_path, toy_cg
     run(cg_path, mapping_path, tmp_path, model="cgschnet", fold=0, cfg=test_config, seed=4)
     assert read_provenance(tmp_path / MODEL_FILE)["extra"]["restarts"] == 0
     assert not folder.exists()
+
+
+def test_every_epoch_is_logged_where_no_progress_bar_shows(caplog):
+    """A job's log is a file, not a terminal: the progress bar writes nothing there, so
+    the loop logs each epoch's losses itself (the flow's fit looked hung without it)."""
+    with caplog.at_level(logging.INFO, logger="cgpipe.epochs"):
+        outcome, _ = _fit(30, None)
+    lines = [r.getMessage() for r in caplog.records if r.name == "cgpipe.epochs"]
+    assert len(lines) == outcome.stopped_at_epoch + 1
+    assert lines[0].startswith("epoch 1 of 30: train loss ")
+    assert "validation loss" in lines[-1]
