@@ -193,8 +193,50 @@ def test_the_calibrated_start_is_as_wide_as_the_truths_spread_around_the_draws_c
     assert expected / np.exp(step) * 0.98 <= spread <= expected * 1.02, spread
     with pytest.raises(InputError, match="diversity"):
         FlowBackmapper(diversity=1.0)
+    # Per trajectory: the second half's truths lie half as far from the centre (frames
+    # the flow rebuilds better). The target must hold there too, so the start narrows
+    # to s = 0.9 / (2 sqrt(8 - 4 x 0.81)) = 0.206; pooled, the first half lets it widen.
+    groups = np.arange(frames) >= frames // 2
+    truth[groups] = centre[groups] + sigma / 2 * rng.normal(size=centre[groups].shape)
+    expected = 0.9 / (2 * np.sqrt(8 - 4 * 0.81))
+    spread = backmapper.calibrate(truth, np.zeros((frames, 1, 3)), groups)
+    assert expected / np.exp(step) * 0.98 <= spread <= expected * 1.02, spread
+    assert backmapper.calibrate(truth, np.zeros((frames, 1, 3))) > expected * 1.02
     backmapper.samples = 1  # one draw per frame has no spread to calibrate
     assert backmapper.calibrate(truth, np.zeros((frames, 1, 3))) == 1.0
+
+
+def test_the_start_is_calibrated_on_frames_of_every_training_trajectory(monkeypatch):
+    # One trajectory held back does not predict another; the frames fitted on are those
+    # the flow rebuilds best. So the calibration sees CALIBRATION_FRAMES of each
+    # trajectory, fitted and validation alike, labelled by trajectory.
+    from cgpipe.backmap.flow import CALIBRATION_FRAMES
+
+    topology, mapping = _toy()
+    frames = _frames(np.random.default_rng(0), 90)
+    labels = np.repeat([0, 1, 2], 30)
+    training = TrajectoryData(topology, frames, np.arange(90.0), trajectory_index=labels)
+    seen = {}
+
+    def calibrate(self, truth, beads, groups=None):
+        seen.update(truth=truth, beads=beads, groups=groups)
+        return 0.5
+
+    monkeypatch.setattr(FlowBackmapper, "calibrate", calibrate)
+    backmapper = FlowBackmapper(epochs=1, max_frames=90, width=8, layers=1, samples=2)
+    backmapper.fit(training, mapping, seed=0)
+    assert backmapper.spread == 0.5
+    groups, counts = np.unique(seen["groups"], return_counts=True)
+    assert groups.tolist() == [0, 1, 2]
+    # Two trajectories fitted on (30 frames each), the last validating (9 of its 30).
+    assert counts.tolist() == [min(CALIBRATION_FRAMES, n) for n in (30, 30, 9)]
+    # Each calibration frame is a training frame of its label, with its own CG image.
+    index = [np.flatnonzero(np.abs(frames - t).max(axis=(1, 2)) < 1e-6) for t in seen["truth"]]
+    assert all(len(k) == 1 for k in index)
+    index = np.concatenate(index)
+    np.testing.assert_array_equal(labels[index], seen["groups"])
+    beads = np.einsum("ba,fad->fbd", mapping.coordinate_map, frames[index])
+    np.testing.assert_allclose(seen["beads"], beads, atol=1e-6)
 
 
 def test_a_flow_calibrates_its_start_unless_told_its_width(trained):
