@@ -204,13 +204,13 @@ def run_epochs(
         selection_losses.append(float(scores.selection_loss))
         selection = scores.selection_loss
         log.info(
-            "%sepoch %d of %d: train loss %.4g%s %s",
+            "%sepoch %d of %d: train loss %.4g%s%s",
             f"{desc} " if desc else "",
             epoch + 1,
             epochs,
             scores.train_loss,
             f", validation loss {selection:.4g}" if math.isfinite(selection) else "",
-            unit,
+            f" {unit}" if unit else "",
         )
         if on_epoch is not None:
             on_epoch(epoch, scores)

@@ -188,3 +188,4 @@ def test_every_epoch_is_logged_where_no_progress_bar_shows(caplog):
     assert len(lines) == outcome.stopped_at_epoch + 1
     assert lines[0].startswith("epoch 1 of 30: train loss ")
     assert "validation loss" in lines[-1]
+    assert lines[-1] == lines[-1].rstrip()  # no unit named, none written
